@@ -1,0 +1,528 @@
+//! The native client: one Python object per cache, holding its topology and codec. Each method
+//! packs its command while attached to the interpreter, releases the GIL for the round trip, and
+//! converts the reply once it is attached again.
+
+use crate::codec::{Codec, Compressor, Serializer};
+use crate::config::{parse_url, ConnectionOptions, ServerConfig};
+use crate::connection::{run_all, run_one, RedisPool};
+use crate::errors::{Error, Result};
+use crate::reply::{self, Reply};
+use crate::resp::Packed;
+use crate::topology::Topology;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use redis::Value;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Django warns about keys memcached would refuse, so code stays portable between backends.
+const MEMCACHE_MAX_KEY_LENGTH: usize = 250;
+
+static CACHE_KEY_WARNING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// An argument as bytes: str as UTF-8, ints and floats in decimal (as redis-py sends them).
+fn arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Cow::Borrowed(s.to_str()?.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err("a bool is not a valid Redis argument; convert it to int, str or bytes"));
+    }
+    if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
+        return Ok(Cow::Owned(obj.str()?.to_str()?.as_bytes().to_vec()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "invalid Redis argument of type {}: use str, bytes, int or float",
+        obj.get_type().name()?
+    )))
+}
+
+/// A cache key (already made by the key function), warning as Django does on memcached-unsafe keys.
+fn cache_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(s) = key.cast::<PyString>() {
+        let text = s.to_str()?;
+        let too_long = text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
+        if too_long {
+            warn_key(
+                key,
+                &format!(
+                    "Cache key will cause errors if used with memcached: {} (longer than {MEMCACHE_MAX_KEY_LENGTH})",
+                    key.repr()?
+                ),
+            )?;
+        }
+        if text.bytes().any(|b| b < 33 || b == 127) {
+            warn_key(
+                key,
+                &format!("Cache key contains characters that will cause errors if used with memcached: {}", key.repr()?),
+            )?;
+        }
+        return Ok(Cow::Borrowed(text.as_bytes()));
+    }
+    arg(key)
+}
+
+fn warn_key(key: &Bound<'_, PyAny>, message: &str) -> PyResult<()> {
+    let py = key.py();
+    let category = CACHE_KEY_WARNING.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("django.core.cache.backends.base")?.getattr("CacheKeyWarning")?.unbind())
+    })?;
+    let category = category.bind(py).cast::<pyo3::types::PyType>()?;
+    PyErr::warn(py, category, &std::ffi::CString::new(message).unwrap_or_default(), 1)
+}
+
+fn seconds(value: Option<f64>) -> Option<Duration> {
+    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+}
+
+#[pyclass(frozen, module = "django_redis_rs._native", name = "Client")]
+pub struct Client {
+    topology: Topology,
+    codec: Codec,
+    /// Servers as `host:port db=N`, never with credentials.
+    servers: Vec<String>,
+}
+
+impl Client {
+    /// One round trip to the primary or a replica; the GIL is released while it waits.
+    fn query(&self, py: Python<'_>, write: bool, packed: Packed) -> Result<Value> {
+        let pool = self.topology.pool(write);
+        py.detach(|| run_one(pool, &packed))
+    }
+
+    fn query_all(&self, py: Python<'_>, write: bool, packed: Packed) -> Result<Vec<Value>> {
+        let pool = self.topology.pool(write);
+        py.detach(|| run_all(pool, &packed))
+    }
+
+    fn command(&self, py: Python<'_>, write: bool, args: &[&[u8]]) -> Result<Value> {
+        self.query(py, write, Packed::command(args))
+    }
+}
+
+fn int_of(value: &Value) -> i64 {
+    match value {
+        Value::Int(n) => *n,
+        Value::Okay => 1,
+        _ => 0,
+    }
+}
+
+fn scan_page(pool: &RedisPool, cursor: &[u8], pattern: &[u8], count: i64) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut packed = Packed::new();
+    packed.start(6).arg(b"SCAN").arg(cursor).arg(b"MATCH").arg(pattern).arg(b"COUNT").int_arg(count);
+    match run_one(pool, &packed)? {
+        Value::Array(mut parts) if parts.len() == 2 => {
+            let keys = match parts.pop() {
+                Some(Value::Array(keys)) => keys
+                    .into_iter()
+                    .filter_map(|k| match k {
+                        Value::BulkString(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let next = match parts.pop() {
+                Some(Value::BulkString(c)) => c,
+                _ => b"0".to_vec(),
+            };
+            Ok((next, keys))
+        }
+        other => Err(Error::new(crate::errors::ErrorKind::Response, format!("unexpected SCAN reply {other:?}"))),
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (
+        locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
+        pool_timeout=None, username=None, password=None, pickle_protocol=-1,
+        serializer=None, compressor=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        locations: Vec<String>,
+        socket_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        max_connections: Option<usize>,
+        pool_timeout: Option<f64>,
+        username: Option<String>,
+        password: Option<String>,
+        pickle_protocol: i32,
+        serializer: Option<Py<PyAny>>,
+        compressor: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let defaults = ConnectionOptions::default();
+        let mut servers: Vec<(ServerConfig, ConnectionOptions)> = Vec::new();
+        for location in &locations {
+            let (mut server, url) = parse_url(location)?;
+            server.username = server.username.or_else(|| username.clone());
+            server.password = server.password.or_else(|| password.clone());
+            let options = ConnectionOptions {
+                socket_timeout: url.socket_timeout.or(seconds(socket_timeout)),
+                connect_timeout: url.connect_timeout.or(seconds(connect_timeout)),
+                max_connections: url.max_connections.or(max_connections).unwrap_or(defaults.max_connections),
+                pool_timeout: pool_timeout
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .unwrap_or(defaults.pool_timeout),
+            };
+            servers.push((server, options));
+        }
+        let topology = Topology::replicated(&servers)?;
+        Ok(Self {
+            topology,
+            codec: Codec {
+                serializer: match serializer {
+                    Some(obj) => Serializer::Python(obj),
+                    None => Serializer::Pickle {
+                        protocol: pickle_protocol,
+                    },
+                },
+                compressor: match compressor {
+                    Some(obj) => Compressor::Python(obj),
+                    None => Compressor::Identity,
+                },
+            },
+            servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<django_redis_rs._native.Client servers={:?}>", self.servers)
+    }
+
+    /// The servers, primary first, without credentials.
+    #[getter]
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
+    }
+
+    // ---- the Django cache API -------------------------------------------------------------
+
+    #[pyo3(signature = (key, default=None))]
+    fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let key = cache_key(key)?;
+        match self.command(py, false, &[b"GET", &key])? {
+            Value::Nil => Ok(default.unwrap_or_else(|| py.None())),
+            Value::BulkString(data) => self.codec.decode(py, &data, &key),
+            other => reply::raw(py, other),
+        }
+    }
+
+    /// SET with an optional expiry in milliseconds; an expiry <= 0 deletes instead (as
+    /// django-redis does), or with `nx` only reports whether the key was absent.
+    #[pyo3(signature = (key, value, timeout_ms=None, nx=false, xx=false))]
+    fn set(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        timeout_ms: Option<i64>,
+        nx: bool,
+        xx: bool,
+    ) -> PyResult<bool> {
+        let key = cache_key(key)?;
+        let encoded = self.codec.encode(value)?;
+        if let Some(ms) = timeout_ms.filter(|ms| *ms <= 0) {
+            let _ = ms;
+            if nx {
+                return Ok(int_of(&self.command(py, false, &[b"EXISTS", &key])?) == 0);
+            }
+            return Ok(int_of(&self.command(py, true, &[b"DEL", &key])?) > 0);
+        }
+        let mut packed = Packed::new();
+        let argc = 3 + 2 * usize::from(timeout_ms.is_some()) + usize::from(nx || xx);
+        packed.start(argc).arg(b"SET").arg(&key).arg(encoded.as_bytes());
+        if let Some(ms) = timeout_ms {
+            packed.arg(b"PX").int_arg(ms);
+        }
+        if nx {
+            packed.arg(b"NX");
+        } else if xx {
+            packed.arg(b"XX");
+        }
+        Ok(!matches!(self.query(py, true, packed)?, Value::Nil))
+    }
+
+    /// New expiry in milliseconds, or None to persist. True when the key exists.
+    #[pyo3(signature = (key, timeout_ms=None))]
+    fn touch(&self, py: Python<'_>, key: &Bound<'_, PyAny>, timeout_ms: Option<i64>) -> PyResult<bool> {
+        let key = cache_key(key)?;
+        match timeout_ms {
+            Some(ms) => Ok(int_of(&self.command(py, true, &[b"PEXPIRE", &key, itoa::Buffer::new().format(ms).as_bytes()])?) == 1),
+            None => {
+                // PERSIST answers 0 for a key without expiry, yet the key exists: ask EXISTS too.
+                let mut packed = Packed::new();
+                packed.start(2).arg(b"PERSIST").arg(&key);
+                packed.start(2).arg(b"EXISTS").arg(&key);
+                let replies = self.query_all(py, true, packed)?;
+                Ok(replies.last().map(int_of) == Some(1))
+            }
+        }
+    }
+
+    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let key = cache_key(key)?;
+        Ok(int_of(&self.command(py, true, &[b"DEL", &key])?))
+    }
+
+    fn has_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = cache_key(key)?;
+        Ok(int_of(&self.command(py, false, &[b"EXISTS", &key])?) == 1)
+    }
+
+    /// `keys` maps made keys to the caller's keys; the result maps the caller's keys to the
+    /// values found.
+    fn get_many<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+        let found = PyDict::new(py);
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let mut packed = Packed::new();
+        packed.start(keys.len() + 1).arg(b"MGET");
+        let mut made = Vec::with_capacity(keys.len());
+        for (key, original) in keys.iter() {
+            packed.arg(&cache_key(&key)?);
+            made.push((key, original));
+        }
+        let values = match self.query(py, false, packed)? {
+            Value::Array(values) => values,
+            other => return Err(Error::new(crate::errors::ErrorKind::Response, format!("unexpected MGET reply {other:?}")).into()),
+        };
+        for ((key, original), value) in made.into_iter().zip(values) {
+            if let Value::BulkString(data) = value {
+                let key = arg(&key)?;
+                found.set_item(original, self.codec.decode(py, &data, &key)?)?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Store every made key -> value of `items` in one round trip (MSET, or SET PX per key).
+    #[pyo3(signature = (items, timeout_ms=None))]
+    fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyDict>, timeout_ms: Option<i64>) -> PyResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut packed = Packed::new();
+        match timeout_ms {
+            None => {
+                packed.start(1 + 2 * items.len()).arg(b"MSET");
+                for (key, value) in items.iter() {
+                    packed.arg(&cache_key(&key)?).arg(self.codec.encode(&value)?.as_bytes());
+                }
+            }
+            Some(ms) if ms <= 0 => {
+                packed.start(1 + items.len()).arg(b"DEL");
+                for (key, value) in items.iter() {
+                    self.codec.encode(&value)?; // an unserializable value still fails, as with SET
+                    packed.arg(&cache_key(&key)?);
+                }
+            }
+            Some(ms) => {
+                for (key, value) in items.iter() {
+                    packed
+                        .start(5)
+                        .arg(b"SET")
+                        .arg(&cache_key(&key)?)
+                        .arg(self.codec.encode(&value)?.as_bytes())
+                        .arg(b"PX")
+                        .int_arg(ms);
+                }
+            }
+        }
+        self.query_all(py, true, packed)?;
+        Ok(())
+    }
+
+    fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut packed = Packed::new();
+        packed.start(keys.len() + 1).arg(b"DEL");
+        for key in &keys {
+            packed.arg(&cache_key(key)?);
+        }
+        Ok(int_of(&self.query(py, true, packed)?))
+    }
+
+    /// INCRBY, atomically refusing a missing key unless `ignore_key_check`. Returns None for a
+    /// missing key; raises ResponseError when the stored value is not a 64-bit integer.
+    #[pyo3(signature = (key, delta=1, ignore_key_check=false))]
+    fn incr(&self, py: Python<'_>, key: &Bound<'_, PyAny>, delta: i64, ignore_key_check: bool) -> PyResult<Option<i64>> {
+        let key = cache_key(key)?;
+        let delta = itoa::Buffer::new().format(delta).to_owned();
+        let reply = if ignore_key_check {
+            self.command(py, true, &[b"INCRBY", &key, delta.as_bytes()])?
+        } else {
+            const SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end";
+            self.command(py, true, &[b"EVAL", SCRIPT, b"1", &key, delta.as_bytes()])?
+        };
+        Ok(match reply {
+            Value::Int(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    /// Delete every key matching `pattern` (SCAN + UNLINK per page, all in Rust, GIL released).
+    #[pyo3(signature = (pattern, itersize=None))]
+    fn delete_pattern(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>, itersize: Option<i64>) -> PyResult<u64> {
+        let pattern = arg(pattern)?.into_owned();
+        let count = itersize.unwrap_or(1000).max(1);
+        let primaries: Vec<&RedisPool> = self.topology.primaries().collect();
+        let deleted = py.detach(|| -> Result<u64> {
+            let mut deleted = 0;
+            for pool in primaries {
+                let mut cursor = b"0".to_vec();
+                loop {
+                    let (next, keys) = scan_page(pool, &cursor, &pattern, count)?;
+                    if !keys.is_empty() {
+                        let mut packed = Packed::new();
+                        packed.start(keys.len() + 1).arg(b"UNLINK");
+                        keys.iter().for_each(|k| {
+                            packed.arg(k);
+                        });
+                        deleted += int_of(&run_one(pool, &packed)?) as u64;
+                    }
+                    if next == b"0" {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(deleted)
+        })?;
+        Ok(deleted)
+    }
+
+    /// One SCAN page on primary `node`: (next cursor, keys). Cursor 0 starts and ends.
+    #[pyo3(signature = (cursor, pattern, count=None, node=0))]
+    fn scan(&self, py: Python<'_>, cursor: u64, pattern: &Bound<'_, PyAny>, count: Option<i64>, node: usize) -> PyResult<(u64, Vec<String>)> {
+        let pattern = arg(pattern)?.into_owned();
+        let pool = self
+            .topology
+            .primaries()
+            .nth(node)
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such node"))?;
+        let cursor = cursor.to_string();
+        let (next, keys) = py.detach(|| scan_page(pool, cursor.as_bytes(), &pattern, count.unwrap_or(10).max(1)))?;
+        let next = std::str::from_utf8(&next).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok((next, keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()))
+    }
+
+    /// How many primaries hold keys (SCAN each of them).
+    #[getter]
+    fn node_count(&self) -> usize {
+        self.topology.primaries().count()
+    }
+
+    /// KEYS on every primary.
+    fn keys(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let pattern = arg(pattern)?;
+        let mut all = Vec::new();
+        for pool in self.topology.primaries() {
+            let packed = Packed::command(&[b"KEYS", &pattern]);
+            let reply = py.detach(|| run_one(pool, &packed))?;
+            for key in match reply {
+                Value::Array(keys) => keys,
+                _ => Vec::new(),
+            } {
+                if let Value::BulkString(k) = key {
+                    all.push(String::from_utf8_lossy(&k).into_owned());
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// FLUSHDB on every primary.
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        for pool in self.topology.primaries() {
+            let packed = Packed::command(&[b"FLUSHDB"]);
+            py.detach(|| run_one(pool, &packed))?;
+        }
+        Ok(())
+    }
+
+    // ---- everything else: one generic path -------------------------------------------------
+
+    /// Run one command (`args[0]` is its name) and convert the reply into the shape `reply`
+    /// (see `Reply`). Cache values in the reply are decoded; `args[1]` names them in errors.
+    #[pyo3(signature = (write, args, reply=0))]
+    fn execute(&self, py: Python<'_>, write: bool, args: &Bound<'_, PyTuple>, reply: u8) -> PyResult<Py<PyAny>> {
+        let kind = Reply::from_code(reply)?;
+        let mut packed = Packed::new();
+        packed.start(args.len());
+        for item in args.iter() {
+            packed.arg(&arg(&item)?);
+        }
+        let key = match args.len() {
+            0 => return Err(PyTypeError::new_err("execute() needs a command name")),
+            1 => Vec::new(),
+            _ => arg(&args.get_item(1)?)?.into_owned(),
+        };
+        let value = self.query(py, write, packed)?;
+        reply::convert(py, &self.codec, value, kind, &key)
+    }
+
+    /// Run several commands in one round trip; replies in redis-py's plain form.
+    /// The first server error raises ResponseError (redis-py's `raise_on_error`).
+    #[pyo3(signature = (commands, write=true))]
+    fn pipeline(&self, py: Python<'_>, commands: &Bound<'_, PyList>, write: bool) -> PyResult<Vec<Py<PyAny>>> {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut packed = Packed::new();
+        for command in commands.iter() {
+            let command = command.cast_into::<PyTuple>()?;
+            packed.start(command.len());
+            for item in command.iter() {
+                packed.arg(&arg(&item)?);
+            }
+        }
+        let replies = self.query_all(py, write, packed)?;
+        replies.into_iter().map(|v| reply::raw(py, v)).collect()
+    }
+
+    /// The stored form of a cache value (the integer rule, then serializer and compressor).
+    fn encode<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, self.codec.encode(value)?.as_bytes()))
+    }
+
+    /// The stored form without the integer rule (sorted-set members).
+    fn encode_member<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, self.codec.encode_serialized(value)?.as_bytes()))
+    }
+
+    fn decode(&self, py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
+        self.codec.decode(py, data, b"")
+    }
+
+    /// Close every pooled connection of this client's servers (they reopen on demand).
+    fn close(&self) {
+        self.topology.all().for_each(RedisPool::clear);
+    }
+
+    /// Connections per server: {"host:port db=N": {"open": n, "idle": n}}.
+    fn pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = PyDict::new(py);
+        for (name, pool) in self.servers.iter().zip(self.topology.all()) {
+            let s = pool.stats();
+            let entry = PyDict::new(py);
+            entry.set_item("open", s.open)?;
+            entry.set_item("idle", s.idle)?;
+            stats.set_item(name, entry)?;
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,321 @@
+//! `LOCATION` URLs and connection options, parsed into immutable, typed configuration.
+//!
+//! Pure Rust: no Python types here, so `cargo test` covers every parsing rule.
+
+use crate::errors::{Error, Result};
+use percent_encoding::percent_decode_str;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a server listens.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    Tcp { host: String, port: u16 },
+    Tls { host: String, port: u16 },
+    Unix { path: PathBuf },
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp { host, port } | Address::Tls { host, port } if host.contains(':') => {
+                write!(f, "[{host}]:{port}")
+            }
+            Address::Tcp { host, port } | Address::Tls { host, port } => write!(f, "{host}:{port}"),
+            Address::Unix { path } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// One server: address, database and credentials.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ServerConfig {
+    pub address: Address,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Shows the server without its password, so it is safe in messages and reprs.
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} db={}", self.address, self.db)
+    }
+}
+
+/// Everything that decides how a connection behaves; with the server it keys the pool registry,
+/// so two caches with different timeouts never share sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionOptions {
+    pub socket_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_connections: usize,
+    /// How long a caller waits for a free connection when `max_connections` are all in use.
+    pub pool_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            socket_timeout: None,
+            connect_timeout: None,
+            max_connections: usize::MAX,
+            pool_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Options a URL's query string may carry; they override `OPTIONS` for that server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UrlOptions {
+    pub socket_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+}
+
+/// redis-py query parameters that are accepted for compatibility but have no effect here.
+const IGNORED_QUERY_PARAMS: &[&str] = &[
+    "health_check_interval",
+    "retry_on_timeout",
+    "socket_keepalive",
+    "client_name",
+    "decode_responses",
+    "encoding",
+    "protocol",
+    "single_connection_client",
+];
+
+/// Split a `LOCATION` string on commas (django-redis accepts `"redis://a,redis://b"`).
+pub fn split_locations(location: &str) -> Vec<String> {
+    location
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A URL with its password replaced, for error messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start => format!("{}***{}", &url[..start + 3], &url[at..]),
+            _ => url.to_owned(),
+        },
+    }
+}
+
+fn invalid(url: &str, why: impl fmt::Display) -> Error {
+    Error::config(format!("LOCATION {:?} is invalid: {why}", redact(url)))
+}
+
+fn decode(part: &str) -> String {
+    percent_decode_str(part).decode_utf8_lossy().into_owned()
+}
+
+fn parse_seconds(url: &str, name: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| invalid(url, format!("{name}={value:?} is not a number of seconds")))
+}
+
+/// Parse one server URL: `redis://`, `rediss://`, `valkey://`, `valkeys://` or `unix://`.
+pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
+    let parsed = url::Url::parse(url).map_err(|e| invalid(url, e))?;
+    let tls = match parsed.scheme() {
+        "redis" | "valkey" | "unix" => false,
+        "rediss" | "valkeys" => true,
+        other => {
+            return Err(invalid(
+                url,
+                format!("unknown scheme {other:?} (use redis://, rediss://, valkey://, valkeys:// or unix://)"),
+            ))
+        }
+    };
+    let username = Some(decode(parsed.username())).filter(|u| !u.is_empty());
+    let mut password = parsed.password().map(decode);
+    let mut db: Option<i64> = None;
+    let mut options = UrlOptions::default();
+
+    let address = if parsed.scheme() == "unix" {
+        if parsed.path().is_empty() || parsed.path() == "/" {
+            return Err(invalid(url, "a unix:// URL needs a socket path"));
+        }
+        Address::Unix {
+            path: PathBuf::from(decode(parsed.path())),
+        }
+    } else {
+        let host = match parsed.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(invalid(url, "no host")),
+        };
+        if host.is_empty() {
+            return Err(invalid(url, "no host"));
+        }
+        let port = parsed.port().unwrap_or(6379);
+        let path = parsed.path().trim_matches('/');
+        if !path.is_empty() {
+            db = Some(path.parse().map_err(|_| invalid(url, format!("database {path:?} is not a number")))?);
+        }
+        if tls {
+            Address::Tls { host, port }
+        } else {
+            Address::Tcp { host, port }
+        }
+    };
+
+    for (name, value) in parsed.query_pairs() {
+        match name.as_ref() {
+            "db" => {
+                db = Some(value.parse().map_err(|_| invalid(url, format!("db={value:?} is not a number")))?)
+            }
+            "password" => password = Some(value.into_owned()),
+            "socket_timeout" => options.socket_timeout = Some(parse_seconds(url, "socket_timeout", &value)?),
+            "socket_connect_timeout" => {
+                options.connect_timeout = Some(parse_seconds(url, "socket_connect_timeout", &value)?)
+            }
+            "max_connections" => {
+                options.max_connections = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid(url, format!("max_connections={value:?} is not a positive integer")))?,
+                )
+            }
+            known if IGNORED_QUERY_PARAMS.contains(&known) => {}
+            other => return Err(invalid(url, format!("unknown query parameter {other:?}"))),
+        }
+    }
+    let db = db.unwrap_or(0);
+    if db < 0 {
+        return Err(invalid(url, format!("database {db} is negative")));
+    }
+    Ok((
+        ServerConfig {
+            address,
+            db,
+            username,
+            password,
+        },
+        options,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str) -> ServerConfig {
+        parse_url(url).unwrap().0
+    }
+
+    #[test]
+    fn tcp_defaults() {
+        let s = server("redis://localhost");
+        assert_eq!(
+            s.address,
+            Address::Tcp {
+                host: "localhost".into(),
+                port: 6379
+            }
+        );
+        assert_eq!(s.db, 0);
+        assert_eq!(s.username, None);
+        assert_eq!(s.password, None);
+    }
+
+    #[test]
+    fn db_from_path_or_query() {
+        assert_eq!(server("redis://127.0.0.1:6380/3").db, 3);
+        assert_eq!(server("redis://127.0.0.1:6380?db=4").db, 4);
+        assert_eq!(server("unix:///tmp/r.sock?db=2").db, 2);
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        let s = server("redis://us%40er:p%3Ass@host:1/0");
+        assert_eq!(s.username.as_deref(), Some("us@er"));
+        assert_eq!(s.password.as_deref(), Some("p:ss"));
+        let s = server("redis://:secret@host");
+        assert_eq!(s.username, None);
+        assert_eq!(s.password.as_deref(), Some("secret"));
+    }
+
+    #[test]
+    fn schemes_and_aliases() {
+        assert!(matches!(server("rediss://h").address, Address::Tls { .. }));
+        assert!(matches!(server("valkeys://h").address, Address::Tls { .. }));
+        assert!(matches!(server("valkey://h").address, Address::Tcp { .. }));
+        assert_eq!(
+            server("unix:///run/redis.sock").address,
+            Address::Unix {
+                path: "/run/redis.sock".into()
+            }
+        );
+        assert_eq!(
+            server("redis://[::1]:7000").address,
+            Address::Tcp {
+                host: "::1".into(),
+                port: 7000
+            }
+        );
+    }
+
+    #[test]
+    fn query_options() {
+        let (_, o) = parse_url("redis://h?socket_timeout=0.5&socket_connect_timeout=2&max_connections=9").unwrap();
+        assert_eq!(o.socket_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(o.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(o.max_connections, Some(9));
+        assert!(parse_url("redis://h?health_check_interval=30").is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_hide_the_password() {
+        for (url, needle) in [
+            ("http://h", "unknown scheme"),
+            ("redis://:pw@h/abc", "not a number"),
+            ("redis://:pw@h?db=x", "not a number"),
+            ("redis://:pw@h?bogus=1", "unknown query parameter"),
+            ("redis://:pw@h?socket_timeout=-1", "socket_timeout"),
+            ("redis://:pw@h?max_connections=0", "max_connections"),
+            ("unix://", "socket path"),
+            ("localhost:6379", "invalid"),
+            ("redis://:pw@h:99999", "invalid"),
+        ] {
+            let err = parse_url(url).unwrap_err();
+            assert!(err.message.contains(needle), "{url}: {}", err.message);
+            assert!(!err.message.contains("pw"), "{url}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn split_on_commas() {
+        assert_eq!(split_locations("redis://a, redis://b,"), vec!["redis://a", "redis://b"]);
+    }
+
+    #[test]
+    fn display_never_shows_password() {
+        let s = server("redis://user:hunter2@h:1/2");
+        assert_eq!(format!("{s}"), "h:1 db=2");
+        assert_eq!(format!("{s:?}"), "h:1 db=2");
+        assert_eq!(redact("redis://user:hunter2@h:1/2"), "redis://user:***@h:1/2");
+    }
+}

@@ -1,0 +1,151 @@
+//! Opening Redis connections, the process-global pools that hold them, and running packed
+//! commands on a pooled connection.
+
+use crate::config::{Address, ConnectionOptions, ServerConfig};
+use crate::errors::{Error, ErrorKind, Result};
+use crate::fork::ForkLocal;
+use crate::pool::{Connector, Pool};
+use crate::resp::Packed;
+use parking_lot::Mutex;
+use redis::io::tcp::TcpSettings;
+use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+pub struct RedisConnector {
+    server: ServerConfig,
+    options: ConnectionOptions,
+    client: redis::Client,
+}
+
+impl RedisConnector {
+    pub fn new(server: ServerConfig, options: ConnectionOptions) -> Result<Self> {
+        let addr = match &server.address {
+            Address::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
+            Address::Unix { path } => ConnectionAddr::Unix(path.clone()),
+            Address::Tls { .. } => {
+                return Err(Error::config(format!(
+                    "{server}: TLS (rediss://) is not supported by this build yet"
+                )))
+            }
+        };
+        let mut redis_info = RedisConnectionInfo::default()
+            .set_db(server.db)
+            .set_skip_set_lib_name();
+        if let Some(user) = &server.username {
+            redis_info = redis_info.set_username(user);
+        }
+        if let Some(password) = &server.password {
+            redis_info = redis_info.set_password(password);
+        }
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| Error::config(format!("{server}: {e}")))?
+            .set_redis_settings(redis_info)
+            // Small request/reply round trips: Nagle's algorithm would only add latency.
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| Error::config(format!("{server}: {e}")))?;
+        Ok(Self {
+            server,
+            options,
+            client,
+        })
+    }
+
+    pub fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
+impl Connector for RedisConnector {
+    type Conn = redis::Connection;
+
+    fn connect(&self) -> Result<redis::Connection> {
+        let connected = match self.options.connect_timeout {
+            Some(timeout) if !timeout.is_zero() => self.client.get_connection_with_timeout(timeout),
+            _ => self.client.get_connection(),
+        };
+        let conn = connected.map_err(|e| {
+            let mut err = Error::from_redis(&e, &self.describe());
+            if err.kind == ErrorKind::Response {
+                // AUTH or SELECT refused: the connection is unusable, like a refused socket.
+                err.kind = ErrorKind::Connection;
+                err.message = format!("{}: {}", self.describe(), err.message);
+            }
+            err
+        })?;
+        let timeout = self.options.socket_timeout.filter(|t| !t.is_zero());
+        conn.set_read_timeout(timeout)
+            .and_then(|_| conn.set_write_timeout(timeout))
+            .map_err(|e| Error::from_redis(&e, &self.describe()))?;
+        Ok(conn)
+    }
+
+    fn describe(&self) -> String {
+        format!("Redis at {}", self.server)
+    }
+}
+
+pub type RedisPool = Pool<RedisConnector>;
+
+type Registry = Mutex<HashMap<(ServerConfig, ConnectionOptions), Arc<RedisPool>>>;
+
+static POOLS: LazyLock<ForkLocal<Registry>> = LazyLock::new(|| ForkLocal::new(Registry::default));
+
+/// The process's pool for this server and these options, shared by every cache that names them.
+pub fn shared_pool(server: &ServerConfig, options: &ConnectionOptions) -> Result<Arc<RedisPool>> {
+    let registry = POOLS.current();
+    let mut pools = registry.lock();
+    let key = (server.clone(), options.clone());
+    if let Some(pool) = pools.get(&key) {
+        return Ok(Arc::clone(pool));
+    }
+    let connector = RedisConnector::new(server.clone(), options.clone())?;
+    let pool = Arc::new(Pool::new(connector, options.max_connections, options.pool_timeout));
+    pools.insert(key, Arc::clone(&pool));
+    Ok(pool)
+}
+
+fn server_error(value: &Value) -> Option<Error> {
+    match value {
+        Value::ServerError(err) => Some(Error::new(ErrorKind::Response, err.to_string())),
+        _ => None,
+    }
+}
+
+/// Send packed commands on one pooled connection and read one reply per command. A connection
+/// that failed mid-exchange is closed rather than returned, so no later caller reads a stale reply.
+/// Blocks: call it with the GIL released.
+pub fn run(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    let mut conn = pool.get()?;
+    let replies = if packed.commands() == 1 {
+        conn.req_packed_command(packed.bytes()).map(|v| vec![v])
+    } else {
+        conn.req_packed_commands(packed.bytes(), 0, packed.commands())
+    };
+    replies.map_err(|e| {
+        let err = Error::from_redis(&e, &pool.connector().describe());
+        if err.breaks_connection() || !conn.is_open() {
+            conn.mark_broken();
+        }
+        err
+    })
+}
+
+/// One command, one reply; a server error reply becomes `ErrorKind::Response`.
+pub fn run_one(pool: &RedisPool, packed: &Packed) -> Result<Value> {
+    let reply = run(pool, packed)?.pop().unwrap_or(Value::Nil);
+    match server_error(&reply) {
+        Some(err) => Err(err),
+        None => Ok(reply),
+    }
+}
+
+/// Several commands in one round trip; the first server error, if any, is returned.
+pub fn run_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    let replies = run(pool, packed)?;
+    match replies.iter().find_map(server_error) {
+        Some(err) => Err(err),
+        None => Ok(replies),
+    }
+}

@@ -1,0 +1,133 @@
+//! One error type for the whole crate, classified once, converted to Python in one place.
+
+use std::fmt;
+
+/// What went wrong, in the terms the Python layer cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The server could not be reached, or the connection broke mid-command.
+    Connection,
+    /// The server did not answer within `SOCKET_TIMEOUT` (or connect within `SOCKET_CONNECT_TIMEOUT`).
+    Timeout,
+    /// Every connection of the pool is in use and none came back within the pool timeout.
+    PoolExhausted,
+    /// The server answered with an error (`WRONGTYPE`, `ERR value is not an integer`, ...).
+    Response,
+    /// `LOCATION` or `OPTIONS` are invalid.
+    Config,
+    /// A stored value could not be (de)serialized.
+    Serializer,
+    /// A stored value could not be (de)compressed.
+    Compressor,
+}
+
+#[derive(Clone, Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    /// Classify a redis-rs error; `server` names the node (never with credentials).
+    pub fn from_redis(err: &redis::RedisError, server: &str) -> Self {
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
+            ErrorKind::Connection
+        } else {
+            ErrorKind::Response
+        };
+        let message = match kind {
+            ErrorKind::Response => err.to_string(),
+            _ => format!("{server}: {err}"),
+        };
+        Self::new(kind, message)
+    }
+
+    /// Errors after which the connection may hold a half-read reply or be dead.
+    pub fn breaks_connection(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The Python side of the errors: exception classes and the single conversion.
+pub mod py {
+    use super::{Error, ErrorKind};
+    use pyo3::exceptions::{PyConnectionError, PyException, PyTimeoutError, PyValueError};
+    use pyo3::prelude::*;
+
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        ConnectionInterrupted,
+        PyException,
+        "The Redis server could not be reached or stopped answering; `__cause__` says which server and why."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        ResponseError,
+        PyException,
+        "The Redis server answered a command with an error."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        SerializerError,
+        PyException,
+        "A value could not be serialized or deserialized."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        CompressorError,
+        PyException,
+        "A value could not be compressed or decompressed."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        ConfigError,
+        PyValueError,
+        "LOCATION or OPTIONS are invalid (the cache turns this into ImproperlyConfigured)."
+    );
+
+    impl From<Error> for PyErr {
+        fn from(err: Error) -> PyErr {
+            match err.kind {
+                ErrorKind::Connection | ErrorKind::PoolExhausted | ErrorKind::Timeout => {
+                    Python::attach(|py| {
+                        let cause = if err.kind == ErrorKind::Timeout {
+                            PyTimeoutError::new_err(err.message.clone())
+                        } else {
+                            PyConnectionError::new_err(err.message.clone())
+                        };
+                        let outer = ConnectionInterrupted::new_err(err.message);
+                        outer.set_cause(py, Some(cause));
+                        outer
+                    })
+                }
+                ErrorKind::Response => ResponseError::new_err(err.message),
+                ErrorKind::Config => ConfigError::new_err(err.message),
+                ErrorKind::Serializer => SerializerError::new_err(err.message),
+                ErrorKind::Compressor => CompressorError::new_err(err.message),
+            }
+        }
+    }
+}

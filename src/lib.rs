@@ -1,0 +1,30 @@
+//! `django_redis_rs._native`: the module registry. Logic lives in the sibling modules.
+
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod errors;
+pub mod fork;
+pub mod pool;
+pub mod reply;
+pub mod resp;
+pub mod topology;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use crate::client::Client;
+    #[pymodule_export]
+    use crate::errors::py::{CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::fork::install_hook();
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+
+    use pyo3::prelude::*;
+}

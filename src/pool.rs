@@ -1,0 +1,291 @@
+//! A bounded, thread-safe, fork-safe connection pool, generic over how connections are made.
+//!
+//! Pure Rust: tested with a fake connector; `connection.rs` plugs in real Redis connections.
+
+use crate::errors::{Error, ErrorKind, Result};
+use crate::fork::{ForkLocal, Stamped};
+use parking_lot::{Condvar, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Opens one connection.
+pub trait Connector: Send + Sync {
+    type Conn: Send;
+    fn connect(&self) -> Result<Self::Conn>;
+    /// Names the server in messages (no credentials).
+    fn describe(&self) -> String;
+}
+
+struct Slots<T> {
+    inner: Mutex<SlotsInner<T>>,
+    returned: Condvar,
+}
+
+struct SlotsInner<T> {
+    idle: Vec<T>,
+    /// Connections that exist: idle plus checked out.
+    open: usize,
+}
+
+fn empty_slots<T>() -> Slots<T> {
+    Slots {
+        inner: Mutex::new(SlotsInner { idle: Vec::new(), open: 0 }),
+        returned: Condvar::new(),
+    }
+}
+
+pub struct Pool<C: Connector> {
+    connector: C,
+    max_size: usize,
+    wait: Duration,
+    slots: ForkLocal<Slots<C::Conn>>,
+}
+
+/// Connection counts, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: usize,
+    pub idle: usize,
+}
+
+impl<C: Connector> Pool<C> {
+    pub fn new(connector: C, max_size: usize, wait: Duration) -> Self {
+        Self {
+            connector,
+            max_size: max_size.max(1),
+            wait,
+            slots: ForkLocal::new(empty_slots),
+        }
+    }
+
+    pub fn connector(&self) -> &C {
+        &self.connector
+    }
+
+    /// Check a connection out: an idle one (most recently used first), a new one while fewer than
+    /// `max_size` exist, or — when all are in use — the first one returned within the wait.
+    /// Blocks, so call it with the GIL released.
+    pub fn get(&self) -> Result<Pooled<'_, C>> {
+        let slots = self.slots.current();
+        let mut inner = slots.inner.lock();
+        let mut deadline = None;
+        loop {
+            if let Some(conn) = inner.idle.pop() {
+                drop(inner);
+                return Ok(self.pooled(slots, conn));
+            }
+            if inner.open < self.max_size {
+                inner.open += 1;
+                drop(inner);
+                return match self.connector.connect() {
+                    Ok(conn) => Ok(self.pooled(slots, conn)),
+                    Err(err) => {
+                        slots.inner.lock().open -= 1;
+                        slots.returned.notify_one();
+                        Err(err)
+                    }
+                };
+            }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.wait);
+            if slots.returned.wait_until(&mut inner, deadline).timed_out()
+                && inner.idle.is_empty()
+                && inner.open >= self.max_size
+            {
+                return Err(Error::new(
+                    ErrorKind::PoolExhausted,
+                    format!(
+                        "{}: connection pool exhausted: all {} connections (max_connections) in use for {:?}",
+                        self.connector.describe(),
+                        self.max_size,
+                        self.wait
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn pooled(&self, slots: Arc<Stamped<Slots<C::Conn>>>, conn: C::Conn) -> Pooled<'_, C> {
+        Pooled {
+            pool: self,
+            slots,
+            conn: Some(conn),
+            broken: false,
+        }
+    }
+
+    /// Close idle connections now; connections in use are closed when they come back.
+    pub fn clear(&self) {
+        self.slots.reset();
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let slots = self.slots.current();
+        let inner = slots.inner.lock();
+        PoolStats {
+            open: inner.open,
+            idle: inner.idle.len(),
+        }
+    }
+}
+
+/// A checked-out connection; it goes back to the pool on drop unless marked broken.
+pub struct Pooled<'a, C: Connector> {
+    pool: &'a Pool<C>,
+    slots: Arc<Stamped<Slots<C::Conn>>>,
+    conn: Option<C::Conn>,
+    broken: bool,
+}
+
+impl<C: Connector> Pooled<'_, C> {
+    /// The connection may hold a half-read reply or be dead: close it instead of reusing it.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl<C: Connector> Deref for Pooled<'_, C> {
+    type Target = C::Conn;
+    fn deref(&self) -> &C::Conn {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl<C: Connector> DerefMut for Pooled<'_, C> {
+    fn deref_mut(&mut self) -> &mut C::Conn {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl<C: Connector> Drop for Pooled<'_, C> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let keep = !self.broken && self.pool.slots.is_current(&self.slots);
+        let mut inner = self.slots.inner.lock();
+        let closed = if keep {
+            inner.idle.push(conn);
+            None
+        } else {
+            inner.open -= 1;
+            Some(conn)
+        };
+        drop(inner);
+        self.slots.returned.notify_one();
+        drop(closed); // close the socket outside the lock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counter {
+        made: AtomicUsize,
+        fail: bool,
+    }
+
+    impl Connector for Counter {
+        type Conn = usize;
+        fn connect(&self) -> Result<usize> {
+            if self.fail {
+                return Err(Error::new(ErrorKind::Connection, "refused"));
+            }
+            Ok(self.made.fetch_add(1, Ordering::SeqCst))
+        }
+        fn describe(&self) -> String {
+            "test".into()
+        }
+    }
+
+    fn pool(max: usize, fail: bool) -> Pool<Counter> {
+        Pool::new(
+            Counter {
+                made: AtomicUsize::new(0),
+                fail,
+            },
+            max,
+            Duration::from_millis(50),
+        )
+    }
+
+    #[test]
+    fn reuses_the_most_recent_connection() {
+        let p = pool(4, false);
+        let a = *p.get().unwrap();
+        let b = *p.get().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+    }
+
+    #[test]
+    fn bounded_and_times_out_when_exhausted() {
+        let p = pool(2, false);
+        let _a = p.get().unwrap();
+        let _b = p.get().unwrap();
+        let started = Instant::now();
+        let err = p.get().err().unwrap();
+        assert_eq!(err.kind, ErrorKind::PoolExhausted);
+        assert!(err.message.contains("max_connections"));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_waiter_gets_the_returned_connection() {
+        let p = Arc::new(pool(1, false));
+        let held = p.get().unwrap();
+        let value = *held;
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| *p.get().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), value);
+        });
+    }
+
+    #[test]
+    fn broken_connections_are_dropped() {
+        let p = pool(2, false);
+        let mut c = p.get().unwrap();
+        c.mark_broken();
+        drop(c);
+        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+        assert_eq!(*p.get().unwrap(), 1);
+    }
+
+    #[test]
+    fn failed_connects_release_their_slot() {
+        let p = pool(1, true);
+        assert!(p.get().is_err());
+        assert_eq!(p.stats().open, 0);
+    }
+
+    #[test]
+    fn clear_drops_idle_and_in_use_connections() {
+        let p = pool(3, false);
+        let held = p.get().unwrap();
+        drop(p.get().unwrap());
+        p.clear();
+        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+        drop(held);
+        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+    }
+
+    #[test]
+    fn threads_never_exceed_the_bound() {
+        let p = pool(3, false);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        if let Ok(c) = p.get() {
+                            assert!(p.stats().open <= 3);
+                            drop(c);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(p.stats().open <= 3);
+    }
+}

@@ -1,0 +1,205 @@
+//! Turning Redis replies into Python objects. Each command names the shape it expects; cache
+//! values in replies go through the codec.
+
+use crate::codec::Codec;
+use crate::errors::{Error, ErrorKind};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
+use redis::Value;
+
+/// The shape of a reply, as the Python layer asks for it (`_native.pyi` lists the numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// redis-py's plain conversion: bytes, int, list, None; `OK` as True.
+    Raw = 0,
+    Int = 1,
+    Bool = 2,
+    /// One cache value (decoded), or None.
+    Value = 3,
+    /// A list of cache values.
+    Values = 4,
+    /// A set of cache values.
+    ValueSet = 5,
+    /// A list of str (keys, hash fields).
+    Strings = 6,
+    Float = 7,
+    /// Sorted-set members with scores: a list of (value, float).
+    Scored = 8,
+    /// A list of bool (SMISMEMBER).
+    Bools = 9,
+}
+
+impl Reply {
+    pub fn from_code(code: u8) -> PyResult<Self> {
+        Ok(match code {
+            0 => Reply::Raw,
+            1 => Reply::Int,
+            2 => Reply::Bool,
+            3 => Reply::Value,
+            4 => Reply::Values,
+            5 => Reply::ValueSet,
+            6 => Reply::Strings,
+            7 => Reply::Float,
+            8 => Reply::Scored,
+            9 => Reply::Bools,
+            _ => return Err(PyValueError::new_err(format!("unknown reply kind {code}"))),
+        })
+    }
+}
+
+fn unexpected(value: &Value, wanted: &str) -> PyErr {
+    Error::new(ErrorKind::Response, format!("expected {wanted} in the reply, got {value:?}")).into()
+}
+
+fn items(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Nil => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Okay => Some("OK".into()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn as_float(value: &Value) -> Option<f64> {
+    match value {
+        Value::Double(f) => Some(*f),
+        Value::Int(n) => Some(*n as f64),
+        other => as_text(other).and_then(|t| match t.as_str() {
+            "inf" | "+inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            t => t.parse().ok(),
+        }),
+    }
+}
+
+/// redis-py's conversion of a reply with no callback.
+pub fn raw(py: Python<'_>, value: Value) -> PyResult<Py<PyAny>> {
+    Ok(match value {
+        Value::Nil => py.None(),
+        Value::Int(n) => n.into_pyobject(py)?.into_any().unbind(),
+        Value::BulkString(b) => PyBytes::new(py, &b).into_any().unbind(),
+        Value::Okay => true.into_pyobject(py)?.to_owned().into_any().unbind(),
+        Value::SimpleString(s) => PyString::new(py, &s).into_any().unbind(),
+        Value::VerbatimString { text, .. } => PyString::new(py, &text).into_any().unbind(),
+        Value::Double(f) => f.into_pyobject(py)?.into_any().unbind(),
+        Value::Boolean(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+        Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(raw(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Map(pairs) => {
+            let dict = PyDict::new(py);
+            for (k, v) in pairs {
+                dict.set_item(raw(py, k)?, raw(py, v)?)?;
+            }
+            dict.into_any().unbind()
+        }
+        Value::Attribute { data, .. } => raw(py, *data)?,
+        Value::ServerError(err) => return Err(Error::new(ErrorKind::Response, err.to_string()).into()),
+        other => PyString::new(py, &format!("{other:?}")).into_any().unbind(),
+    })
+}
+
+/// Convert `value` into the shape `kind`; `key` names the value in decode errors.
+pub fn convert(py: Python<'_>, codec: &Codec, value: Value, kind: Reply, key: &[u8]) -> PyResult<Py<PyAny>> {
+    let decode = |v: Value| -> PyResult<Py<PyAny>> {
+        match v {
+            Value::Nil => Ok(py.None()),
+            Value::BulkString(b) => codec.decode(py, &b, key),
+            other => raw(py, other),
+        }
+    };
+    Ok(match kind {
+        Reply::Raw => raw(py, value)?,
+        Reply::Int => match value {
+            Value::Nil => py.None(),
+            Value::Int(n) => n.into_pyobject(py)?.into_any().unbind(),
+            other => {
+                let n: i64 = as_text(&other)
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| unexpected(&other, "an integer"))?;
+                n.into_pyobject(py)?.into_any().unbind()
+            }
+        },
+        Reply::Bool => {
+            let truth = match value {
+                Value::Nil => false,
+                Value::Int(n) => n != 0,
+                Value::Boolean(b) => b,
+                Value::Okay => true,
+                other => as_text(&other).is_some(),
+            };
+            truth.into_pyobject(py)?.to_owned().into_any().unbind()
+        }
+        Reply::Float => match value {
+            Value::Nil => py.None(),
+            other => as_float(&other)
+                .ok_or_else(|| unexpected(&other, "a number"))?
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        },
+        Reply::Value => decode(value)?,
+        Reply::Values => {
+            let list = PyList::empty(py);
+            for item in items(value) {
+                list.append(decode(item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Reply::ValueSet => {
+            let set = PySet::empty(py)?;
+            for item in items(value) {
+                set.add(decode(item)?)?;
+            }
+            set.into_any().unbind()
+        }
+        Reply::Strings => {
+            let list = PyList::empty(py);
+            for item in items(value) {
+                let text = as_text(&item).ok_or_else(|| unexpected(&item, "a string"))?;
+                list.append(text)?;
+            }
+            list.into_any().unbind()
+        }
+        Reply::Bools => {
+            let list = PyList::empty(py);
+            for item in items(value) {
+                list.append(matches!(item, Value::Int(n) if n != 0) || matches!(item, Value::Boolean(true)))?;
+            }
+            list.into_any().unbind()
+        }
+        Reply::Scored => {
+            // RESP2 gives a flat [member, score, ...]; some commands nest [[member, score], ...].
+            let mut flat = Vec::new();
+            for item in items(value) {
+                match item {
+                    Value::Array(pair) => flat.extend(pair),
+                    other => flat.push(other),
+                }
+            }
+            let list = PyList::empty(py);
+            let mut it = flat.into_iter();
+            while let (Some(member), Some(score)) = (it.next(), it.next()) {
+                let score = as_float(&score).ok_or_else(|| unexpected(&score, "a score"))?;
+                list.append(PyTuple::new(py, [decode(member)?, score.into_pyobject(py)?.into_any().unbind()])?)?;
+            }
+            list.into_any().unbind()
+        }
+    })
+}
