@@ -23,6 +23,9 @@ mod _native {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::fork::install_hook();
+        for (name, kind) in crate::reply::Reply::ALL {
+            m.add(name, kind as u8)?;
+        }
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 

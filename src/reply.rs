@@ -31,20 +31,26 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// Exported to Python as `REPLY_<NAME>` constants.
+    pub const ALL: [(&'static str, Reply); 10] = [
+        ("REPLY_RAW", Reply::Raw),
+        ("REPLY_INT", Reply::Int),
+        ("REPLY_BOOL", Reply::Bool),
+        ("REPLY_VALUE", Reply::Value),
+        ("REPLY_VALUES", Reply::Values),
+        ("REPLY_VALUE_SET", Reply::ValueSet),
+        ("REPLY_STRINGS", Reply::Strings),
+        ("REPLY_FLOAT", Reply::Float),
+        ("REPLY_SCORED", Reply::Scored),
+        ("REPLY_BOOLS", Reply::Bools),
+    ];
+
     pub fn from_code(code: u8) -> PyResult<Self> {
-        Ok(match code {
-            0 => Reply::Raw,
-            1 => Reply::Int,
-            2 => Reply::Bool,
-            3 => Reply::Value,
-            4 => Reply::Values,
-            5 => Reply::ValueSet,
-            6 => Reply::Strings,
-            7 => Reply::Float,
-            8 => Reply::Scored,
-            9 => Reply::Bools,
-            _ => return Err(PyValueError::new_err(format!("unknown reply kind {code}"))),
-        })
+        Self::ALL
+            .iter()
+            .map(|(_, kind)| *kind)
+            .find(|kind| *kind as u8 == code)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown reply kind {code}")))
     }
 }
 

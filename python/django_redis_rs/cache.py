@@ -1,0 +1,192 @@
+"""``django_redis_rs.cache.RedisCache``: the class Django's ``CACHES`` setting names.
+
+It builds the client named by ``CLIENT_CLASS`` and forwards each call to it. One wrapper,
+``_forward``, gives every method the ``IGNORE_EXCEPTIONS`` behaviour: with the option on, a
+connection failure returns the method's neutral value (and is logged when
+``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, ``ConnectionInterrupted`` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.base import BaseCache
+
+from django_redis_rs.client import DefaultClient
+from django_redis_rs.exceptions import ConnectionInterrupted
+from django_redis_rs.options import DEFAULT_CLIENT, import_option
+
+
+def _neutral(value: Any) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """What an ignored failure returns; containers are made fresh for each call."""
+    if value in (list, dict, set):
+        return lambda args, kwargs: value()
+    return lambda args, kwargs: value
+
+
+def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
+    on_failure = _neutral(neutral)
+
+    def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, name)(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return on_failure(args, kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"RedisCache.{name}"
+    method.__doc__ = getattr(DefaultClient, name).__doc__
+    return method
+
+
+class RedisCache(BaseCache):
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self._server = server
+        self._params = params
+        options = params.get("OPTIONS") or {}
+        self._default_scan_itersize: int = getattr(settings, "DJANGO_REDIS_SCAN_ITERSIZE", 10)
+        self._ignore_exceptions: bool = bool(
+            options.get(
+                "IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False)
+            )
+        )
+        self._log_ignored_exceptions: bool = getattr(
+            settings, "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS", False
+        )
+        self.logger: logging.Logger | None = (
+            logging.getLogger(getattr(settings, "DJANGO_REDIS_LOGGER", __name__))
+            if self._log_ignored_exceptions
+            else None
+        )
+        client_cls = import_option(options.get("CLIENT_CLASS", DEFAULT_CLIENT), "CLIENT_CLASS")
+        # Built now, so a bad LOCATION or option fails at startup; sockets open on first use.
+        self._client: DefaultClient = client_cls(server, params, self)
+
+    @property
+    def client(self) -> DefaultClient:
+        return self._client
+
+    def _handle_failure(self) -> None:
+        """Called inside an ``except ConnectionInterrupted``: re-raise unless ignoring."""
+        if not self._ignore_exceptions:
+            raise  # noqa: PLE0704 - re-raises the exception being handled
+        if self.logger is not None:
+            self.logger.exception("Exception ignored")
+
+    # The hot path, written out: no getattr, no argument packing.
+    def get(self, key: Any, default: Any = None, version: int | None = None, client: Any = None) -> Any:
+        try:
+            return self._client.get(key, default, version)
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return default
+
+    def delete(self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None) -> bool:
+        """Django expects a bool (django-redis's client returns the count)."""
+        try:
+            return bool(self._client.delete(key, version, prefix))
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return False
+
+    def delete_pattern(self, *args: Any, **kwargs: Any) -> int:
+        kwargs.setdefault("itersize", self._default_scan_itersize)
+        try:
+            return self._client.delete_pattern(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return 0
+
+    def iter_keys(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        try:
+            yield from self._client.iter_keys(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+
+    def sscan_iter(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from self._client.sscan_iter(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+
+    def close(self, **kwargs: Any) -> None:
+        try:
+            self._client.close(**kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+
+    # Django's API
+    set = _forward("set", False)
+    add = _forward("add", False)
+    touch = _forward("touch", False)
+    delete_many = _forward("delete_many", 0)
+    has_key = _forward("has_key", False)
+    get_many = _forward("get_many", dict)
+    set_many = _forward("set_many", list)
+    incr = _forward("incr")
+    decr = _forward("decr")
+    incr_version = _forward("incr_version")
+    decr_version = _forward("decr_version")
+    clear = _forward("clear")
+    # django-redis's extras
+    ttl = _forward("ttl")
+    pttl = _forward("pttl")
+    persist = _forward("persist", False)
+    expire = _forward("expire", False)
+    expire_at = _forward("expire_at", False)
+    pexpire = _forward("pexpire", False)
+    pexpire_at = _forward("pexpire_at", False)
+    lock = _forward("lock")
+    keys = _forward("keys", list)
+    sadd = _forward("sadd", 0)
+    scard = _forward("scard", 0)
+    sdiff = _forward("sdiff", set)
+    sdiffstore = _forward("sdiffstore", 0)
+    sinter = _forward("sinter", set)
+    sinterstore = _forward("sinterstore", 0)
+    sismember = _forward("sismember", False)
+    smismember = _forward("smismember", list)
+    smembers = _forward("smembers", set)
+    smove = _forward("smove", False)
+    spop = _forward("spop")
+    srandmember = _forward("srandmember")
+    srem = _forward("srem", 0)
+    sscan = _forward("sscan", set)
+    sunion = _forward("sunion", set)
+    sunionstore = _forward("sunionstore", 0)
+    hset = _forward("hset", 0)
+    hdel = _forward("hdel", 0)
+    hlen = _forward("hlen", 0)
+    hkeys = _forward("hkeys", list)
+    hexists = _forward("hexists", False)
+    hget = _forward("hget")
+    hgetall = _forward("hgetall", dict)
+    zadd = _forward("zadd", 0)
+    zcard = _forward("zcard", 0)
+    zcount = _forward("zcount", 0)
+    zincrby = _forward("zincrby")
+    zpopmax = _forward("zpopmax")
+    zpopmin = _forward("zpopmin")
+    zrange = _forward("zrange", list)
+    zrangebyscore = _forward("zrangebyscore", list)
+    zrank = _forward("zrank")
+    zrem = _forward("zrem", 0)
+    zremrangebyscore = _forward("zremrangebyscore", 0)
+    zrevrange = _forward("zrevrange", list)
+    zrevrangebyscore = _forward("zrevrangebyscore", list)
+    zrevrank = _forward("zrevrank")
+    zscore = _forward("zscore")
+    lpush = _forward("lpush", 0)
+    rpush = _forward("rpush", 0)
+    lpop = _forward("lpop")
+    rpop = _forward("rpop")
+    lrange = _forward("lrange", list)
+    llen = _forward("llen", 0)
+    lrem = _forward("lrem", 0)
+    ltrim = _forward("ltrim", False)
+    lindex = _forward("lindex")

@@ -1,0 +1,746 @@
+"""DefaultClient: Django's cache API and django-redis's extras on one Redis (plus read replicas).
+
+Every method makes its keys, encodes its values and hands one command to the native client,
+which does the round trip with the GIL released and decodes the reply into the asked shape.
+The ``client=`` argument of django-redis's signatures is accepted and ignored: the native client
+always picks the connection itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.exceptions import ImproperlyConfigured
+
+from django_redis_rs import _native
+from django_redis_rs._native import (
+    REPLY_BOOL,
+    REPLY_BOOLS,
+    REPLY_FLOAT,
+    REPLY_INT,
+    REPLY_RAW,
+    REPLY_SCORED,
+    REPLY_STRINGS,
+    REPLY_VALUE,
+    REPLY_VALUE_SET,
+    REPLY_VALUES,
+)
+from django_redis_rs.exceptions import ConfigError, ResponseError
+from django_redis_rs.lock import ForgivingLock, Lock
+from django_redis_rs.options import client_options, locations
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+    from django_redis_rs.raw import RawClient
+
+_GLOB_SPECIAL = re.compile(r"([*?[])")
+_MISSING = object()
+
+# Moves a key to its new version atomically, refusing a missing key.
+_RENAME_IF_EXISTS = (
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "redis.call('RENAME', KEYS[1], KEYS[2]) return 1"
+)
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob characters so a prefix or version matches literally in KEYS/SCAN."""
+    return _GLOB_SPECIAL.sub(r"[\1]", text)
+
+
+def _timestamp(when: datetime | float, scale: int) -> int:
+    if isinstance(when, datetime):
+        return int(when.timestamp() * scale)
+    return int(when * scale) if scale != 1 else int(when)
+
+
+class DefaultClient:
+    def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
+        self._backend = backend
+        self._server = locations(server)
+        self._params = params
+        self._options: Mapping[str, Any] = params.get("OPTIONS") or {}
+        options = client_options(self._options)
+        self._close_connection = options.close_connection
+        self._replica_read_only = options.replica_read_only
+        self.reverse_key = options.reverse_key
+        self._compressed = "compressor" in options.native_kwargs
+        ignoring = getattr(backend, "_ignore_exceptions", False)
+        self._lock_class = ForgivingLock if ignoring else Lock
+        try:
+            self._native = _native.Client(self._server, **options.native_kwargs)
+        except ConfigError as e:
+            raise ImproperlyConfigured(str(e)) from None
+
+    def __contains__(self, key: Any) -> bool:
+        return self.has_key(key)
+
+    # ---- keys, values, timeouts --------------------------------------------------------------
+
+    def make_key(self, key: Any, version: int | None = None, prefix: str | None = None) -> str:
+        backend = self._backend
+        return backend.key_func(
+            key,
+            backend.key_prefix if prefix is None else prefix,
+            backend.version if version is None else version,
+        )
+
+    def make_pattern(
+        self, pattern: str, version: int | None = None, prefix: str | None = None
+    ) -> str:
+        backend = self._backend
+        prefix = glob_escape(backend.key_prefix if prefix is None else prefix)
+        version_text = glob_escape(str(backend.version if version is None else version))
+        return backend.key_func(pattern, prefix, version_text)
+
+    def encode(self, value: Any) -> bytes:
+        return self._native.encode(value)
+
+    def decode(self, value: bytes) -> Any:
+        return self._native.decode(value)
+
+    def _timeout_ms(self, timeout: float | None | object) -> int | None:
+        """Django's timeout in milliseconds: None means forever, <= 0 means expire now."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self._backend.default_timeout
+        if timeout is None:
+            return None
+        return int(timeout * 1000)  # type: ignore[operator]
+
+    def _run(self, write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW) -> Any:
+        return self._native.execute(write, args, reply)
+
+    def get_client(self, write: bool = True) -> RawClient:
+        """A redis-py-style client on the same pools (see ``get_redis_connection``)."""
+        from django_redis_rs.raw import RawClient
+
+        return RawClient(self._native, write=write)
+
+    # ---- Django's cache API ------------------------------------------------------------------
+
+    def get(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._native.get(self.make_key(key, version), default)
+
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        return self._native.set(self.make_key(key, version), value, self._timeout_ms(timeout), nx, xx)
+
+    def add(
+        self,
+        key: Any,
+        value: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        return self._native.set(self.make_key(key, version), value, self._timeout_ms(timeout), True)
+
+    def touch(
+        self,
+        key: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        return self._native.touch(self.make_key(key, version), self._timeout_ms(timeout))
+
+    def delete(
+        self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
+    ) -> int:
+        return self._native.delete(self.make_key(key, version, prefix))
+
+    def delete_many(self, keys: Iterable[Any], version: int | None = None, client: Any = None) -> int:
+        return self._native.delete_many([self.make_key(k, version) for k in keys])
+
+    def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
+        return self._native.has_key(self.make_key(key, version))
+
+    def get_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        return self._native.get_many({self.make_key(k, version): k for k in keys})
+
+    def set_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        """Store all values in one round trip; returns the keys that failed (always none)."""
+        items = {self.make_key(k, version): v for k, v in data.items()}
+        self._native.set_many(items, self._timeout_ms(timeout))
+        return []
+
+    def incr(
+        self,
+        key: Any,
+        delta: int = 1,
+        version: int | None = None,
+        client: Any = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        made = self.make_key(key, version)
+        try:
+            value = self._native.incr(made, delta, ignore_key_check)
+        except (ResponseError, OverflowError):
+            # Not a 64-bit integer in Redis (a big int, or a pickled value): add in Python.
+            return self._incr_slowly(key, made, delta)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found")
+        return value
+
+    def _incr_slowly(self, key: Any, made: str, delta: int) -> Any:
+        value = self._native.get(made, _MISSING)
+        if value is _MISSING:
+            raise ValueError(f"Key '{key}' not found")
+        value = value + delta
+        self._run(True, ("SET", made, self._native.encode(value), "KEEPTTL"), REPLY_BOOL)
+        return value
+
+    def decr(self, key: Any, delta: int = 1, version: int | None = None, client: Any = None) -> int:
+        return self.incr(key, -delta, version)
+
+    def incr_version(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        """Move the value to version + delta, keeping its expiry (one atomic RENAME)."""
+        if version is None:
+            version = self._backend.version
+        old, new = self.make_key(key, version), self.make_key(key, version + delta)
+        if not self._run(True, ("EVAL", _RENAME_IF_EXISTS, 2, old, new), REPLY_BOOL):
+            raise ValueError(f"Key '{key}' not found")
+        return version + delta
+
+    def decr_version(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        return self.incr_version(key, -delta, version)
+
+    def clear(self, client: Any = None) -> None:
+        self._native.clear()
+
+    def close(self, **kwargs: Any) -> None:
+        """Called by Django at the end of each request: disconnect only if CLOSE_CONNECTION."""
+        if self._close_connection:
+            self._native.close()
+
+    # ---- expiry ------------------------------------------------------------------------------
+
+    def ttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
+        """Seconds to live; None for a key without expiry, 0 for a missing key."""
+        return self._remaining("TTL", key, version)
+
+    def pttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
+        return self._remaining("PTTL", key, version)
+
+    def _remaining(self, command: str, key: Any, version: int | None) -> int | None:
+        t: int = self._run(False, (command, self.make_key(key, version)), REPLY_INT)
+        if t == -1:
+            return None
+        return max(t, 0)
+
+    def persist(self, key: Any, version: int | None = None, client: Any = None) -> bool:
+        return bool(self._run(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL))
+
+    def expire(
+        self, key: Any, timeout: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self._backend.default_timeout
+        return bool(self._run(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
+
+    def pexpire(
+        self, key: Any, timeout: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self._backend.default_timeout
+        return bool(self._run(True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
+
+    def expire_at(
+        self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
+    ) -> bool:
+        args = ("EXPIREAT", self.make_key(key, version), _timestamp(when, 1))
+        return bool(self._run(True, args, REPLY_BOOL))
+
+    def pexpire_at(
+        self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
+    ) -> bool:
+        args = ("PEXPIREAT", self.make_key(key, version), _timestamp(when, 1000))
+        return bool(self._run(True, args, REPLY_BOOL))
+
+    def lock(
+        self,
+        key: Any,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        client: Any = None,
+        thread_local: bool = True,
+    ) -> Lock:
+        return self._lock_class(
+            self._native,
+            self.make_key(key, version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
+    # ---- key search --------------------------------------------------------------------------
+
+    def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
+        reverse = self.reverse_key
+        return [reverse(k) for k in self._native.keys(self.make_pattern(search, version))]
+
+    def iter_keys(
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Any = None,
+        version: int | None = None,
+    ) -> Iterator[str]:
+        pattern = self.make_pattern(search, version)
+        reverse = self.reverse_key
+        for node in range(self._native.node_count):
+            cursor = 0
+            while True:
+                cursor, keys = self._native.scan(cursor, pattern, itersize, node)
+                for k in keys:
+                    yield reverse(k)
+                if cursor == 0:
+                    break
+
+    def delete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        client: Any = None,
+        itersize: int | None = None,
+    ) -> int:
+        return self._native.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
+
+    # ---- sets --------------------------------------------------------------------------------
+
+    def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
+        return [self.make_key(k, version) for k in keys]
+
+    def _values(self, values: Iterable[Any]) -> list[bytes]:
+        encode = self._native.encode
+        return [encode(v) for v in values]
+
+    def sadd(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT)
+
+    def scard(self, key: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(False, ("SCARD", self.make_key(key, version)), REPLY_INT)
+
+    def sdiff(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+        return self._run(False, ("SDIFF", *self._keys(keys, version)), REPLY_VALUE_SET)
+
+    def sdiffstore(
+        self,
+        dest: Any,
+        *keys: Any,
+        version_dest: int | None = None,
+        version_keys: int | None = None,
+        client: Any = None,
+    ) -> int:
+        args = ("SDIFFSTORE", self.make_key(dest, version_dest), *self._keys(keys, version_keys))
+        return self._run(True, args, REPLY_INT)
+
+    def sinter(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+        return self._run(False, ("SINTER", *self._keys(keys, version)), REPLY_VALUE_SET)
+
+    def sinterstore(
+        self, dest: Any, *keys: Any, version: int | None = None, client: Any = None
+    ) -> int:
+        args = ("SINTERSTORE", self.make_key(dest, version), *self._keys(keys, version))
+        return self._run(True, args, REPLY_INT)
+
+    def sunion(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+        return self._run(False, ("SUNION", *self._keys(keys, version)), REPLY_VALUE_SET)
+
+    def sunionstore(
+        self, destination: Any, *keys: Any, version: int | None = None, client: Any = None
+    ) -> int:
+        args = ("SUNIONSTORE", self.make_key(destination, version), *self._keys(keys, version))
+        return self._run(True, args, REPLY_INT)
+
+    def sismember(
+        self, key: Any, member: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        args = ("SISMEMBER", self.make_key(key, version), self._native.encode(member))
+        return self._run(False, args, REPLY_BOOL)
+
+    def smismember(
+        self, key: Any, *members: Any, version: int | None = None, client: Any = None
+    ) -> list[bool]:
+        args = ("SMISMEMBER", self.make_key(key, version), *self._values(members))
+        return self._run(False, args, REPLY_BOOLS)
+
+    def smembers(self, key: Any, version: int | None = None, client: Any = None) -> set[Any]:
+        return self._run(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET)
+
+    def smove(
+        self,
+        source: Any,
+        destination: Any,
+        member: Any,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        args = (
+            "SMOVE",
+            self.make_key(source, version),
+            self.make_key(destination, version),
+            self._native.encode(member),
+        )
+        return self._run(True, args, REPLY_BOOL)
+
+    def spop(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        """One random member removed (or None), or a set of ``count`` of them."""
+        if count is None:
+            return self._run(True, ("SPOP", self.make_key(key, version)), REPLY_VALUE)
+        return self._run(True, ("SPOP", self.make_key(key, version), count), REPLY_VALUE_SET)
+
+    def srandmember(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        """One random member (or None), or a list of ``count`` of them."""
+        if count is None:
+            return self._run(False, ("SRANDMEMBER", self.make_key(key, version)), REPLY_VALUE)
+        args = ("SRANDMEMBER", self.make_key(key, version), count)
+        return self._run(False, args, REPLY_VALUES)
+
+    def srem(self, key: Any, *members: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT)
+
+    def sscan_iter(
+        self,
+        key: Any,
+        match: Any = None,
+        count: int | None = 10,
+        version: int | None = None,
+        client: Any = None,
+    ) -> Iterator[Any]:
+        """Members one page (SSCAN) at a time. ``match`` is matched against the stored form,
+        as in django-redis, so it cannot be combined with compression."""
+        if match is not None and self._compressed:
+            raise ValueError("Using match with compression is not supported.")
+        made = self.make_key(key, version)
+        extra: tuple[Any, ...] = ()
+        if match is not None:
+            extra += ("MATCH", self._native.encode(match))
+        if count is not None:
+            extra += ("COUNT", count)
+        cursor = b"0"
+        while True:
+            cursor, members = self._run(False, ("SSCAN", made, cursor, *extra))
+            for member in members:
+                yield self._native.decode(member)
+            if cursor == b"0":
+                return
+
+    def sscan(
+        self,
+        key: Any,
+        match: Any = None,
+        count: int | None = 10,
+        version: int | None = None,
+        client: Any = None,
+    ) -> set[Any]:
+        """All members matching ``match`` (every SSCAN page)."""
+        return set(self.sscan_iter(key, match, count, version))
+
+    # ---- hashes ------------------------------------------------------------------------------
+
+    def hset(
+        self,
+        key: Any,
+        field: Any = None,
+        value: Any = None,
+        mapping: Mapping[Any, Any] | None = None,
+        version: int | None = None,
+        client: Any = None,
+    ) -> int:
+        """Set ``field`` to ``value`` and/or every field of ``mapping``; returns fields added."""
+        pairs: list[Any] = []
+        if field is not None:
+            pairs += [field, self._native.encode(value)]
+        for f, v in (mapping or {}).items():
+            pairs += [f, self._native.encode(v)]
+        if not pairs:
+            raise ValueError("hset needs a field and value, or a mapping")
+        return self._run(True, ("HSET", self.make_key(key, version), *pairs), REPLY_INT)
+
+    def hdel(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(True, ("HDEL", self.make_key(key, version), field), REPLY_INT)
+
+    def hlen(self, key: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(False, ("HLEN", self.make_key(key, version)), REPLY_INT)
+
+    def hkeys(self, key: Any, version: int | None = None, client: Any = None) -> list[str]:
+        return self._run(False, ("HKEYS", self.make_key(key, version)), REPLY_STRINGS)
+
+    def hexists(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> bool:
+        return self._run(False, ("HEXISTS", self.make_key(key, version), field), REPLY_BOOL)
+
+    def hget(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> Any:
+        return self._run(False, ("HGET", self.make_key(key, version), field), REPLY_VALUE)
+
+    def hgetall(self, key: Any, version: int | None = None, client: Any = None) -> dict[str, Any]:
+        flat = self._run(False, ("HGETALL", self.make_key(key, version)))
+        decode = self._native.decode
+        return {flat[i].decode(): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    # ---- sorted sets (django-redis 7.0 signatures) -------------------------------------------
+
+    def zadd(
+        self,
+        key: Any,
+        mapping: Mapping[Any, float],
+        nx: bool = False,
+        xx: bool = False,
+        ch: bool = False,
+        incr: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+        version: int | None = None,
+        client: Any = None,
+    ) -> int | float | None:
+        flags = [name for name, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
+        flags += [name for name, on in (("CH", ch), ("INCR", incr)) if on]
+        pairs: list[Any] = []
+        for member, score in mapping.items():
+            pairs += [score, self._native.encode_member(member)]
+        args = ("ZADD", self.make_key(key, version), *flags, *pairs)
+        return self._run(True, args, REPLY_FLOAT if incr else REPLY_INT)
+
+    def zcard(self, key: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(False, ("ZCARD", self.make_key(key, version)), REPLY_INT)
+
+    def zcount(
+        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
+    ) -> int:
+        return self._run(False, ("ZCOUNT", self.make_key(key, version), min, max), REPLY_INT)
+
+    def zincrby(
+        self, key: Any, amount: float, value: Any, version: int | None = None, client: Any = None
+    ) -> float:
+        args = ("ZINCRBY", self.make_key(key, version), amount, self._native.encode_member(value))
+        return self._run(True, args, REPLY_FLOAT)
+
+    def _zpop(self, command: str, key: Any, count: int | None, version: int | None) -> Any:
+        args: tuple[Any, ...] = (command, self.make_key(key, version))
+        if count is not None:
+            args += (count,)
+        popped = self._run(True, args, REPLY_SCORED)
+        if count is None:
+            return popped[0] if popped else None
+        return popped
+
+    def zpopmax(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._zpop("ZPOPMAX", key, count, version)
+
+    def zpopmin(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._zpop("ZPOPMIN", key, count, version)
+
+    def _zlist(self, args: tuple[Any, ...], withscores: bool, score_cast_func: Any) -> list[Any]:
+        """Members, or (member, score) pairs when ``args`` ask WITHSCORES."""
+        if not withscores:
+            return self._run(False, args, REPLY_VALUES)
+        scored = self._run(False, args, REPLY_SCORED)
+        if score_cast_func is not float:
+            scored = [(member, score_cast_func(score)) for member, score in scored]
+        return scored
+
+    def _zlist_by_score(
+        self,
+        command: str,
+        key: Any,
+        bounds: tuple[Any, Any],
+        start: int | None,
+        num: int | None,
+        withscores: bool,
+        score_cast_func: Any,
+        version: int | None,
+    ) -> list[Any]:
+        if (start is None) != (num is None):
+            raise ValueError("start and num must both be given, or neither")
+        args: tuple[Any, ...] = (command, self.make_key(key, version), *bounds)
+        if withscores:  # WITHSCORES must come before LIMIT
+            args += ("WITHSCORES",)
+        if start is not None:
+            args += ("LIMIT", start, num)
+        return self._zlist(args, withscores, score_cast_func)
+
+    def zrange(
+        self,
+        key: Any,
+        start: int,
+        end: int,
+        desc: bool = False,
+        withscores: bool = False,
+        score_cast_func: Any = float,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        args = ("ZRANGE", self.make_key(key, version), start, end, *(("REV",) if desc else ()))
+        args += ("WITHSCORES",) if withscores else ()
+        return self._zlist(args, withscores, score_cast_func)
+
+    def zrevrange(
+        self,
+        key: Any,
+        start: int,
+        end: int,
+        withscores: bool = False,
+        score_cast_func: Any = float,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        args = ("ZREVRANGE", self.make_key(key, version), start, end)
+        args += ("WITHSCORES",) if withscores else ()
+        return self._zlist(args, withscores, score_cast_func)
+
+    def zrangebyscore(
+        self,
+        key: Any,
+        min: Any,
+        max: Any,
+        start: int | None = None,
+        num: int | None = None,
+        withscores: bool = False,
+        score_cast_func: Any = float,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        return self._zlist_by_score(
+            "ZRANGEBYSCORE", key, (min, max), start, num, withscores, score_cast_func, version
+        )
+
+    def zrevrangebyscore(
+        self,
+        key: Any,
+        max: Any,
+        min: Any,
+        start: int | None = None,
+        num: int | None = None,
+        withscores: bool = False,
+        score_cast_func: Any = float,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        return self._zlist_by_score(
+            "ZREVRANGEBYSCORE", key, (max, min), start, num, withscores, score_cast_func, version
+        )
+
+    def zrank(
+        self,
+        key: Any,
+        value: Any,
+        withscore: bool = False,
+        version: int | None = None,
+        client: Any = None,
+    ) -> Any:
+        args: tuple[Any, ...] = ("ZRANK", self.make_key(key, version), self._native.encode_member(value))
+        if not withscore:
+            return self._run(False, args, REPLY_INT)
+        reply = self._run(False, (*args, "WITHSCORE"))
+        return None if reply is None else [reply[0], float(reply[1])]
+
+    def zrevrank(
+        self, key: Any, value: Any, version: int | None = None, client: Any = None
+    ) -> int | None:
+        args = ("ZREVRANK", self.make_key(key, version), self._native.encode_member(value))
+        return self._run(False, args, REPLY_INT)
+
+    def zrem(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
+        members = [self._native.encode_member(v) for v in values]
+        return self._run(True, ("ZREM", self.make_key(key, version), *members), REPLY_INT)
+
+    def zremrangebyscore(
+        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
+    ) -> int:
+        args = ("ZREMRANGEBYSCORE", self.make_key(key, version), min, max)
+        return self._run(True, args, REPLY_INT)
+
+    def zscore(
+        self, key: Any, value: Any, version: int | None = None, client: Any = None
+    ) -> float | None:
+        args = ("ZSCORE", self.make_key(key, version), self._native.encode_member(value))
+        return self._run(False, args, REPLY_FLOAT)
+
+    # ---- lists -------------------------------------------------------------------------------
+
+    def lpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT)
+
+    def rpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT)
+
+    def _pop(self, command: str, key: Any, count: int | None, version: int | None) -> Any:
+        if count is None:
+            return self._run(True, (command, self.make_key(key, version)), REPLY_VALUE)
+        popped = self._run(True, (command, self.make_key(key, version), count), REPLY_VALUES)
+        return popped or None
+
+    def lpop(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._pop("LPOP", key, count, version)
+
+    def rpop(
+        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._pop("RPOP", key, count, version)
+
+    def lrange(
+        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
+    ) -> list[Any]:
+        return self._run(False, ("LRANGE", self.make_key(key, version), start, end), REPLY_VALUES)
+
+    def llen(self, key: Any, version: int | None = None, client: Any = None) -> int:
+        return self._run(False, ("LLEN", self.make_key(key, version)), REPLY_INT)
+
+    def lrem(
+        self, key: Any, count: int, value: Any, version: int | None = None, client: Any = None
+    ) -> int:
+        args = ("LREM", self.make_key(key, version), count, self._native.encode(value))
+        return self._run(True, args, REPLY_INT)
+
+    def ltrim(
+        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
+    ) -> bool:
+        return self._run(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL)
+
+    def lindex(
+        self, key: Any, index: int, version: int | None = None, client: Any = None
+    ) -> Any:
+        return self._run(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE)

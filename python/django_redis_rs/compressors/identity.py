@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django_redis_rs.compressors.base import BaseCompressor
+
+
+class IdentityCompressor(BaseCompressor):
+    """No compression (the default). The native client skips it entirely."""
+
+    is_identity = True
+
+    def compress(self, value: bytes) -> bytes:
+        return value
+
+    def decompress(self, value: bytes) -> bytes:
+        return value

@@ -1,0 +1,188 @@
+"""A Redis lock with redis-py's interface (what django-redis's ``cache.lock`` returns).
+
+The lock is a key holding a random token, set with NX and an optional expiry. Release and extend
+run as Lua scripts that first check the token, so a holder never frees a lock it lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import Any
+
+from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
+from django_redis_rs.exceptions import ConnectionInterrupted, LockError, LockNotOwnedError
+
+_RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+# ARGV[2]: milliseconds; ARGV[3] == '1' replaces the TTL, else adds to what is left.
+_EXTEND = (
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "local left = redis.call('PTTL', KEYS[1]) "
+    "if left < 0 then return 0 end "
+    "local ttl = tonumber(ARGV[2]) "
+    "if ARGV[3] ~= '1' then ttl = ttl + left end "
+    "redis.call('PEXPIRE', KEYS[1], ttl) return 1"
+)
+_REACQUIRE = (
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1"
+)
+
+
+class Lock:
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> None:
+        self._client = client
+        self.name = name
+        self.timeout = timeout
+        self.sleep = sleep
+        self.blocking = blocking
+        self.blocking_timeout = blocking_timeout
+        self._local: Any = threading.local() if thread_local else type("Token", (), {})()
+        self._local.token = None
+
+    def __repr__(self) -> str:
+        return f"<django_redis_rs.lock.Lock name={self.name!r}>"
+
+    def __enter__(self) -> Lock:
+        if self.acquire():
+            return self
+        raise LockError("Unable to acquire lock within the time specified")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @property
+    def token(self) -> bytes | None:
+        token: bytes | None = self._local.token
+        return token
+
+    def _ttl_ms(self, seconds: float) -> int:
+        return max(int(seconds * 1000), 1)
+
+    def acquire(
+        self,
+        sleep: float | None = None,
+        blocking: bool | None = None,
+        blocking_timeout: float | None = None,
+        token: str | bytes | None = None,
+    ) -> bool:
+        """Take the lock; wait (sleeping ``sleep`` between tries) up to ``blocking_timeout``."""
+        sleep = self.sleep if sleep is None else sleep
+        blocking = self.blocking if blocking is None else blocking
+        blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
+        token_bytes = uuid.uuid4().hex.encode() if token is None else (
+            token.encode() if isinstance(token, str) else token
+        )
+        args: tuple[Any, ...] = ("SET", self.name, token_bytes, "NX")
+        if self.timeout is not None:
+            args += ("PX", self._ttl_ms(self.timeout))
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        while True:
+            if self._client.execute(True, args, REPLY_BOOL):
+                self._local.token = token_bytes
+                return True
+            if not blocking or (deadline is not None and time.monotonic() + sleep > deadline):
+                return False
+            time.sleep(sleep)
+
+    def locked(self) -> bool:
+        """Whether anyone holds the lock."""
+        return bool(self._client.execute(False, ("EXISTS", self.name), REPLY_INT))
+
+    def owned(self) -> bool:
+        """Whether this lock object (in this thread, if thread-local) holds the lock."""
+        stored = self._client.execute(False, ("GET", self.name), REPLY_RAW)
+        return self.token is not None and stored == self.token
+
+    def release(self) -> None:
+        token = self.token
+        if token is None:
+            raise LockError("Cannot release an unlocked lock")
+        self._local.token = None
+        if not self._client.execute(True, ("EVAL", _RELEASE, 1, self.name, token), REPLY_INT):
+            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+
+    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add ``additional_time`` seconds (or set the TTL to it with ``replace_ttl``)."""
+        if self.token is None:
+            raise LockError("Cannot extend an unlocked lock")
+        if self.timeout is None:
+            raise LockError("Cannot extend a lock with no timeout")
+        args = (
+            "EVAL", _EXTEND, 1, self.name, self.token,
+            self._ttl_ms(additional_time), "1" if replace_ttl else "0",
+        )
+        if not self._client.execute(True, args, REPLY_INT):
+            raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
+        return True
+
+    def reacquire(self) -> bool:
+        """Reset the TTL to the lock's timeout."""
+        if self.token is None:
+            raise LockError("Cannot reacquire an unlocked lock")
+        if self.timeout is None:
+            raise LockError("Cannot reacquire a lock with no timeout")
+        args = ("EVAL", _REACQUIRE, 1, self.name, self.token, self._ttl_ms(self.timeout))
+        if not self._client.execute(True, args, REPLY_INT):
+            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
+        return True
+
+
+class ForgivingLock(Lock):
+    """The lock ``cache.lock`` returns under IGNORE_EXCEPTIONS: with Redis down it is never
+    acquired (acquire returns False, the context manager raises LockError) and releasing or
+    extending it does nothing."""
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().acquire(*args, **kwargs)
+        except ConnectionInterrupted:
+            return False
+
+    def locked(self) -> bool:
+        try:
+            return super().locked()
+        except ConnectionInterrupted:
+            return False
+
+    def owned(self) -> bool:
+        try:
+            return super().owned()
+        except ConnectionInterrupted:
+            return False
+
+    def release(self) -> None:
+        try:
+            super().release()
+        except ConnectionInterrupted:
+            pass
+
+    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        try:
+            return super().extend(additional_time, replace_ttl)
+        except ConnectionInterrupted:
+            return False
+
+    def reacquire(self) -> bool:
+        try:
+            return super().reacquire()
+        except ConnectionInterrupted:
+            return False

@@ -1,0 +1,198 @@
+"""Reading a cache's ``LOCATION`` and ``OPTIONS``: every setting is validated here, once, and
+errors name the option (never a password).
+
+django-redis dotted paths (``django_redis.client.DefaultClient``, ...) are accepted as aliases of
+ours, without importing django_redis.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+DEFAULT_CLIENT = "django_redis_rs.client.DefaultClient"
+DEFAULT_SERIALIZER = "django_redis_rs.serializers.pickle.PickleSerializer"
+DEFAULT_COMPRESSOR = "django_redis_rs.compressors.identity.IdentityCompressor"
+
+# Paths whose django-redis name does not map one-to-one onto ours.
+_ALIASES = {
+    "django_redis.client.valkey.DefaultValkeyClient": DEFAULT_CLIENT,
+    "django_redis.client.default.DefaultClient": DEFAULT_CLIENT,
+}
+
+# The options this backend reads. django-redis options that only tune redis-py internals are
+# accepted (so its settings keep working) and have no effect: see README.
+KNOWN_OPTIONS = {
+    "CLIENT_CLASS",
+    "SERIALIZER",
+    "COMPRESSOR",
+    "PICKLE_VERSION",
+    "SOCKET_TIMEOUT",
+    "SOCKET_CONNECT_TIMEOUT",
+    "CONNECTION_POOL_KWARGS",
+    "PASSWORD",
+    "USERNAME",
+    "IGNORE_EXCEPTIONS",
+    "CLOSE_CONNECTION",
+    "REPLICA_READ_ONLY",
+    "REVERSE_KEY_FUNCTION",
+}
+NO_EFFECT_OPTIONS = {
+    "PARSER_CLASS",
+    "CONNECTION_POOL_CLASS",
+    "CONNECTION_POOL_CLASS_KWARGS",
+    "REDIS_CLIENT_CLASS",
+    "REDIS_CLIENT_KWARGS",
+}
+_POOL_KWARGS = {"max_connections", "timeout"}
+_NO_EFFECT_POOL_KWARGS = {"retry_on_timeout", "health_check_interval", "socket_keepalive"}
+
+
+def resolve_path(path: str, option: str) -> str:
+    """Map a django-redis dotted path onto ours; other paths pass through unchanged."""
+    if not isinstance(path, str) or not path:
+        raise ImproperlyConfigured(f"{option} must be a dotted path, not {path!r}")
+    if path in _ALIASES:
+        return _ALIASES[path]
+    if path.startswith("django_redis."):
+        return "django_redis_rs." + path[len("django_redis.") :]
+    return path
+
+
+def import_option(path: str, option: str) -> Any:
+    """Import the object an option names, raising ImproperlyConfigured naming the option."""
+    resolved = resolve_path(path, option)
+    try:
+        return import_string(resolved)
+    except ImportError as e:
+        hint = f" (alias of {resolved!r})" if resolved != path else ""
+        raise ImproperlyConfigured(f"{option} {path!r}{hint} cannot be imported: {e}") from None
+
+
+def seconds(options: Mapping[str, Any], name: str, label: str | None = None) -> float | None:
+    """A non-negative number of seconds, or None."""
+    value = options.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ImproperlyConfigured(
+            f"{label or name} must be a non-negative number of seconds, not {value!r}"
+        )
+    return float(value)
+
+
+def locations(server: Any) -> list[str]:
+    """LOCATION as a string, a comma-separated string, or a list/tuple of strings."""
+    if isinstance(server, str):
+        urls = [part.strip() for part in server.split(",") if part.strip()]
+    elif isinstance(server, (list, tuple)) and all(isinstance(s, str) for s in server):
+        urls = [s.strip() for s in server]
+    else:
+        raise ImproperlyConfigured(
+            f"LOCATION must be a URL string or a list of them, not {type(server).__name__}"
+        )
+    if not urls:
+        raise ImproperlyConfigured("LOCATION names no server")
+    return urls
+
+
+def _reverse_key(key: str) -> str:
+    return key.split(":", 2)[2]
+
+
+@dataclass
+class ClientOptions:
+    """The validated OPTIONS a client needs."""
+
+    native_kwargs: dict[str, Any] = field(default_factory=dict)
+    close_connection: bool = False
+    replica_read_only: bool = True
+    reverse_key: Callable[[str], str] = _reverse_key
+
+
+def client_options(options: Mapping[str, Any]) -> ClientOptions:
+    if not isinstance(options, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS must be a dict, not {type(options).__name__}")
+    unknown = set(options) - KNOWN_OPTIONS - NO_EFFECT_OPTIONS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown cache OPTIONS {sorted(unknown)}; known options: {sorted(KNOWN_OPTIONS)}"
+        )
+    kwargs: dict[str, Any] = {
+        "socket_timeout": seconds(options, "SOCKET_TIMEOUT"),
+        "connect_timeout": seconds(options, "SOCKET_CONNECT_TIMEOUT"),
+    }
+
+    pool = options.get("CONNECTION_POOL_KWARGS") or {}
+    if not isinstance(pool, Mapping):
+        raise ImproperlyConfigured("CONNECTION_POOL_KWARGS must be a dict")
+    unknown = set(pool) - _POOL_KWARGS - _NO_EFFECT_POOL_KWARGS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown CONNECTION_POOL_KWARGS {sorted(unknown)}; "
+            f"supported: {sorted(_POOL_KWARGS | _NO_EFFECT_POOL_KWARGS)}"
+        )
+    max_connections = pool.get("max_connections")
+    if max_connections is not None and (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or max_connections < 1
+    ):
+        raise ImproperlyConfigured(
+            "CONNECTION_POOL_KWARGS['max_connections'] must be a positive integer, "
+            f"not {max_connections!r}"
+        )
+    kwargs["max_connections"] = max_connections
+    kwargs["pool_timeout"] = seconds(pool, "timeout", "CONNECTION_POOL_KWARGS['timeout']")
+
+    for name in ("USERNAME", "PASSWORD"):
+        value = options.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ImproperlyConfigured(f"{name} must be a string")
+        kwargs[name.lower()] = value or None
+
+    serializer_cls = import_option(options.get("SERIALIZER", DEFAULT_SERIALIZER), "SERIALIZER")
+    serializer = serializer_cls(options=options)
+    native_pickle = getattr(serializer, "native_protocol", None)
+    if native_pickle is not None:
+        kwargs["pickle_protocol"] = native_pickle
+    else:
+        kwargs["serializer"] = serializer
+
+    compressor_cls = import_option(options.get("COMPRESSOR", DEFAULT_COMPRESSOR), "COMPRESSOR")
+    compressor = compressor_cls(options=options)
+    if not getattr(compressor, "is_identity", False):
+        kwargs["compressor"] = compressor
+
+    reverse_key: Callable[[str], str] = _reverse_key
+    if options.get("REVERSE_KEY_FUNCTION"):
+        reverse_key = import_option(options["REVERSE_KEY_FUNCTION"], "REVERSE_KEY_FUNCTION")
+
+    close = options.get(
+        "CLOSE_CONNECTION", getattr(settings, "DJANGO_REDIS_CLOSE_CONNECTION", False)
+    )
+    return ClientOptions(
+        native_kwargs=kwargs,
+        close_connection=bool(close),
+        replica_read_only=bool(options.get("REPLICA_READ_ONLY", True)),
+        reverse_key=reverse_key,
+    )
+
+
+def pickle_protocol(options: Mapping[str, Any]) -> int:
+    """PICKLE_VERSION as django-redis reads it (-1 means the highest protocol)."""
+    value = options.get("PICKLE_VERSION", pickle.DEFAULT_PROTOCOL)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ImproperlyConfigured(f"PICKLE_VERSION must be an integer, not {value!r}")
+    if value > pickle.HIGHEST_PROTOCOL:
+        raise ImproperlyConfigured(
+            f"PICKLE_VERSION {value} is higher than this Python's highest protocol "
+            f"({pickle.HIGHEST_PROTOCOL})"
+        )
+    return value

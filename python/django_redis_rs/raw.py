@@ -1,0 +1,265 @@
+"""A redis-py-style client over the native pools: what ``get_redis_connection`` returns.
+
+Each method describes one command — its arguments and how to convert the reply — through
+``_call``; the client runs it at once, a pipeline queues it. Replies are as redis-py gives them
+with ``decode_responses=False``: bytes for strings, ints, lists, dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from django_redis_rs._native import REPLY_RAW, Client
+from django_redis_rs.lock import Lock
+
+Convert = Callable[[Any], Any]
+
+
+def _bool(reply: Any) -> bool:
+    return bool(reply)
+
+
+def _pairs_to_dict(reply: Any) -> dict[Any, Any]:
+    if isinstance(reply, dict):
+        return reply
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def _parse_info(reply: Any) -> dict[str, Any]:
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    info: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        info[name] = _info_value(value)
+    return info
+
+
+def _info_value(value: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    if "," in value and "=" in value:
+        return dict(
+            (k, _info_value(v)) for k, _, v in (part.partition("=") for part in value.split(","))
+        )
+    return value
+
+
+def _zrange_reply(withscores: bool) -> Convert | None:
+    if not withscores:
+        return None
+    return lambda r: [(r[i], float(r[i + 1])) for i in range(0, len(r), 2)]
+
+
+class _Commands:
+    """The command descriptions, shared by the client and its pipelines."""
+
+    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+        raise NotImplementedError
+
+    def execute_command(self, *args: Any) -> Any:
+        return self._call(args)
+
+    def ping(self) -> Any:
+        return self._call(("PING",), lambda r: r in (True, "PONG", b"PONG"), write=False)
+
+    def get(self, name: Any) -> Any:
+        return self._call(("GET", name), write=False)
+
+    def set(
+        self,
+        name: Any,
+        value: Any,
+        ex: int | None = None,
+        px: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+        keepttl: bool = False,
+    ) -> Any:
+        args: tuple[Any, ...] = ("SET", name, value)
+        if ex is not None:
+            args += ("EX", int(ex))
+        if px is not None:
+            args += ("PX", int(px))
+        if nx:
+            args += ("NX",)
+        if xx:
+            args += ("XX",)
+        if keepttl:
+            args += ("KEEPTTL",)
+        return self._call(args, lambda r: True if r is True else r)
+
+    def delete(self, *names: Any) -> Any:
+        return self._call(("DEL", *names))
+
+    def exists(self, *names: Any) -> Any:
+        return self._call(("EXISTS", *names), write=False)
+
+    def expire(self, name: Any, time: int) -> Any:
+        return self._call(("EXPIRE", name, int(time)), _bool)
+
+    def ttl(self, name: Any) -> Any:
+        return self._call(("TTL", name), write=False)
+
+    def incr(self, name: Any, amount: int = 1) -> Any:
+        return self._call(("INCRBY", name, amount))
+
+    def mget(self, keys: Any, *args: Any) -> Any:
+        names = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        return self._call(("MGET", *names, *args), write=False)
+
+    def keys(self, pattern: Any = "*") -> Any:
+        return self._call(("KEYS", pattern), write=False)
+
+    def hget(self, name: Any, key: Any) -> Any:
+        return self._call(("HGET", name, key), write=False)
+
+    def hset(
+        self,
+        name: Any,
+        key: Any = None,
+        value: Any = None,
+        mapping: Mapping[Any, Any] | None = None,
+    ) -> Any:
+        pairs: list[Any] = [] if key is None else [key, value]
+        for k, v in (mapping or {}).items():
+            pairs += [k, v]
+        if not pairs:
+            raise ValueError("'hset' with no key value pairs")
+        return self._call(("HSET", name, *pairs))
+
+    def hgetall(self, name: Any) -> Any:
+        return self._call(("HGETALL", name), _pairs_to_dict, write=False)
+
+    def lpush(self, name: Any, *values: Any) -> Any:
+        return self._call(("LPUSH", name, *values))
+
+    def lrange(self, name: Any, start: int, end: int) -> Any:
+        return self._call(("LRANGE", name, start, end), write=False)
+
+    def sadd(self, name: Any, *values: Any) -> Any:
+        return self._call(("SADD", name, *values))
+
+    def smembers(self, name: Any) -> Any:
+        return self._call(("SMEMBERS", name), set, write=False)
+
+    def zadd(
+        self,
+        name: Any,
+        mapping: Mapping[Any, float],
+        nx: bool = False,
+        xx: bool = False,
+        ch: bool = False,
+        incr: bool = False,
+    ) -> Any:
+        flags = [f for f, on in (("NX", nx), ("XX", xx), ("CH", ch), ("INCR", incr)) if on]
+        pairs: list[Any] = []
+        for member, score in mapping.items():
+            pairs += [score, member]
+        convert: Convert | None = (lambda r: None if r is None else float(r)) if incr else None
+        return self._call(("ZADD", name, *flags, *pairs), convert)
+
+    def zrange(
+        self, name: Any, start: int, end: int, desc: bool = False, withscores: bool = False
+    ) -> Any:
+        args: tuple[Any, ...] = ("ZRANGE", name, start, end)
+        if desc:
+            args += ("REV",)
+        if withscores:
+            args += ("WITHSCORES",)
+        return self._call(args, _zrange_reply(withscores), write=False)
+
+    def publish(self, channel: Any, message: Any) -> Any:
+        return self._call(("PUBLISH", channel, message))
+
+    def flushdb(self) -> Any:
+        return self._call(("FLUSHDB",), _bool)
+
+    def info(self, section: str | None = None) -> Any:
+        args: tuple[Any, ...] = ("INFO",) if section is None else ("INFO", section)
+        return self._call(args, _parse_info, write=False)
+
+
+class RawClient(_Commands):
+    def __init__(self, native: Client, write: bool = True) -> None:
+        self._native = native
+        self._write = write
+
+    def __repr__(self) -> str:
+        return f"<django_redis_rs.RawClient servers={self._native.servers} write={self._write}>"
+
+    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+        reply = self._native.execute(self._write or write, args, REPLY_RAW)
+        return reply if convert is None else convert(reply)
+
+    def scan_iter(self, match: Any = "*", count: int | None = None) -> Iterator[bytes]:
+        for node in range(self._native.node_count):
+            cursor = 0
+            while True:
+                cursor, keys = self._native.scan(cursor, match or "*", count, node)
+                for key in keys:
+                    yield key.encode()
+                if cursor == 0:
+                    break
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        return Pipeline(self._native, transaction)
+
+    def lock(
+        self,
+        name: str,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> Lock:
+        return Lock(self._native, name, timeout, sleep, blocking, blocking_timeout, thread_local)
+
+    def close(self) -> None:
+        """Connections belong to the shared pool; nothing to close per client."""
+
+
+class Pipeline(_Commands):
+    """Queues commands; ``execute()`` sends them in one round trip (in MULTI/EXEC when
+    ``transaction``) and returns their replies in order."""
+
+    def __init__(self, native: Client, transaction: bool = True) -> None:
+        self._native = native
+        self._transaction = transaction
+        self._queued: list[tuple[tuple[Any, ...], Convert | None]] = []
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+        self._queued.append((args, convert))
+        return self
+
+    def reset(self) -> None:
+        self._queued = []
+
+    def execute(self) -> list[Any]:
+        queued, self._queued = self._queued, []
+        if not queued:
+            return []
+        commands = [args for args, _ in queued]
+        if self._transaction:
+            replies = self._native.pipeline([("MULTI",), *commands, ("EXEC",)])[-1]
+        else:
+            replies = self._native.pipeline(commands)
+        return [
+            reply if convert is None else convert(reply)
+            for (_, convert), reply in zip(queued, replies, strict=True)
+        ]
