@@ -108,7 +108,7 @@ pub fn shared_pool(server: &ServerConfig, options: &ConnectionOptions) -> Result
 
 fn server_error(value: &Value) -> Option<Error> {
     match value {
-        Value::ServerError(err) => Some(Error::new(ErrorKind::Response, err.to_string())),
+        Value::ServerError(err) => Some(Error::from_server(err)),
         _ => None,
     }
 }

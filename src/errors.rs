@@ -51,10 +51,19 @@ impl Error {
             ErrorKind::Response
         };
         let message = match kind {
-            ErrorKind::Response => err.to_string(),
+            ErrorKind::Response => match (err.code(), err.detail()) {
+                (Some(code), Some(detail)) => format!("{code} {detail}"),
+                _ => err.to_string(),
+            },
             _ => format!("{server}: {err}"),
         };
         Self::new(kind, message)
+    }
+
+    /// A server's error reply (`WRONGTYPE ...`, `ERR ...`), as the server worded it.
+    pub fn from_server(err: &redis::ServerError) -> Self {
+        let message = format!("{} {}", err.code(), err.details().unwrap_or_default());
+        Self::new(ErrorKind::Response, message.trim_end())
     }
 
     /// Errors after which the connection may hold a half-read reply or be dead.

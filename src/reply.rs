@@ -116,7 +116,7 @@ pub fn raw(py: Python<'_>, value: Value) -> PyResult<Py<PyAny>> {
             dict.into_any().unbind()
         }
         Value::Attribute { data, .. } => raw(py, *data)?,
-        Value::ServerError(err) => return Err(Error::new(ErrorKind::Response, err.to_string()).into()),
+        Value::ServerError(err) => return Err(Error::from_server(&err).into()),
         other => PyString::new(py, &format!("{other:?}")).into_any().unbind(),
     })
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
@@ -50,8 +50,8 @@ class Lock:
         self.sleep = sleep
         self.blocking = blocking
         self.blocking_timeout = blocking_timeout
-        self._local: Any = threading.local() if thread_local else type("Token", (), {})()
-        self._local.token = None
+        # Where the token lives: per thread (redis-py's default) or shared by all threads.
+        self._local: Any = threading.local() if thread_local else SimpleNamespace()
 
     def __repr__(self) -> str:
         return f"<django_redis_rs.lock.Lock name={self.name!r}>"
@@ -71,7 +71,7 @@ class Lock:
 
     @property
     def token(self) -> bytes | None:
-        token: bytes | None = self._local.token
+        token: bytes | None = getattr(self._local, "token", None)
         return token
 
     def _ttl_ms(self, seconds: float) -> int:
