@@ -115,15 +115,12 @@ impl Codec {
     /// Encode without the integer rule (sorted-set members, as django-redis does).
     pub fn encode_serialized<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
         let py = value.py();
+        // A value that cannot be serialized raises the serializer's own exception (pickle's
+        // PicklingError, ...), as Django's and django-redis's backends do.
         let serialized = match &self.serializer {
             Serializer::Pickle { protocol } => cached(py, &PICKLE_DUMPS, "pickle", "dumps")?.call1((value, *protocol)),
             Serializer::Python(obj) => obj.bind(py).call_method1("dumps", (value,)),
-        }
-        .map_err(|e| {
-            let err = SerializerError::new_err(format!("{} could not serialize a {}: {e}", self.serializer_name(py), type_name(value)));
-            err.set_cause(py, Some(e));
-            err
-        })?;
+        }?;
         let serialized = serialized.cast_into::<PyBytes>().map_err(|_| {
             SerializerError::new_err(format!("{}.dumps did not return bytes", self.serializer_name(py)))
         })?;

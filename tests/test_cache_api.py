@@ -264,9 +264,9 @@ def test_key_warnings_match_django(make_cache) -> None:
 
 
 def test_unpicklable_value_raises_and_writes_nothing(cache: RedisCache) -> None:
-    from django_redis_rs.exceptions import SerializerError
+    import pickle
 
-    with pytest.raises(SerializerError, match="PickleSerializer"):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # pickle's own error, as Django
         cache.set("k", lambda: 1)
     assert cache.has_key("k") is False
 

@@ -1,0 +1,80 @@
+"""Run Django's own cache test suite (``BaseCacheTests`` from Django's ``tests/cache/tests.py``)
+against django-redis-rs.
+
+    python tests/django_suite.py DJANGO_SOURCE_TESTS_DIR LOCATION
+
+Django's tests ship in its source distribution, not its wheel; ``test_django_suite.py`` fetches
+the sdist matching the installed Django and calls this script in a subprocess (the suite needs
+its own settings: the ``cache`` test app and a test database).
+"""
+
+from __future__ import annotations
+
+import sys
+import unittest
+
+# Where we knowingly differ from Django's backends (README lists them too).
+EXPECTED_DEVIATIONS = {
+    # django-redis returns the number of keys deleted; Django's backends return None.
+    "test_delete_many_no_keys": "delete_many returns a count",
+}
+
+
+def main(tests_dir: str, location: str) -> int:
+    sys.path.insert(0, tests_dir)
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="django-suite",
+        USE_TZ=True,
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "cache",
+        ],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        MIDDLEWARE=[],
+        ROOT_URLCONF=None,
+    )
+    django.setup()
+
+    from cache import tests as django_cache_tests  # Django's tests/cache/tests.py
+    from django.test import TestCase, override_settings
+    from django.test.runner import DiscoverRunner
+
+    backend = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": location}
+
+    @override_settings(
+        CACHES=django_cache_tests.caches_setting_for_tests(
+            base=backend, exclude={"cull", "zero_cull"}  # Redis evicts by its own policy
+        )
+    )
+    class DjangoRedisRsCacheTests(django_cache_tests.BaseCacheTests, TestCase):
+        pass
+
+    suite = unittest.TestLoader().loadTestsFromTestCase(DjangoRedisRsCacheTests)
+    runner = DiscoverRunner(verbosity=1)
+    runner.setup_test_environment()
+    old_config = runner.setup_databases()
+    try:
+        result = runner.run_suite(suite)
+    finally:
+        runner.teardown_databases(old_config)
+        runner.teardown_test_environment()
+
+    failed = {test.id().rsplit(".", 1)[-1]: text for test, text in result.failures + result.errors}
+    unexpected = {name: text for name, text in failed.items() if name not in EXPECTED_DEVIATIONS}
+    for name, text in unexpected.items():
+        print(f"UNEXPECTED FAILURE {name}:\n{text}")
+    passed = result.testsRun - len(failed) - len(result.skipped)
+    print(f"django-suite: {passed} passed, {len(unexpected)} failed, {len(result.skipped)} skipped")
+    for test, reason in result.skipped:
+        print(f"skipped {test.id().rsplit('.', 1)[-1]}: {reason}")
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
