@@ -31,7 +31,9 @@ fn arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
     if obj.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err("a bool is not a valid Redis argument; convert it to int, str or bytes"));
+        return Err(PyTypeError::new_err(
+            "a bool is not a valid Redis argument; convert it to int, str or bytes",
+        ));
     }
     if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
         return Ok(Cow::Owned(obj.str()?.to_str()?.as_bytes().to_vec()));
@@ -46,7 +48,8 @@ fn arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
 fn cache_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = key.cast::<PyString>() {
         let text = s.to_str()?;
-        let too_long = text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
+        let too_long =
+            text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
         if too_long {
             warn_key(
                 key,
@@ -70,14 +73,25 @@ fn cache_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
 fn warn_key(key: &Bound<'_, PyAny>, message: &str) -> PyResult<()> {
     let py = key.py();
     let category = CACHE_KEY_WARNING.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("django.core.cache.backends.base")?.getattr("CacheKeyWarning")?.unbind())
+        Ok::<_, PyErr>(
+            py.import("django.core.cache.backends.base")?
+                .getattr("CacheKeyWarning")?
+                .unbind(),
+        )
     })?;
     let category = category.bind(py).cast::<pyo3::types::PyType>()?;
-    PyErr::warn(py, category, &std::ffi::CString::new(message).unwrap_or_default(), 1)
+    PyErr::warn(
+        py,
+        category,
+        &std::ffi::CString::new(message).unwrap_or_default(),
+        1,
+    )
 }
 
 fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+    value
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 #[pyclass(frozen, module = "django_redis_rs._native", name = "Client")]
@@ -113,9 +127,21 @@ fn int_of(value: &Value) -> i64 {
     }
 }
 
-fn scan_page(pool: &RedisPool, cursor: &[u8], pattern: &[u8], count: i64) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+fn scan_page(
+    pool: &RedisPool,
+    cursor: &[u8],
+    pattern: &[u8],
+    count: i64,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
     let mut packed = Packed::new();
-    packed.start(6).arg(b"SCAN").arg(cursor).arg(b"MATCH").arg(pattern).arg(b"COUNT").int_arg(count);
+    packed
+        .start(6)
+        .arg(b"SCAN")
+        .arg(cursor)
+        .arg(b"MATCH")
+        .arg(pattern)
+        .arg(b"COUNT")
+        .int_arg(count);
     match run_one(pool, &packed)? {
         Value::Array(mut parts) if parts.len() == 2 => {
             let keys = match parts.pop() {
@@ -134,7 +160,10 @@ fn scan_page(pool: &RedisPool, cursor: &[u8], pattern: &[u8], count: i64) -> Res
             };
             Ok((next, keys))
         }
-        other => Err(Error::new(crate::errors::ErrorKind::Response, format!("unexpected SCAN reply {other:?}"))),
+        other => Err(Error::new(
+            crate::errors::ErrorKind::Response,
+            format!("unexpected SCAN reply {other:?}"),
+        )),
     }
 }
 
@@ -168,7 +197,10 @@ impl Client {
             let options = ConnectionOptions {
                 socket_timeout: url.socket_timeout.or(seconds(socket_timeout)),
                 connect_timeout: url.connect_timeout.or(seconds(connect_timeout)),
-                max_connections: url.max_connections.or(max_connections).unwrap_or(defaults.max_connections),
+                max_connections: url
+                    .max_connections
+                    .or(max_connections)
+                    .unwrap_or(defaults.max_connections),
                 pool_timeout: pool_timeout
                     .filter(|s| s.is_finite() && *s >= 0.0)
                     .map(Duration::from_secs_f64)
@@ -196,7 +228,10 @@ impl Client {
     }
 
     fn __repr__(&self) -> String {
-        format!("<django_redis_rs._native.Client servers={:?}>", self.servers)
+        format!(
+            "<django_redis_rs._native.Client servers={:?}>",
+            self.servers
+        )
     }
 
     /// The servers, primary first, without credentials.
@@ -208,7 +243,12 @@ impl Client {
     // ---- the Django cache API -------------------------------------------------------------
 
     #[pyo3(signature = (key, default=None))]
-    fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    fn get(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = cache_key(key)?;
         match self.command(py, false, &[b"GET", &key])? {
             Value::Nil => Ok(default.unwrap_or_else(|| py.None())),
@@ -231,8 +271,7 @@ impl Client {
     ) -> PyResult<bool> {
         let key = cache_key(key)?;
         let encoded = self.codec.encode(value)?;
-        if let Some(ms) = timeout_ms.filter(|ms| *ms <= 0) {
-            let _ = ms;
+        if timeout_ms.is_some_and(|ms| ms <= 0) {
             if nx {
                 return Ok(int_of(&self.command(py, false, &[b"EXISTS", &key])?) == 0);
             }
@@ -240,7 +279,11 @@ impl Client {
         }
         let mut packed = Packed::new();
         let argc = 3 + 2 * usize::from(timeout_ms.is_some()) + usize::from(nx || xx);
-        packed.start(argc).arg(b"SET").arg(&key).arg(encoded.as_bytes());
+        packed
+            .start(argc)
+            .arg(b"SET")
+            .arg(&key)
+            .arg(encoded.as_bytes());
         if let Some(ms) = timeout_ms {
             packed.arg(b"PX").int_arg(ms);
         }
@@ -254,10 +297,19 @@ impl Client {
 
     /// New expiry in milliseconds, or None to persist. True when the key exists.
     #[pyo3(signature = (key, timeout_ms=None))]
-    fn touch(&self, py: Python<'_>, key: &Bound<'_, PyAny>, timeout_ms: Option<i64>) -> PyResult<bool> {
+    fn touch(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        timeout_ms: Option<i64>,
+    ) -> PyResult<bool> {
         let key = cache_key(key)?;
         match timeout_ms {
-            Some(ms) => Ok(int_of(&self.command(py, true, &[b"PEXPIRE", &key, itoa::Buffer::new().format(ms).as_bytes()])?) == 1),
+            Some(ms) => Ok(int_of(&self.command(
+                py,
+                true,
+                &[b"PEXPIRE", &key, itoa::Buffer::new().format(ms).as_bytes()],
+            )?) == 1),
             None => {
                 // PERSIST answers 0 for a key without expiry, yet the key exists: ask EXISTS too.
                 let mut packed = Packed::new();
@@ -281,7 +333,11 @@ impl Client {
 
     /// `keys` maps made keys to the caller's keys; the result maps the caller's keys to the
     /// values found.
-    fn get_many<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let found = PyDict::new(py);
         if keys.is_empty() {
             return Ok(found);
@@ -295,7 +351,13 @@ impl Client {
         }
         let values = match self.query(py, false, packed)? {
             Value::Array(values) => values,
-            other => return Err(Error::new(crate::errors::ErrorKind::Response, format!("unexpected MGET reply {other:?}")).into()),
+            other => {
+                return Err(Error::new(
+                    crate::errors::ErrorKind::Response,
+                    format!("unexpected MGET reply {other:?}"),
+                )
+                .into())
+            }
         };
         for ((key, original), value) in made.into_iter().zip(values) {
             if let Value::BulkString(data) = value {
@@ -308,7 +370,12 @@ impl Client {
 
     /// Store every made key -> value of `items` in one round trip (MSET, or SET PX per key).
     #[pyo3(signature = (items, timeout_ms=None))]
-    fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyDict>, timeout_ms: Option<i64>) -> PyResult<()> {
+    fn set_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyDict>,
+        timeout_ms: Option<i64>,
+    ) -> PyResult<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -317,7 +384,9 @@ impl Client {
             None => {
                 packed.start(1 + 2 * items.len()).arg(b"MSET");
                 for (key, value) in items.iter() {
-                    packed.arg(&cache_key(&key)?).arg(self.codec.encode(&value)?.as_bytes());
+                    packed
+                        .arg(&cache_key(&key)?)
+                        .arg(self.codec.encode(&value)?.as_bytes());
                 }
             }
             Some(ms) if ms <= 0 => {
@@ -359,7 +428,13 @@ impl Client {
     /// INCRBY, atomically refusing a missing key unless `ignore_key_check`. Returns None for a
     /// missing key; raises ResponseError when the stored value is not a 64-bit integer.
     #[pyo3(signature = (key, delta=1, ignore_key_check=false))]
-    fn incr(&self, py: Python<'_>, key: &Bound<'_, PyAny>, delta: i64, ignore_key_check: bool) -> PyResult<Option<i64>> {
+    fn incr(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        delta: i64,
+        ignore_key_check: bool,
+    ) -> PyResult<Option<i64>> {
         let key = cache_key(key)?;
         let delta = itoa::Buffer::new().format(delta).to_owned();
         let reply = if ignore_key_check {
@@ -376,7 +451,12 @@ impl Client {
 
     /// Delete every key matching `pattern` (SCAN + UNLINK per page, all in Rust, GIL released).
     #[pyo3(signature = (pattern, itersize=None))]
-    fn delete_pattern(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>, itersize: Option<i64>) -> PyResult<u64> {
+    fn delete_pattern(
+        &self,
+        py: Python<'_>,
+        pattern: &Bound<'_, PyAny>,
+        itersize: Option<i64>,
+    ) -> PyResult<u64> {
         let pattern = arg(pattern)?.into_owned();
         let count = itersize.unwrap_or(1000).max(1);
         let primaries: Vec<&RedisPool> = self.topology.primaries().collect();
@@ -407,7 +487,14 @@ impl Client {
 
     /// One SCAN page on primary `node`: (next cursor, keys). Cursor 0 starts and ends.
     #[pyo3(signature = (cursor, pattern, count=None, node=0))]
-    fn scan(&self, py: Python<'_>, cursor: u64, pattern: &Bound<'_, PyAny>, count: Option<i64>, node: usize) -> PyResult<(u64, Vec<String>)> {
+    fn scan(
+        &self,
+        py: Python<'_>,
+        cursor: u64,
+        pattern: &Bound<'_, PyAny>,
+        count: Option<i64>,
+        node: usize,
+    ) -> PyResult<(u64, Vec<String>)> {
         let pattern = arg(pattern)?.into_owned();
         let pool = self
             .topology
@@ -415,9 +502,24 @@ impl Client {
             .nth(node)
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such node"))?;
         let cursor = cursor.to_string();
-        let (next, keys) = py.detach(|| scan_page(pool, cursor.as_bytes(), &pattern, count.unwrap_or(10).max(1)))?;
-        let next = std::str::from_utf8(&next).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-        Ok((next, keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()))
+        let (next, keys) = py.detach(|| {
+            scan_page(
+                pool,
+                cursor.as_bytes(),
+                &pattern,
+                count.unwrap_or(10).max(1),
+            )
+        })?;
+        let next = std::str::from_utf8(&next)
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok((
+            next,
+            keys.iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+        ))
     }
 
     /// How many primaries hold keys (SCAN each of them).
@@ -459,7 +561,13 @@ impl Client {
     /// Run one command (`args[0]` is its name) and convert the reply into the shape `reply`
     /// (see `Reply`). Cache values in the reply are decoded; `args[1]` names them in errors.
     #[pyo3(signature = (write, args, reply=0))]
-    fn execute(&self, py: Python<'_>, write: bool, args: &Bound<'_, PyTuple>, reply: u8) -> PyResult<Py<PyAny>> {
+    fn execute(
+        &self,
+        py: Python<'_>,
+        write: bool,
+        args: &Bound<'_, PyTuple>,
+        reply: u8,
+    ) -> PyResult<Py<PyAny>> {
         let kind = Reply::from_code(reply)?;
         let mut packed = Packed::new();
         packed.start(args.len());
@@ -478,7 +586,12 @@ impl Client {
     /// Run several commands in one round trip; replies in redis-py's plain form.
     /// The first server error raises ResponseError (redis-py's `raise_on_error`).
     #[pyo3(signature = (commands, write=true))]
-    fn pipeline(&self, py: Python<'_>, commands: &Bound<'_, PyList>, write: bool) -> PyResult<Vec<Py<PyAny>>> {
+    fn pipeline(
+        &self,
+        py: Python<'_>,
+        commands: &Bound<'_, PyList>,
+        write: bool,
+    ) -> PyResult<Vec<Py<PyAny>>> {
         if commands.is_empty() {
             return Ok(Vec::new());
         }
@@ -495,13 +608,24 @@ impl Client {
     }
 
     /// The stored form of a cache value (the integer rule, then serializer and compressor).
-    fn encode<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         Ok(PyBytes::new(py, self.codec.encode(value)?.as_bytes()))
     }
 
     /// The stored form without the integer rule (sorted-set members).
-    fn encode_member<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.codec.encode_serialized(value)?.as_bytes()))
+    fn encode_member<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            self.codec.encode_serialized(value)?.as_bytes(),
+        ))
     }
 
     fn decode(&self, py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {

@@ -45,9 +45,16 @@ static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ENUM_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn cached<'py>(py: Python<'py>, cell: &'py PyOnceLock<Py<PyAny>>, module: &str, name: &str) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind()))
-        .map(|obj| obj.bind(py))
+fn cached<'py>(
+    py: Python<'py>,
+    cell: &'py PyOnceLock<Py<PyAny>>,
+    module: &str,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
+    })
+    .map(|obj| obj.bind(py))
 }
 
 /// django-redis stores `int` values as integers unless they are bools or Enum members.
@@ -65,7 +72,10 @@ fn stored_as_integer(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// Parse what Python's `int(bytes)` accepts in the common case: optional sign and ASCII digits.
 /// Returns None for anything else (the caller then asks Python when it might still be an int).
 fn parse_plain_int(data: &[u8]) -> Option<i64> {
-    let digits = data.strip_prefix(b"-").or_else(|| data.strip_prefix(b"+")).unwrap_or(data);
+    let digits = data
+        .strip_prefix(b"-")
+        .or_else(|| data.strip_prefix(b"+"))
+        .unwrap_or(data);
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -118,23 +128,32 @@ impl Codec {
         // A value that cannot be serialized raises the serializer's own exception (pickle's
         // PicklingError, ...), as Django's and django-redis's backends do.
         let serialized = match &self.serializer {
-            Serializer::Pickle { protocol } => cached(py, &PICKLE_DUMPS, "pickle", "dumps")?.call1((value, *protocol)),
+            Serializer::Pickle { protocol } => {
+                cached(py, &PICKLE_DUMPS, "pickle", "dumps")?.call1((value, *protocol))
+            }
             Serializer::Python(obj) => obj.bind(py).call_method1("dumps", (value,)),
         }?;
         let serialized = serialized.cast_into::<PyBytes>().map_err(|_| {
-            SerializerError::new_err(format!("{}.dumps did not return bytes", self.serializer_name(py)))
+            SerializerError::new_err(format!(
+                "{}.dumps did not return bytes",
+                self.serializer_name(py)
+            ))
         })?;
         match &self.compressor {
             Compressor::Identity => Ok(Encoded::Python(serialized)),
             Compressor::Python(obj) => {
-                let compressed = obj.bind(py).call_method1("compress", (serialized,)).map_err(|e| {
-                    let err = CompressorError::new_err(format!("could not compress a value: {e}"));
-                    err.set_cause(py, Some(e));
-                    err
-                })?;
-                Ok(Encoded::Python(compressed.cast_into::<PyBytes>().map_err(|_| {
-                    CompressorError::new_err("compressor.compress did not return bytes")
-                })?))
+                let compressed = obj
+                    .bind(py)
+                    .call_method1("compress", (serialized,))
+                    .map_err(|e| {
+                        let err =
+                            CompressorError::new_err(format!("could not compress a value: {e}"));
+                        err.set_cause(py, Some(e));
+                        err
+                    })?;
+                Ok(Encoded::Python(compressed.cast_into::<PyBytes>().map_err(
+                    |_| CompressorError::new_err("compressor.compress did not return bytes"),
+                )?))
             }
         }
     }
@@ -149,21 +168,20 @@ impl Codec {
                 return Ok(n.unbind());
             }
         }
-        let decompressed;
+        let stored = PyBytes::new(py, data);
         let payload = match &self.compressor {
-            Compressor::Identity => PyBytes::new(py, data),
-            Compressor::Python(obj) => {
-                let stored = PyBytes::new(py, data);
-                // Values written before compression was enabled stay readable.
-                decompressed = obj.bind(py).call_method1("decompress", (&stored,));
-                match &decompressed {
-                    Ok(out) => out.cast::<PyBytes>().map(Clone::clone).unwrap_or(stored),
-                    Err(_) => stored,
-                }
-            }
+            Compressor::Identity => stored,
+            // A value that does not decompress is read as stored: values written before
+            // compression was enabled stay readable.
+            Compressor::Python(obj) => match obj.bind(py).call_method1("decompress", (&stored,)) {
+                Ok(out) => out.cast_into::<PyBytes>().unwrap_or(stored),
+                Err(_) => stored,
+            },
         };
         let loaded = match &self.serializer {
-            Serializer::Pickle { .. } => cached(py, &PICKLE_LOADS, "pickle", "loads")?.call1((payload,)),
+            Serializer::Pickle { .. } => {
+                cached(py, &PICKLE_LOADS, "pickle", "loads")?.call1((payload,))
+            }
             Serializer::Python(obj) => obj.bind(py).call_method1("loads", (payload,)),
         };
         loaded.map(Bound::unbind).map_err(|e| {
@@ -176,14 +194,6 @@ impl Codec {
             err
         })
     }
-}
-
-fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "value".into())
 }
 
 #[cfg(test)]

@@ -111,7 +111,9 @@ pub fn redact(url: &str) -> String {
         }
         Ok(_) => url.to_owned(),
         Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(start), Some(at)) if at > start => format!("{}***{}", &url[..start + 3], &url[at..]),
+            (Some(start), Some(at)) if at > start => {
+                format!("{}***{}", &url[..start + 3], &url[at..])
+            }
             _ => url.to_owned(),
         },
     }
@@ -171,7 +173,10 @@ pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
         let port = parsed.port().unwrap_or(6379);
         let path = parsed.path().trim_matches('/');
         if !path.is_empty() {
-            db = Some(path.parse().map_err(|_| invalid(url, format!("database {path:?} is not a number")))?);
+            db = Some(
+                path.parse()
+                    .map_err(|_| invalid(url, format!("database {path:?} is not a number")))?,
+            );
         }
         if tls {
             Address::Tls { host, port }
@@ -183,21 +188,28 @@ pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
     for (name, value) in parsed.query_pairs() {
         match name.as_ref() {
             "db" => {
-                db = Some(value.parse().map_err(|_| invalid(url, format!("db={value:?} is not a number")))?)
-            }
-            "password" => password = Some(value.into_owned()),
-            "socket_timeout" => options.socket_timeout = Some(parse_seconds(url, "socket_timeout", &value)?),
-            "socket_connect_timeout" => {
-                options.connect_timeout = Some(parse_seconds(url, "socket_connect_timeout", &value)?)
-            }
-            "max_connections" => {
-                options.max_connections = Some(
+                db = Some(
                     value
                         .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| invalid(url, format!("max_connections={value:?} is not a positive integer")))?,
+                        .map_err(|_| invalid(url, format!("db={value:?} is not a number")))?,
                 )
+            }
+            "password" => password = Some(value.into_owned()),
+            "socket_timeout" => {
+                options.socket_timeout = Some(parse_seconds(url, "socket_timeout", &value)?)
+            }
+            "socket_connect_timeout" => {
+                options.connect_timeout =
+                    Some(parse_seconds(url, "socket_connect_timeout", &value)?)
+            }
+            "max_connections" => {
+                options.max_connections =
+                    Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(
+                            url,
+                            format!("max_connections={value:?} is not a positive integer"),
+                        )
+                    })?)
             }
             known if IGNORED_QUERY_PARAMS.contains(&known) => {}
             other => return Err(invalid(url, format!("unknown query parameter {other:?}"))),
@@ -280,7 +292,9 @@ mod tests {
 
     #[test]
     fn query_options() {
-        let (_, o) = parse_url("redis://h?socket_timeout=0.5&socket_connect_timeout=2&max_connections=9").unwrap();
+        let (_, o) =
+            parse_url("redis://h?socket_timeout=0.5&socket_connect_timeout=2&max_connections=9")
+                .unwrap();
         assert_eq!(o.socket_timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(2)));
         assert_eq!(o.max_connections, Some(9));
@@ -308,7 +322,10 @@ mod tests {
 
     #[test]
     fn split_on_commas() {
-        assert_eq!(split_locations("redis://a, redis://b,"), vec!["redis://a", "redis://b"]);
+        assert_eq!(
+            split_locations("redis://a, redis://b,"),
+            vec!["redis://a", "redis://b"]
+        );
     }
 
     #[test]
@@ -316,6 +333,9 @@ mod tests {
         let s = server("redis://user:hunter2@h:1/2");
         assert_eq!(format!("{s}"), "h:1 db=2");
         assert_eq!(format!("{s:?}"), "h:1 db=2");
-        assert_eq!(redact("redis://user:hunter2@h:1/2"), "redis://user:***@h:1/2");
+        assert_eq!(
+            redact("redis://user:hunter2@h:1/2"),
+            "redis://user:***@h:1/2"
+        );
     }
 }

@@ -44,7 +44,8 @@ impl RedisConnector {
             .set_redis_settings(redis_info)
             // Small request/reply round trips: Nagle's algorithm would only add latency.
             .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(|e| Error::config(format!("{server}: {e}")))?;
+        let client =
+            redis::Client::open(info).map_err(|e| Error::config(format!("{server}: {e}")))?;
         Ok(Self {
             server,
             options,
@@ -101,7 +102,11 @@ pub fn shared_pool(server: &ServerConfig, options: &ConnectionOptions) -> Result
         return Ok(Arc::clone(pool));
     }
     let connector = RedisConnector::new(server.clone(), options.clone())?;
-    let pool = Arc::new(Pool::new(connector, options.max_connections, options.pool_timeout));
+    let pool = Arc::new(Pool::new(
+        connector,
+        options.max_connections,
+        options.pool_timeout,
+    ));
     pools.insert(key, Arc::clone(&pool));
     Ok(pool)
 }

@@ -18,7 +18,9 @@ mod _native {
     #[pymodule_export]
     use crate::client::Client;
     #[pymodule_export]
-    use crate::errors::py::{CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError};
+    use crate::errors::py::{
+        CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
+    };
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

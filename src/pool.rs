@@ -30,7 +30,10 @@ struct SlotsInner<T> {
 
 fn empty_slots<T>() -> Slots<T> {
     Slots {
-        inner: Mutex::new(SlotsInner { idle: Vec::new(), open: 0 }),
+        inner: Mutex::new(SlotsInner {
+            idle: Vec::new(),
+            open: 0,
+        }),
         returned: Condvar::new(),
     }
 }

@@ -55,7 +55,11 @@ impl Reply {
 }
 
 fn unexpected(value: &Value, wanted: &str) -> PyErr {
-    Error::new(ErrorKind::Response, format!("expected {wanted} in the reply, got {value:?}")).into()
+    Error::new(
+        ErrorKind::Response,
+        format!("expected {wanted} in the reply, got {value:?}"),
+    )
+    .into()
 }
 
 fn items(value: Value) -> Vec<Value> {
@@ -122,7 +126,13 @@ pub fn raw(py: Python<'_>, value: Value) -> PyResult<Py<PyAny>> {
 }
 
 /// Convert `value` into the shape `kind`; `key` names the value in decode errors.
-pub fn convert(py: Python<'_>, codec: &Codec, value: Value, kind: Reply, key: &[u8]) -> PyResult<Py<PyAny>> {
+pub fn convert(
+    py: Python<'_>,
+    codec: &Codec,
+    value: Value,
+    kind: Reply,
+    key: &[u8],
+) -> PyResult<Py<PyAny>> {
     let decode = |v: Value| -> PyResult<Py<PyAny>> {
         match v {
             Value::Nil => Ok(py.None()),
@@ -186,7 +196,9 @@ pub fn convert(py: Python<'_>, codec: &Codec, value: Value, kind: Reply, key: &[
         Reply::Bools => {
             let list = PyList::empty(py);
             for item in items(value) {
-                list.append(matches!(item, Value::Int(n) if n != 0) || matches!(item, Value::Boolean(true)))?;
+                list.append(
+                    matches!(item, Value::Int(n) if n != 0) || matches!(item, Value::Boolean(true)),
+                )?;
             }
             list.into_any().unbind()
         }
@@ -203,7 +215,13 @@ pub fn convert(py: Python<'_>, codec: &Codec, value: Value, kind: Reply, key: &[
             let mut it = flat.into_iter();
             while let (Some(member), Some(score)) = (it.next(), it.next()) {
                 let score = as_float(&score).ok_or_else(|| unexpected(&score, "a score"))?;
-                list.append(PyTuple::new(py, [decode(member)?, score.into_pyobject(py)?.into_any().unbind()])?)?;
+                list.append(PyTuple::new(
+                    py,
+                    [
+                        decode(member)?,
+                        score.into_pyobject(py)?.into_any().unbind(),
+                    ],
+                )?)?;
             }
             list.into_any().unbind()
         }

@@ -33,7 +33,9 @@ def make_cache(server: Server) -> Iterator[Callable[..., RedisCache]]:
     server.command("FLUSHALL")
     made: list[RedisCache] = []
 
-    def make(location: Any = None, options: dict[str, Any] | None = None, **params: Any) -> RedisCache:
+    def make(
+        location: Any = None, options: dict[str, Any] | None = None, **params: Any
+    ) -> RedisCache:
         cache = RedisCache(location or server.url, {"OPTIONS": options or {}, **params})
         made.append(cache)
         return cache

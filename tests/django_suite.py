@@ -49,7 +49,8 @@ def main(tests_dir: str, location: str) -> int:
 
     @override_settings(
         CACHES=django_cache_tests.caches_setting_for_tests(
-            base=backend, exclude={"cull", "zero_cull"}  # Redis evicts by its own policy
+            base=backend,
+            exclude={"cull", "zero_cull"},  # Redis evicts by its own policy
         )
     )
     class DjangoRedisRsCacheTests(django_cache_tests.BaseCacheTests, TestCase):

@@ -271,7 +271,9 @@ def test_unpicklable_value_raises_and_writes_nothing(cache: RedisCache) -> None:
     assert cache.has_key("k") is False
 
 
-def test_corrupt_value_raises_serializer_error_naming_the_key(cache: RedisCache, server: Server) -> None:
+def test_corrupt_value_raises_serializer_error_naming_the_key(
+    cache: RedisCache, server: Server
+) -> None:
     from django_redis_rs.exceptions import SerializerError
 
     server.command("SET", ":1:bad", "\x80garbage")

@@ -64,11 +64,16 @@ def test_aliases_do_not_import_django_redis() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE']='tests.settings'; django.setup();"
-        "from django_redis_rs.cache import RedisCache;"
-        "RedisCache('redis://127.0.0.1:1', {'OPTIONS': {'CLIENT_CLASS': 'django_redis.client.DefaultClient'}});"
-        "print('django_redis' in sys.modules)"
+    code = "\n".join(
+        [
+            "import os, sys, django",
+            "os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'",
+            "django.setup()",
+            "from django_redis_rs.cache import RedisCache",
+            "options = {'CLIENT_CLASS': 'django_redis.client.DefaultClient'}",
+            "RedisCache('redis://127.0.0.1:1', {'OPTIONS': options})",
+            "print('django_redis' in sys.modules)",
+        ]
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -84,7 +84,9 @@ def test_sorted_sets(cache: RedisCache) -> None:
     assert cache.zrevrangebyscore("z", 10, 3, start=0, num=2) == ["a", "c"]
     assert cache.zrank("z", "b") == 0
     assert cache.zrank("z", "missing") is None
-    version = tuple(int(p) for p in cache.client.get_client().info("server")["redis_version"].split("."))
+    version = tuple(
+        int(p) for p in cache.client.get_client().info("server")["redis_version"].split(".")
+    )
     if version >= (7, 2):  # ZRANK ... WITHSCORE is new in Redis 7.2
         assert cache.zrank("z", "a", withscore=True) == [2, 6.5]
     assert cache.zrevrank("z", "a") == 0

@@ -94,9 +94,7 @@ def _child_incr(_: int) -> int:
 
 
 def test_exhausted_pool_fails_after_the_pool_timeout(make_cache) -> None:
-    cache = make_cache(
-        options={"CONNECTION_POOL_KWARGS": {"max_connections": 1, "timeout": 0.2}}
-    )
+    cache = make_cache(options={"CONNECTION_POOL_KWARGS": {"max_connections": 1, "timeout": 0.2}})
     raw = cache.client.get_client()
     holder = threading.Thread(target=lambda: raw.execute_command("BLPOP", "never", 1))
     holder.start()
@@ -204,13 +202,24 @@ def test_the_api_list_covers_every_client_method() -> None:
         for name, member in inspect.getmembers(DefaultClient, inspect.isfunction)
         if not name.startswith("_")
     }
-    not_io = {"make_key", "make_pattern", "encode", "decode", "get_client", "close", "lock", "get_or_set"}
+    not_io = {
+        "make_key",
+        "make_pattern",
+        "encode",
+        "decode",
+        "get_client",
+        "close",
+        "lock",
+        "get_or_set",
+    }
     covered = {name for name, _, _ in API_CALLS} | {name for name, _ in ITERATORS}
     assert public - not_io - covered == set()
 
 
 @pytest.mark.parametrize(("method", "args", "neutral"), API_CALLS, ids=[c[0] for c in API_CALLS])
-def test_every_method_raises_connection_interrupted_when_down(dead_url, method, args, neutral) -> None:
+def test_every_method_raises_connection_interrupted_when_down(
+    dead_url, method, args, neutral
+) -> None:
     cache = RedisCache(dead_url, {})
     with pytest.raises(ConnectionInterrupted):
         getattr(cache, method)(*args)
@@ -244,7 +253,9 @@ def test_lock_with_ignore_exceptions_is_never_acquired(dead_url) -> None:
 
 
 def test_ignored_exceptions_are_logged(dead_url, caplog) -> None:
-    with override_settings(DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS=True, DJANGO_REDIS_LOGGER="drr.test"):
+    with override_settings(
+        DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS=True, DJANGO_REDIS_LOGGER="drr.test"
+    ):
         cache = RedisCache(dead_url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
     with caplog.at_level("ERROR", logger="drr.test"):
         assert cache.get("k", "d") == "d"

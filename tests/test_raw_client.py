@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.core.cache import caches
 from django.test import override_settings
 
 from django_redis_rs import get_redis_connection

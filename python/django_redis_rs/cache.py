@@ -19,7 +19,6 @@ from django_redis_rs.client import DefaultClient
 from django_redis_rs.exceptions import ConnectionInterrupted
 from django_redis_rs.options import DEFAULT_CLIENT, import_option
 
-
 # Neutral values that must be new for each call (named: the class body rebinds `set`).
 EMPTY_LIST, EMPTY_DICT, EMPTY_SET = list, dict, set
 
@@ -83,14 +82,18 @@ class RedisCache(BaseCache):
             self.logger.exception("Exception ignored")
 
     # The hot path, written out: no getattr, no argument packing.
-    def get(self, key: Any, default: Any = None, version: int | None = None, client: Any = None) -> Any:
+    def get(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
         try:
             return self._client.get(key, default, version)
         except ConnectionInterrupted:
             self._handle_failure()
             return default
 
-    def delete(self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None) -> bool:
+    def delete(
+        self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
+    ) -> bool:
         """Django expects a bool (django-redis's client returns the count)."""
         try:
             return bool(self._client.delete(key, version, prefix))

@@ -88,8 +88,10 @@ class Lock:
         sleep = self.sleep if sleep is None else sleep
         blocking = self.blocking if blocking is None else blocking
         blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
-        token_bytes = uuid.uuid4().hex.encode() if token is None else (
-            token.encode() if isinstance(token, str) else token
+        token_bytes = (
+            uuid.uuid4().hex.encode()
+            if token is None
+            else (token.encode() if isinstance(token, str) else token)
         )
         args: tuple[Any, ...] = ("SET", self.name, token_bytes, "NX")
         if self.timeout is not None:
@@ -127,8 +129,13 @@ class Lock:
         if self.timeout is None:
             raise LockError("Cannot extend a lock with no timeout")
         args = (
-            "EVAL", _EXTEND, 1, self.name, self.token,
-            self._ttl_ms(additional_time), "1" if replace_ttl else "0",
+            "EVAL",
+            _EXTEND,
+            1,
+            self.name,
+            self.token,
+            self._ttl_ms(additional_time),
+            "1" if replace_ttl else "0",
         )
         if not self._client.execute(True, args, REPLY_INT):
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")

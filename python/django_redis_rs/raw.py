@@ -59,7 +59,9 @@ def _zrange_reply(withscores: bool) -> Convert | None:
 class _Commands:
     """The command descriptions, shared by the client and its pipelines."""
 
-    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+    def _call(
+        self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
+    ) -> Any:
         raise NotImplementedError
 
     def execute_command(self, *args: Any) -> Any:
@@ -193,7 +195,9 @@ class RawClient(_Commands):
     def __repr__(self) -> str:
         return f"<django_redis_rs.RawClient servers={self._native.servers} write={self._write}>"
 
-    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+    def _call(
+        self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
+    ) -> Any:
         reply = self._native.execute(self._write or write, args, REPLY_RAW)
         return reply if convert is None else convert(reply)
 
@@ -243,7 +247,9 @@ class Pipeline(_Commands):
     def __len__(self) -> int:
         return len(self._queued)
 
-    def _call(self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True) -> Any:
+    def _call(
+        self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
+    ) -> Any:
         self._queued.append((args, convert))
         return self
 

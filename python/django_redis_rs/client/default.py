@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
     from django_redis_rs.raw import RawClient
+
+# Inside the class, `set` names the cache method.
+Set: TypeAlias = set
 
 _GLOB_SPECIAL = re.compile(r"([*?[])")
 _MISSING = object()
@@ -138,7 +141,9 @@ class DefaultClient:
         nx: bool = False,
         xx: bool = False,
     ) -> bool:
-        return self._native.set(self.make_key(key, version), value, self._timeout_ms(timeout), nx, xx)
+        return self._native.set(
+            self.make_key(key, version), value, self._timeout_ms(timeout), nx, xx
+        )
 
     def add(
         self,
@@ -164,7 +169,9 @@ class DefaultClient:
     ) -> int:
         return self._native.delete(self.make_key(key, version, prefix))
 
-    def delete_many(self, keys: Iterable[Any], version: int | None = None, client: Any = None) -> int:
+    def delete_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> int:
         return self._native.delete_many([self.make_key(k, version) for k in keys])
 
     def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
@@ -263,14 +270,18 @@ class DefaultClient:
     ) -> bool:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
-        return bool(self._run(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
+        return bool(
+            self._run(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL)
+        )
 
     def pexpire(
         self, key: Any, timeout: Any, version: int | None = None, client: Any = None
     ) -> bool:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
-        return bool(self._run(True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
+        return bool(
+            self._run(True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL)
+        )
 
     def expire_at(
         self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
@@ -349,12 +360,14 @@ class DefaultClient:
         return [encode(v) for v in values]
 
     def sadd(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT)
+        return self._run(
+            True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT
+        )
 
     def scard(self, key: Any, version: int | None = None, client: Any = None) -> int:
         return self._run(False, ("SCARD", self.make_key(key, version)), REPLY_INT)
 
-    def sdiff(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+    def sdiff(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
         return self._run(False, ("SDIFF", *self._keys(keys, version)), REPLY_VALUE_SET)
 
     def sdiffstore(
@@ -368,7 +381,7 @@ class DefaultClient:
         args = ("SDIFFSTORE", self.make_key(dest, version_dest), *self._keys(keys, version_keys))
         return self._run(True, args, REPLY_INT)
 
-    def sinter(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+    def sinter(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
         return self._run(False, ("SINTER", *self._keys(keys, version)), REPLY_VALUE_SET)
 
     def sinterstore(
@@ -377,7 +390,7 @@ class DefaultClient:
         args = ("SINTERSTORE", self.make_key(dest, version), *self._keys(keys, version))
         return self._run(True, args, REPLY_INT)
 
-    def sunion(self, *keys: Any, version: int | None = None, client: Any = None) -> set[Any]:
+    def sunion(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
         return self._run(False, ("SUNION", *self._keys(keys, version)), REPLY_VALUE_SET)
 
     def sunionstore(
@@ -398,7 +411,7 @@ class DefaultClient:
         args = ("SMISMEMBER", self.make_key(key, version), *self._values(members))
         return self._run(False, args, REPLY_BOOLS)
 
-    def smembers(self, key: Any, version: int | None = None, client: Any = None) -> set[Any]:
+    def smembers(self, key: Any, version: int | None = None, client: Any = None) -> Set[Any]:
         return self._run(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET)
 
     def smove(
@@ -435,7 +448,9 @@ class DefaultClient:
         return self._run(False, args, REPLY_VALUES)
 
     def srem(self, key: Any, *members: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT)
+        return self._run(
+            True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT
+        )
 
     def sscan_iter(
         self,
@@ -470,7 +485,7 @@ class DefaultClient:
         count: int | None = 10,
         version: int | None = None,
         client: Any = None,
-    ) -> set[Any]:
+    ) -> Set[Any]:
         """All members matching ``match`` (every SSCAN page)."""
         return set(self.sscan_iter(key, match, count, version))
 
@@ -611,7 +626,13 @@ class DefaultClient:
         version: int | None = None,
         client: Any = None,
     ) -> list[Any]:
-        args = ("ZRANGE", self.make_key(key, version), start, end, *(("REV",) if desc else ()))
+        args: tuple[Any, ...] = (
+            "ZRANGE",
+            self.make_key(key, version),
+            start,
+            end,
+            *(("REV",) if desc else ()),
+        )
         args += ("WITHSCORES",) if withscores else ()
         return self._zlist(args, withscores, score_cast_func)
 
@@ -625,7 +646,7 @@ class DefaultClient:
         version: int | None = None,
         client: Any = None,
     ) -> list[Any]:
-        args = ("ZREVRANGE", self.make_key(key, version), start, end)
+        args: tuple[Any, ...] = ("ZREVRANGE", self.make_key(key, version), start, end)
         args += ("WITHSCORES",) if withscores else ()
         return self._zlist(args, withscores, score_cast_func)
 
@@ -669,7 +690,11 @@ class DefaultClient:
         version: int | None = None,
         client: Any = None,
     ) -> Any:
-        args: tuple[Any, ...] = ("ZRANK", self.make_key(key, version), self._native.encode_member(value))
+        args: tuple[Any, ...] = (
+            "ZRANK",
+            self.make_key(key, version),
+            self._native.encode_member(value),
+        )
         if not withscore:
             return self._run(False, args, REPLY_INT)
         reply = self._run(False, (*args, "WITHSCORE"))
@@ -700,10 +725,14 @@ class DefaultClient:
     # ---- lists -------------------------------------------------------------------------------
 
     def lpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT)
+        return self._run(
+            True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+        )
 
     def rpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT)
+        return self._run(
+            True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+        )
 
     def _pop(self, command: str, key: Any, count: int | None, version: int | None) -> Any:
         if count is None:
@@ -740,7 +769,5 @@ class DefaultClient:
     ) -> bool:
         return self._run(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL)
 
-    def lindex(
-        self, key: Any, index: int, version: int | None = None, client: Any = None
-    ) -> Any:
+    def lindex(self, key: Any, index: int, version: int | None = None, client: Any = None) -> Any:
         return self._run(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE)

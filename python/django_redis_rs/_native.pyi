@@ -1,0 +1,95 @@
+"""Type stubs for the native module (checked against it by ``mypy.stubtest``)."""
+
+from collections.abc import Iterable
+from typing import Any, TypeAlias, final
+
+__all__ = [
+    "Client",
+    "CompressorError",
+    "ConfigError",
+    "ConnectionInterrupted",
+    "ResponseError",
+    "SerializerError",
+    "REPLY_RAW",
+    "REPLY_INT",
+    "REPLY_BOOL",
+    "REPLY_VALUE",
+    "REPLY_VALUES",
+    "REPLY_VALUE_SET",
+    "REPLY_STRINGS",
+    "REPLY_FLOAT",
+    "REPLY_SCORED",
+    "REPLY_BOOLS",
+    "__version__",
+]
+
+__version__: str
+
+REPLY_RAW: int
+REPLY_INT: int
+REPLY_BOOL: int
+REPLY_VALUE: int
+REPLY_VALUES: int
+REPLY_VALUE_SET: int
+REPLY_STRINGS: int
+REPLY_FLOAT: int
+REPLY_SCORED: int
+REPLY_BOOLS: int
+
+class ConnectionInterrupted(Exception): ...
+class ResponseError(Exception): ...
+class SerializerError(Exception): ...
+class CompressorError(Exception): ...
+class ConfigError(ValueError): ...
+
+_Key: TypeAlias = str | bytes
+
+@final
+class Client:
+    def __new__(
+        cls,
+        locations: list[str],
+        *,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        max_connections: int | None = None,
+        pool_timeout: float | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        pickle_protocol: int = ...,
+        serializer: Any | None = None,
+        compressor: Any | None = None,
+    ) -> Client: ...
+    @property
+    def servers(self) -> list[str]: ...
+    @property
+    def node_count(self) -> int: ...
+    def get(self, key: _Key, default: Any | None = None) -> Any: ...
+    def set(
+        self,
+        key: _Key,
+        value: Any,
+        timeout_ms: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool: ...
+    def touch(self, key: _Key, timeout_ms: int | None = None) -> bool: ...
+    def delete(self, key: _Key) -> int: ...
+    def has_key(self, key: _Key) -> bool: ...
+    def get_many(self, keys: dict[Any, Any]) -> dict[Any, Any]: ...
+    def set_many(self, items: dict[Any, Any], timeout_ms: int | None = None) -> None: ...
+    def delete_many(self, keys: Iterable[_Key]) -> int: ...
+    def incr(self, key: _Key, delta: int = 1, ignore_key_check: bool = False) -> int | None: ...
+    def delete_pattern(self, pattern: _Key, itersize: int | None = None) -> int: ...
+    def scan(
+        self, cursor: int, pattern: _Key, count: int | None = None, node: int = 0
+    ) -> tuple[int, list[str]]: ...
+    def keys(self, pattern: _Key) -> list[str]: ...
+    def clear(self) -> None: ...
+    def execute(self, write: bool, args: tuple[Any, ...], reply: int = 0) -> Any: ...
+    def pipeline(self, commands: list[tuple[Any, ...]], write: bool = True) -> list[Any]: ...
+    def encode(self, value: Any) -> bytes: ...
+    def encode_member(self, value: Any) -> bytes: ...
+    def decode(self, data: bytes) -> Any: ...
+    def close(self) -> None: ...
+    def pool_stats(self) -> dict[str, dict[str, int]]: ...
