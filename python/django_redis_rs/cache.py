@@ -46,6 +46,21 @@ def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
     return method
 
 
+def _forward_iterator(name: str) -> Callable[..., Iterator[Any]]:
+    """Like `_forward`, for generators: failures surface while iterating; ignored, they end it."""
+
+    def method(self: RedisCache, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from getattr(self._client, name)(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+
+    method.__name__ = name
+    method.__qualname__ = f"RedisCache.{name}"
+    method.__doc__ = getattr(DefaultClient, name).__doc__
+    return method
+
+
 class RedisCache(BaseCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -109,18 +124,6 @@ class RedisCache(BaseCache):
             self._handle_failure()
             return 0
 
-    def iter_keys(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        try:
-            yield from self._client.iter_keys(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
-
-    def sscan_iter(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        try:
-            yield from self._client.sscan_iter(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
-
     def close(self, **kwargs: Any) -> None:
         try:
             self._client.close(**kwargs)
@@ -150,6 +153,7 @@ class RedisCache(BaseCache):
     pexpire_at = _forward("pexpire_at", False)
     lock = _forward("lock")
     keys = _forward("keys", EMPTY_LIST)
+    iter_keys = _forward_iterator("iter_keys")
     sadd = _forward("sadd", 0)
     scard = _forward("scard", 0)
     sdiff = _forward("sdiff", EMPTY_SET)
@@ -164,6 +168,7 @@ class RedisCache(BaseCache):
     srandmember = _forward("srandmember")
     srem = _forward("srem", 0)
     sscan = _forward("sscan", EMPTY_SET)
+    sscan_iter = _forward_iterator("sscan_iter")
     sunion = _forward("sunion", EMPTY_SET)
     sunionstore = _forward("sunionstore", 0)
     hset = _forward("hset", 0)

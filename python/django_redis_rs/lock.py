@@ -153,43 +153,29 @@ class Lock:
         return True
 
 
+def _forgiving(name: str, neutral: Any) -> Any:
+    """Lock.<name>, answering ``neutral`` when Redis cannot be reached."""
+    strict = getattr(Lock, name)
+
+    def method(self: Lock, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return strict(self, *args, **kwargs)
+        except ConnectionInterrupted:
+            return neutral
+
+    method.__name__ = name
+    method.__doc__ = strict.__doc__
+    return method
+
+
 class ForgivingLock(Lock):
     """The lock ``cache.lock`` returns under IGNORE_EXCEPTIONS: with Redis down it is never
     acquired (acquire returns False, the context manager raises LockError) and releasing or
     extending it does nothing."""
 
-    def acquire(self, *args: Any, **kwargs: Any) -> bool:
-        try:
-            return super().acquire(*args, **kwargs)
-        except ConnectionInterrupted:
-            return False
-
-    def locked(self) -> bool:
-        try:
-            return super().locked()
-        except ConnectionInterrupted:
-            return False
-
-    def owned(self) -> bool:
-        try:
-            return super().owned()
-        except ConnectionInterrupted:
-            return False
-
-    def release(self) -> None:
-        try:
-            super().release()
-        except ConnectionInterrupted:
-            pass
-
-    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
-        try:
-            return super().extend(additional_time, replace_ttl)
-        except ConnectionInterrupted:
-            return False
-
-    def reacquire(self) -> bool:
-        try:
-            return super().reacquire()
-        except ConnectionInterrupted:
-            return False
+    acquire = _forgiving("acquire", False)
+    locked = _forgiving("locked", False)
+    owned = _forgiving("owned", False)
+    release = _forgiving("release", None)
+    extend = _forgiving("extend", False)
+    reacquire = _forgiving("reacquire", False)
