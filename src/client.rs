@@ -3,7 +3,7 @@
 //! converts the reply once it is attached again.
 
 use crate::codec::{Codec, Compressor, Serializer};
-use crate::config::{parse_url, ConnectionOptions, ServerConfig};
+use crate::config::{parse_url, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::connection::{run_all, run_one, RedisPool};
 use crate::errors::{Error, Result};
 use crate::reply::{self, Reply};
@@ -15,6 +15,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use redis::Value;
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Django warns about keys memcached would refuse, so code stays portable between backends.
@@ -173,7 +174,8 @@ impl Client {
     #[pyo3(signature = (
         locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
         pool_timeout=None, username=None, password=None, pickle_protocol=-1,
-        serializer=None, compressor=None
+        serializer=None, compressor=None, ssl_ca_certs=None, ssl_certfile=None,
+        ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -187,25 +189,34 @@ impl Client {
         pickle_protocol: i32,
         serializer: Option<Py<PyAny>>,
         compressor: Option<Py<PyAny>>,
+        ssl_ca_certs: Option<PathBuf>,
+        ssl_certfile: Option<PathBuf>,
+        ssl_keyfile: Option<PathBuf>,
+        ssl_verify_peer: bool,
+        ssl_check_hostname: bool,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
+        let base = ConnectionOptions {
+            socket_timeout: seconds(socket_timeout),
+            connect_timeout: seconds(connect_timeout),
+            max_connections: max_connections.unwrap_or(defaults.max_connections),
+            pool_timeout: pool_timeout
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .unwrap_or(defaults.pool_timeout),
+            tls: TlsOptions {
+                ca_certs: ssl_ca_certs,
+                certfile: ssl_certfile,
+                keyfile: ssl_keyfile,
+                verify_peer: ssl_verify_peer,
+                verify_hostname: ssl_check_hostname,
+            },
+        };
         let mut servers: Vec<(ServerConfig, ConnectionOptions)> = Vec::new();
         for location in &locations {
-            let (mut server, url) = parse_url(location)?;
+            let (mut server, options) = parse_url(location, &base)?;
             server.username = server.username.or_else(|| username.clone());
             server.password = server.password.or_else(|| password.clone());
-            let options = ConnectionOptions {
-                socket_timeout: url.socket_timeout.or(seconds(socket_timeout)),
-                connect_timeout: url.connect_timeout.or(seconds(connect_timeout)),
-                max_connections: url
-                    .max_connections
-                    .or(max_connections)
-                    .unwrap_or(defaults.max_connections),
-                pool_timeout: pool_timeout
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64)
-                    .unwrap_or(defaults.pool_timeout),
-            };
             servers.push((server, options));
         }
         let topology = Topology::replicated(&servers)?;

@@ -59,6 +59,50 @@ pub struct ConnectionOptions {
     pub max_connections: usize,
     /// How long a caller waits for a free connection when `max_connections` are all in use.
     pub pool_timeout: Duration,
+    /// Used by `rediss://` servers only.
+    pub tls: TlsOptions,
+}
+
+/// Certificates and verification for `rediss://` (redis-py's `ssl_*` names in settings).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// PEM file of the CA(s) to trust instead of the system's roots.
+    pub ca_certs: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that require mutual TLS.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    /// Verify the server's certificate chain (`ssl_cert_reqs` other than "none").
+    pub verify_peer: bool,
+    /// Verify that the certificate names the host (`ssl_check_hostname`).
+    pub verify_hostname: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self {
+            ca_certs: None,
+            certfile: None,
+            keyfile: None,
+            verify_peer: true,
+            verify_hostname: true,
+        }
+    }
+}
+
+impl TlsOptions {
+    /// redis-py's `ssl_cert_reqs`: "none" turns verification off; "optional" and "required" keep it.
+    pub fn set_cert_reqs(&mut self, value: &str) -> std::result::Result<(), String> {
+        self.verify_peer = match value.to_ascii_lowercase().as_str() {
+            "none" | "cert_none" => false,
+            "optional" | "required" | "cert_optional" | "cert_required" => true,
+            other => {
+                return Err(format!(
+                    "ssl_cert_reqs={other:?} is not none, optional or required"
+                ))
+            }
+        };
+        Ok(())
+    }
 }
 
 impl Default for ConnectionOptions {
@@ -68,16 +112,9 @@ impl Default for ConnectionOptions {
             connect_timeout: None,
             max_connections: usize::MAX,
             pool_timeout: Duration::from_secs(5),
+            tls: TlsOptions::default(),
         }
     }
-}
-
-/// Options a URL's query string may carry; they override `OPTIONS` for that server.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct UrlOptions {
-    pub socket_timeout: Option<Duration>,
-    pub connect_timeout: Option<Duration>,
-    pub max_connections: Option<usize>,
 }
 
 /// redis-py query parameters that are accepted for compatibility but have no effect here.
@@ -136,8 +173,17 @@ fn parse_seconds(url: &str, name: &str, value: &str) -> Result<Duration> {
         .ok_or_else(|| invalid(url, format!("{name}={value:?} is not a number of seconds")))
 }
 
+fn parse_bool(url: &str, name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(url, format!("{name}={value:?} is not a boolean"))),
+    }
+}
+
 /// Parse one server URL: `redis://`, `rediss://`, `valkey://`, `valkeys://` or `unix://`.
-pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
+/// Query parameters override `base` (the cache's `OPTIONS`) for this server.
+pub fn parse_url(url: &str, base: &ConnectionOptions) -> Result<(ServerConfig, ConnectionOptions)> {
     let parsed = url::Url::parse(url).map_err(|e| invalid(url, e))?;
     let tls = match parsed.scheme() {
         "redis" | "valkey" | "unix" => false,
@@ -152,7 +198,7 @@ pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
     let username = Some(decode(parsed.username())).filter(|u| !u.is_empty());
     let mut password = parsed.password().map(decode);
     let mut db: Option<i64> = None;
-    let mut options = UrlOptions::default();
+    let mut options = base.clone();
 
     let address = if parsed.scheme() == "unix" {
         if parsed.path().is_empty() || parsed.path() == "/" {
@@ -204,13 +250,23 @@ pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
             }
             "max_connections" => {
                 options.max_connections =
-                    Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                         invalid(
                             url,
                             format!("max_connections={value:?} is not a positive integer"),
                         )
-                    })?)
+                    })?
             }
+            "ssl_cert_reqs" => options
+                .tls
+                .set_cert_reqs(&value)
+                .map_err(|why| invalid(url, why))?,
+            "ssl_check_hostname" => {
+                options.tls.verify_hostname = parse_bool(url, "ssl_check_hostname", &value)?
+            }
+            "ssl_ca_certs" => options.tls.ca_certs = Some(PathBuf::from(value.as_ref())),
+            "ssl_certfile" => options.tls.certfile = Some(PathBuf::from(value.as_ref())),
+            "ssl_keyfile" => options.tls.keyfile = Some(PathBuf::from(value.as_ref())),
             known if IGNORED_QUERY_PARAMS.contains(&known) => {}
             other => return Err(invalid(url, format!("unknown query parameter {other:?}"))),
         }
@@ -234,8 +290,12 @@ pub fn parse_url(url: &str) -> Result<(ServerConfig, UrlOptions)> {
 mod tests {
     use super::*;
 
+    fn parse(url: &str) -> Result<(ServerConfig, ConnectionOptions)> {
+        parse_url(url, &ConnectionOptions::default())
+    }
+
     fn server(url: &str) -> ServerConfig {
-        parse_url(url).unwrap().0
+        parse(url).unwrap().0
     }
 
     #[test]
@@ -291,14 +351,33 @@ mod tests {
     }
 
     #[test]
-    fn query_options() {
-        let (_, o) =
-            parse_url("redis://h?socket_timeout=0.5&socket_connect_timeout=2&max_connections=9")
-                .unwrap();
-        assert_eq!(o.socket_timeout, Some(Duration::from_millis(500)));
+    fn query_options_override_the_base() {
+        let base = ConnectionOptions {
+            socket_timeout: Some(Duration::from_secs(9)),
+            max_connections: 3,
+            ..ConnectionOptions::default()
+        };
+        let url = "redis://h?socket_connect_timeout=2&max_connections=9";
+        let (_, o) = parse_url(url, &base).unwrap();
+        assert_eq!(o.socket_timeout, Some(Duration::from_secs(9)));
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(o.max_connections, Some(9));
-        assert!(parse_url("redis://h?health_check_interval=30").is_ok());
+        assert_eq!(o.max_connections, 9);
+        let (_, o) = parse_url("redis://h?socket_timeout=0.5", &base).unwrap();
+        assert_eq!(o.socket_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(o.max_connections, 3);
+        assert!(parse("redis://h?health_check_interval=30").is_ok());
+    }
+
+    #[test]
+    fn tls_query_options() {
+        let (_, o) = parse("rediss://h").unwrap();
+        assert!(o.tls.verify_peer && o.tls.verify_hostname);
+        let (_, o) = parse("rediss://h?ssl_cert_reqs=none").unwrap();
+        assert!(!o.tls.verify_peer);
+        let (_, o) = parse("rediss://h?ssl_check_hostname=false&ssl_ca_certs=/ca.pem").unwrap();
+        assert!(o.tls.verify_peer && !o.tls.verify_hostname);
+        assert_eq!(o.tls.ca_certs, Some(PathBuf::from("/ca.pem")));
+        assert!(parse("rediss://h?ssl_cert_reqs=maybe").is_err());
     }
 
     #[test]
@@ -314,7 +393,7 @@ mod tests {
             ("localhost:6379", "invalid"),
             ("redis://:pw@h:99999", "invalid"),
         ] {
-            let err = parse_url(url).unwrap_err();
+            let err = parse(url).unwrap_err();
             assert!(err.message.contains(needle), "{url}: {}", err.message);
             assert!(!err.message.contains("pw"), "{url}: {}", err.message);
         }

@@ -1,16 +1,20 @@
 //! Opening Redis connections, the process-global pools that hold them, and running packed
 //! commands on a pooled connection.
 
-use crate::config::{Address, ConnectionOptions, ServerConfig};
+use crate::config::{Address, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool};
 use crate::resp::Packed;
 use parking_lot::Mutex;
 use redis::io::tcp::TcpSettings;
-use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::{
+    ClientTlsConfig, ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates, Value,
+};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Once};
 
 pub struct RedisConnector {
     server: ServerConfig,
@@ -18,15 +22,60 @@ pub struct RedisConnector {
     client: redis::Client,
 }
 
+/// rustls needs a process-wide crypto provider; ours is ring, installed once.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another library installed one first: theirs serves us as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn read_pem(path: &Path, option: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::config(format!("{option} {}: {e}", path.display())))
+}
+
+/// The certificates to load, or None to trust the system's roots without a client certificate.
+fn tls_certificates(tls: &TlsOptions) -> Result<Option<TlsCertificates>> {
+    let client_tls = match (&tls.certfile, &tls.keyfile) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read_pem(cert, "ssl_certfile")?,
+            client_key: read_pem(key, "ssl_keyfile")?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::config(
+                "ssl_certfile and ssl_keyfile must be given together",
+            ))
+        }
+    };
+    let root_cert = tls
+        .ca_certs
+        .as_deref()
+        .map(|ca| read_pem(ca, "ssl_ca_certs"))
+        .transpose()?;
+    Ok(
+        (client_tls.is_some() || root_cert.is_some()).then_some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
+}
+
 impl RedisConnector {
     pub fn new(server: ServerConfig, options: ConnectionOptions) -> Result<Self> {
+        let tls = &options.tls;
         let addr = match &server.address {
             Address::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
             Address::Unix { path } => ConnectionAddr::Unix(path.clone()),
-            Address::Tls { .. } => {
-                return Err(Error::config(format!(
-                    "{server}: TLS (rediss://) is not supported by this build yet"
-                )))
+            Address::Tls { host, port } => {
+                install_crypto_provider();
+                ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: !tls.verify_peer,
+                    tls_params: None,
+                }
             }
         };
         let mut redis_info = RedisConnectionInfo::default()
@@ -44,8 +93,21 @@ impl RedisConnector {
             .set_redis_settings(redis_info)
             // Small request/reply round trips: Nagle's algorithm would only add latency.
             .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client =
-            redis::Client::open(info).map_err(|e| Error::config(format!("{server}: {e}")))?;
+        let config_error = |e: redis::RedisError| Error::config(format!("{server}: {e}"));
+        let mut info = info;
+        if matches!(server.address, Address::Tls { .. }) {
+            if let Some(certificates) = tls_certificates(tls)? {
+                let with_certs =
+                    redis::Client::build_with_tls(info, certificates).map_err(config_error)?;
+                info = with_certs.get_connection_info().clone();
+            }
+            if tls.verify_peer && !tls.verify_hostname {
+                let mut addr = info.addr().clone();
+                addr.set_danger_accept_invalid_hostnames(true);
+                info = info.set_addr(addr);
+            }
+        }
+        let client = redis::Client::open(info).map_err(config_error)?;
         Ok(Self {
             server,
             options,

@@ -59,6 +59,11 @@ class Client:
         pickle_protocol: int = ...,
         serializer: Any | None = None,
         compressor: Any | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_verify_peer: bool = True,
+        ssl_check_hostname: bool = True,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...

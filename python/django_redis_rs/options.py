@@ -7,7 +7,9 @@ ours, without importing django_redis.
 
 from __future__ import annotations
 
+import os
 import pickle
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +52,8 @@ NO_EFFECT_OPTIONS = {
     "REDIS_CLIENT_CLASS",
     "REDIS_CLIENT_KWARGS",
 }
-_POOL_KWARGS = {"max_connections", "timeout"}
+_TLS_KWARGS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
+_POOL_KWARGS = {"max_connections", "timeout"} | _TLS_KWARGS
 _NO_EFFECT_POOL_KWARGS = {"retry_on_timeout", "health_check_interval", "socket_keepalive"}
 
 
@@ -102,6 +105,33 @@ def locations(server: Any) -> list[str]:
     return urls
 
 
+def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` connection kwargs, for ``rediss://`` servers."""
+    kwargs: dict[str, Any] = {}
+    for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        value = pool.get(name)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ImproperlyConfigured(f"CONNECTION_POOL_KWARGS['{name}'] must be a file path")
+        kwargs[name] = None if value is None else os.fspath(value)
+    reqs = pool.get("ssl_cert_reqs", "required")
+    if isinstance(reqs, str):
+        reqs = reqs.lower()
+    if reqs in (None, "none", ssl.CERT_NONE):
+        kwargs["ssl_verify_peer"] = False
+    elif reqs in ("optional", "required", ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+        kwargs["ssl_verify_peer"] = True
+    else:
+        raise ImproperlyConfigured(
+            f"CONNECTION_POOL_KWARGS['ssl_cert_reqs'] must be None, 'none', 'optional' or "
+            f"'required' (or an ssl.CERT_* constant), not {reqs!r}"
+        )
+    check_hostname = pool.get("ssl_check_hostname", True)
+    if not isinstance(check_hostname, bool):
+        raise ImproperlyConfigured("CONNECTION_POOL_KWARGS['ssl_check_hostname'] must be a bool")
+    kwargs["ssl_check_hostname"] = check_hostname
+    return kwargs
+
+
 def _reverse_key(key: str) -> str:
     return key.split(":", 2)[2]
 
@@ -150,6 +180,7 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
         )
     kwargs["max_connections"] = max_connections
     kwargs["pool_timeout"] = seconds(pool, "timeout", "CONNECTION_POOL_KWARGS['timeout']")
+    kwargs.update(tls_kwargs(pool))
 
     for name in ("USERNAME", "PASSWORD"):
         value = options.get(name)

@@ -1,0 +1,174 @@
+"""rediss://: certificates verified by default, CA / client-certificate / verification options."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ConnectionInterrupted
+from tests.servers import Server, free_port, server_binary
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for DNS:localhost only, and a client certificate."""
+    d = tmp_path_factory.mktemp("certs")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=drr-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=d,
+    )
+    # Extensions make v3 certificates (rustls refuses v1).
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            cwd=d,
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            f"{name}.pem",
+            "-extfile",
+            f"{name}.ext",
+            cwd=d,
+        )
+    return d
+
+
+def tls_server(kind: str, certs: Path, auth_clients: str) -> Server:
+    binary = server_binary(kind)
+    assert binary is not None
+    tls_port = free_port()
+    srv = Server(
+        kind,
+        binary,
+        extra=[
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            str(certs / "server.pem"),
+            "--tls-key-file",
+            str(certs / "server.key"),
+            "--tls-ca-cert-file",
+            str(certs / "ca.pem"),
+            "--tls-auth-clients",
+            auth_clients,
+        ],
+    )
+    try:
+        srv.start()
+    except RuntimeError as e:
+        if "TLS" in str(e) or "tls" in str(e):
+            pytest.skip(f"this {kind} server binary is built without TLS")
+        raise
+    srv.tls_port = tls_port  # type: ignore[attr-defined]
+    return srv
+
+
+@pytest.fixture
+def tls(server: Server, certs: Path) -> Iterator[Server]:
+    srv = tls_server(server.kind, certs, "no")
+    yield srv
+    srv.cleanup()
+
+
+def cache(url: str, **pool: Any) -> RedisCache:
+    return RedisCache(url, {"OPTIONS": {"CONNECTION_POOL_KWARGS": pool, "SOCKET_TIMEOUT": 5}})
+
+
+def test_verified_with_the_ca(tls: Server, certs: Path) -> None:
+    c = cache(f"rediss://localhost:{tls.tls_port}", ssl_ca_certs=str(certs / "ca.pem"))
+    assert c.set("k", "over tls") is True
+    assert c.get("k") == "over tls"
+
+
+def test_unknown_ca_is_refused_by_default(tls: Server) -> None:
+    with pytest.raises(ConnectionInterrupted) as info:
+        cache(f"rediss://localhost:{tls.tls_port}").get("k")
+    assert "certificate" in str(info.value.__cause__).lower()
+
+
+def test_hostname_is_checked(tls: Server, certs: Path) -> None:
+    url = f"rediss://127.0.0.1:{tls.tls_port}"
+    with pytest.raises(ConnectionInterrupted):
+        cache(url, ssl_ca_certs=str(certs / "ca.pem")).get("k")
+    relaxed = cache(url, ssl_ca_certs=str(certs / "ca.pem"), ssl_check_hostname=False)
+    assert relaxed.get("k") is None
+
+
+def test_verification_can_be_turned_off(tls: Server) -> None:
+    assert cache(f"rediss://127.0.0.1:{tls.tls_port}", ssl_cert_reqs=None).get("k") is None
+    assert RedisCache(f"rediss://127.0.0.1:{tls.tls_port}?ssl_cert_reqs=none", {}).get("k") is None
+
+
+def test_client_certificates(server: Server, certs: Path) -> None:
+    srv = tls_server(server.kind, certs, "yes")
+    try:
+        url = f"rediss://localhost:{srv.tls_port}"  # type: ignore[attr-defined]
+        with pytest.raises(ConnectionInterrupted):
+            cache(url, ssl_ca_certs=str(certs / "ca.pem")).get("k")
+        mutual = cache(
+            url,
+            ssl_ca_certs=str(certs / "ca.pem"),
+            ssl_certfile=str(certs / "client.pem"),
+            ssl_keyfile=str(certs / "client.key"),
+        )
+        assert mutual.set("k", 1) is True
+    finally:
+        srv.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [
+        ({"ssl_cert_reqs": "sometimes"}, "ssl_cert_reqs"),
+        ({"ssl_ca_certs": "/nonexistent/ca.pem"}, "ssl_ca_certs"),
+        ({"ssl_certfile": "/nonexistent/c.pem"}, "ssl_keyfile"),
+        ({"ssl_check_hostname": "no"}, "ssl_check_hostname"),
+    ],
+)
+def test_bad_tls_options(pool: dict[str, Any], message: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message):
+        cache("rediss://localhost:1", **pool)
