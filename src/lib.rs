@@ -18,6 +18,8 @@ mod _native {
     #[pymodule_export]
     use crate::client::Client;
     #[pymodule_export]
+    use crate::codec::standalone::{compress, decompress, dumps, loads};
+    #[pymodule_export]
     use crate::errors::py::{
         CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
     };

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
 from typing import Any
 
 from django_redis_rs.compressors.base import BaseCompressor
 from django_redis_rs.serializers.base import BaseSerializer
+from django_redis_rs.serializers.json import JSONSerializer
 
 
 class ReprSerializer(BaseSerializer):
@@ -27,3 +29,12 @@ class ReverseCompressor(BaseCompressor):
         if not value.startswith(b"REV"):
             raise ValueError("not compressed by ReverseCompressor")
         return value[3:][::-1]
+
+
+class SortedKeysEncoder(json.JSONEncoder):
+    def encode(self, o: Any) -> str:
+        return json.dumps(o, sort_keys=True)
+
+
+class SortedJSONSerializer(JSONSerializer):
+    encoder_class = SortedKeysEncoder

@@ -5,6 +5,10 @@ from typing import Any, TypeAlias, final
 
 __all__ = [
     "Client",
+    "compress",
+    "decompress",
+    "dumps",
+    "loads",
     "CompressorError",
     "ConfigError",
     "ConnectionInterrupted",
@@ -44,6 +48,11 @@ class ConfigError(ValueError): ...
 
 _Key: TypeAlias = str | bytes
 
+def dumps(spec: tuple[Any, ...] | object, value: Any) -> bytes: ...
+def loads(spec: tuple[Any, ...] | object, data: bytes) -> Any: ...
+def compress(spec: tuple[Any, ...], data: bytes) -> bytes: ...
+def decompress(spec: tuple[Any, ...], data: bytes) -> bytes: ...
+
 @final
 class Client:
     def __new__(
@@ -56,9 +65,8 @@ class Client:
         pool_timeout: float | None = None,
         username: str | None = None,
         password: str | None = None,
-        pickle_protocol: int = ...,
-        serializer: Any | None = None,
-        compressor: Any | None = None,
+        serializer: tuple[Any, ...] | object | None = None,
+        compressor: tuple[Any, ...] | object | None = None,
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,

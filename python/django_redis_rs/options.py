@@ -44,6 +44,9 @@ KNOWN_OPTIONS = {
     "CLOSE_CONNECTION",
     "REPLICA_READ_ONLY",
     "REVERSE_KEY_FUNCTION",
+    "COMPRESSOR_LEVEL",
+    "COMPRESSOR_MIN_LENGTH",
+    "COMPRESSOR_MAX_DECOMPRESSED_SIZE",
 }
 NO_EFFECT_OPTIONS = {
     "PARSER_CLASS",
@@ -190,16 +193,14 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
 
     serializer_cls = import_option(options.get("SERIALIZER", DEFAULT_SERIALIZER), "SERIALIZER")
     serializer = serializer_cls(options=options)
-    native_pickle = getattr(serializer, "native_protocol", None)
-    if native_pickle is not None:
-        kwargs["pickle_protocol"] = native_pickle
-    else:
-        kwargs["serializer"] = serializer
+    # Our own classes name a native implementation; any other object is called from Rust.
+    native_serializer = getattr(serializer, "native_spec", None)
+    kwargs["serializer"] = serializer if native_serializer is None else native_serializer
 
     compressor_cls = import_option(options.get("COMPRESSOR", DEFAULT_COMPRESSOR), "COMPRESSOR")
     compressor = compressor_cls(options=options)
-    if not getattr(compressor, "is_identity", False):
-        kwargs["compressor"] = compressor
+    native_compressor = getattr(compressor, "native_spec", None)
+    kwargs["compressor"] = compressor if native_compressor is None else native_compressor
 
     reverse_key: Callable[[str], str] = _reverse_key
     if options.get("REVERSE_KEY_FUNCTION"):

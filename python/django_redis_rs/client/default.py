@@ -72,7 +72,7 @@ class DefaultClient:
         self._close_connection = options.close_connection
         self._replica_read_only = options.replica_read_only
         self.reverse_key = options.reverse_key
-        self._compressed = "compressor" in options.native_kwargs
+        self._compressed = options.native_kwargs["compressor"] != ("identity",)
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         try:

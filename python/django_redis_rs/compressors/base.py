@@ -3,6 +3,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
+from django_redis_rs import _native
+
+# Redis refuses strings over 512 MB: no stored value legitimately inflates beyond that.
+DEFAULT_MAX_DECOMPRESSED_SIZE = 512 * 1024 * 1024
+
 
 class BaseCompressor:
     """What a custom ``COMPRESSOR`` class provides (the same contract as django-redis's).
@@ -10,8 +17,6 @@ class BaseCompressor:
     ``decompress`` raises (any exception) for data it did not compress; the value is then read
     as stored, so values written before compression was enabled stay readable.
     """
-
-    is_identity = False
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = options
@@ -21,3 +26,50 @@ class BaseCompressor:
 
     def decompress(self, value: bytes) -> bytes:
         raise NotImplementedError
+
+
+def _int_option(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ImproperlyConfigured(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+class NativeCompressor(BaseCompressor):
+    """A compressor implemented in the native module (the GIL is released while large values
+    are compressed). ``COMPRESSOR_LEVEL``, ``COMPRESSOR_MIN_LENGTH`` and
+    ``COMPRESSOR_MAX_DECOMPRESSED_SIZE`` in OPTIONS override the class's ``level`` and
+    ``min_length``. A subclass that overrides ``compress`` or ``decompress`` is called like any
+    custom compressor instead."""
+
+    name: str
+    level: int
+    min_length: int = 15
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        level = _int_option(options, "COMPRESSOR_LEVEL", self.level, -(2**31))
+        min_length = _int_option(options, "COMPRESSOR_MIN_LENGTH", self.min_length, 0)
+        max_size = _int_option(
+            options, "COMPRESSOR_MAX_DECOMPRESSED_SIZE", DEFAULT_MAX_DECOMPRESSED_SIZE, 1
+        )
+        self.spec: tuple[Any, ...] = (self.name, level, min_length, max_size)
+        try:
+            _native.compress(self.spec, b"")  # validates the level for this format
+        except ValueError as e:
+            raise ImproperlyConfigured(f"COMPRESSOR_LEVEL: {e}") from None
+
+    def compress(self, value: bytes) -> bytes:
+        return _native.compress(self.spec, value)
+
+    def decompress(self, value: bytes) -> bytes:
+        return _native.decompress(self.spec, value)
+
+    @property
+    def native_spec(self) -> tuple[Any, ...] | None:
+        cls = type(self)
+        if cls.compress is not NativeCompressor.compress:
+            return None
+        if cls.decompress is not NativeCompressor.decompress:
+            return None
+        return self.spec

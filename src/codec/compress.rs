@@ -1,0 +1,280 @@
+//! The compressors django-redis offers, in the same formats, so either side reads what the other
+//! wrote: zlib streams, gzip members, XZ containers, LZ4 frames and Zstandard frames.
+//!
+//! Pure Rust; no Python types. Callers release the GIL around large values.
+
+use flate2::read::{MultiGzDecoder, ZlibDecoder};
+use flate2::write::{GzEncoder, ZlibEncoder};
+use std::io::{Read, Write};
+
+/// Redis refuses strings over 512 MB, so no stored value legitimately inflates beyond that.
+pub const DEFAULT_MAX_DECOMPRESSED: usize = 512 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Zlib,
+    Gzip,
+    Lzma,
+    Lz4,
+    Zstd,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "zlib" => Kind::Zlib,
+            "gzip" => Kind::Gzip,
+            "lzma" => Kind::Lzma,
+            "lz4" => Kind::Lz4,
+            "zstd" => Kind::Zstd,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Zlib => "zlib",
+            Kind::Gzip => "gzip",
+            Kind::Lzma => "lzma",
+            Kind::Lz4 => "lz4",
+            Kind::Zstd => "zstd",
+        }
+    }
+
+    /// django-redis's defaults: (level, minimum length).
+    pub fn defaults(self) -> (i32, usize) {
+        match self {
+            Kind::Zlib => (6, 15),
+            Kind::Gzip => (9, 15), // gzip.compress's default level
+            Kind::Lzma => (4, 100),
+            Kind::Lz4 => (0, 15),
+            Kind::Zstd => (3, 15),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecompressError {
+    /// Not data of this format, or damaged: the caller may read the value as stored.
+    Invalid(String),
+    /// The value would inflate beyond the bound: refused, never read as stored.
+    TooLarge(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeCompressor {
+    pub kind: Kind,
+    pub level: i32,
+    /// Values of at most this many bytes are stored uncompressed (django-redis's `min_length`).
+    pub min_length: usize,
+    pub max_decompressed: usize,
+}
+
+impl NativeCompressor {
+    pub fn new(kind: Kind) -> Self {
+        let (level, min_length) = kind.defaults();
+        Self {
+            kind,
+            level,
+            min_length,
+            max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+        }
+    }
+
+    /// Check the level against what the format accepts.
+    pub fn validate(&self) -> Result<(), String> {
+        let (low, high) = match self.kind {
+            Kind::Zlib | Kind::Gzip | Kind::Lzma => (0, 9),
+            Kind::Lz4 => (0, 0), // lz4_flex has one (fast) level
+            Kind::Zstd => (-7, 22),
+        };
+        if self.level < low || self.level > high {
+            return Err(format!(
+                "{} level {} is out of range {low}..={high}",
+                self.kind.name(),
+                self.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `compress` would change a value of `len` bytes.
+    pub fn applies_to(&self, len: usize) -> bool {
+        len > self.min_length
+    }
+
+    pub fn compress(&self, data: &[u8]) -> Vec<u8> {
+        if !self.applies_to(data.len()) {
+            return data.to_vec();
+        }
+        let level = self.level.max(0) as u32;
+        let written = match self.kind {
+            Kind::Zlib => {
+                let mut enc = ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+                enc.write_all(data).and_then(|_| enc.finish())
+            }
+            Kind::Gzip => {
+                let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+                enc.write_all(data).and_then(|_| enc.finish())
+            }
+            Kind::Lzma => {
+                let mut enc = liblzma::write::XzEncoder::new(Vec::new(), level);
+                enc.write_all(data).and_then(|_| enc.finish())
+            }
+            Kind::Lz4 => {
+                // python-lz4's defaults: linked blocks, content size in the header, no checksums.
+                let info = lz4_flex::frame::FrameInfo::new()
+                    .content_size(Some(data.len() as u64))
+                    .block_mode(lz4_flex::frame::BlockMode::Linked);
+                let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+                enc.write_all(data)
+                    .and_then(|_| enc.finish().map_err(std::io::Error::other))
+            }
+            Kind::Zstd => zstd::bulk::compress(data, self.level),
+        };
+        // Writing into a Vec cannot fail; an encoder error would be a bug in the codec crate.
+        written.unwrap_or_else(|_| data.to_vec())
+    }
+
+    /// Whether `data` starts like this format. Checked before decoding: uncompressed values
+    /// (short ones, or written before compression was enabled) are told apart at once, and some
+    /// decoders read a too-short input as an empty stream rather than an error.
+    pub fn recognizes(&self, data: &[u8]) -> bool {
+        match self.kind {
+            // CMF/FLG: deflate method, and the header checksum (a multiple of 31).
+            Kind::Zlib => {
+                data.len() >= 2
+                    && data[0] & 0x0f == 8
+                    && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0
+            }
+            Kind::Gzip => data.starts_with(&[0x1f, 0x8b]),
+            Kind::Lzma => data.starts_with(b"\xfd7zXZ\x00"),
+            Kind::Lz4 => data.starts_with(&[0x04, 0x22, 0x4d, 0x18]),
+            Kind::Zstd => data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        }
+    }
+
+    pub fn decompress(&self, data: &[u8]) -> Result<Vec<u8>, DecompressError> {
+        if !self.recognizes(data) {
+            return Err(DecompressError::Invalid(format!(
+                "not {} data",
+                self.kind.name()
+            )));
+        }
+        match self.kind {
+            Kind::Zlib => bounded(ZlibDecoder::new(data), self.max_decompressed),
+            Kind::Gzip => bounded(MultiGzDecoder::new(data), self.max_decompressed),
+            Kind::Lzma => bounded(
+                liblzma::read::XzDecoder::new_multi_decoder(data),
+                self.max_decompressed,
+            ),
+            Kind::Lz4 => bounded(
+                lz4_flex::frame::FrameDecoder::new(data),
+                self.max_decompressed,
+            ),
+            Kind::Zstd => match zstd::stream::read::Decoder::with_buffer(data) {
+                Ok(decoder) => bounded(decoder, self.max_decompressed),
+                Err(e) => Err(DecompressError::Invalid(e.to_string())),
+            },
+        }
+    }
+}
+
+/// Read a decoder to the end, refusing output beyond `max` bytes.
+fn bounded(decoder: impl Read, max: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    let limit = (max as u64).saturating_add(1);
+    decoder
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| DecompressError::Invalid(e.to_string()))?;
+    if out.len() > max {
+        return Err(DecompressError::TooLarge(max));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Kind; 5] = [Kind::Zlib, Kind::Gzip, Kind::Lzma, Kind::Lz4, Kind::Zstd];
+
+    fn sample(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| b"abcdefgh"[i % 8] ^ (i / 97) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_and_shrinks() {
+        for kind in ALL {
+            let c = NativeCompressor::new(kind);
+            let data = sample(100_000);
+            let packed = c.compress(&data);
+            assert!(packed.len() < data.len() / 2, "{kind:?}");
+            assert_eq!(c.decompress(&packed).unwrap(), data, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn formats_have_their_magic_numbers() {
+        let data = sample(1000);
+        let magic = |kind| NativeCompressor::new(kind).compress(&data);
+        assert_eq!(magic(Kind::Zlib)[0], 0x78);
+        assert_eq!(&magic(Kind::Gzip)[..2], &[0x1f, 0x8b]);
+        assert_eq!(&magic(Kind::Lzma)[..6], b"\xfd7zXZ\x00");
+        assert_eq!(&magic(Kind::Lz4)[..4], &[0x04, 0x22, 0x4d, 0x18]);
+        assert_eq!(&magic(Kind::Zstd)[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    }
+
+    #[test]
+    fn short_values_are_left_alone() {
+        for kind in ALL {
+            let c = NativeCompressor::new(kind);
+            let short = sample(c.min_length);
+            assert_eq!(c.compress(&short), short);
+        }
+    }
+
+    #[test]
+    fn foreign_and_truncated_bytes_are_invalid_not_panics() {
+        for kind in ALL {
+            let c = NativeCompressor::new(kind);
+            let packed = c.compress(&sample(5000));
+            for bad in [
+                &b"\x80\x04plain pickle"[..],
+                &packed[..packed.len() / 2],
+                &packed[..3],
+            ] {
+                assert!(
+                    matches!(c.decompress(bad), Err(DecompressError::Invalid(_))),
+                    "{kind:?} accepted {bad:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_bound_is_refused() {
+        for kind in ALL {
+            let mut c = NativeCompressor::new(kind);
+            let packed = c.compress(&vec![0u8; 1 << 20]);
+            c.max_decompressed = 1000;
+            assert_eq!(
+                c.decompress(&packed),
+                Err(DecompressError::TooLarge(1000)),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn levels_are_checked() {
+        let mut c = NativeCompressor::new(Kind::Zlib);
+        c.level = 10;
+        assert!(c.validate().is_err());
+        c.kind = Kind::Zstd;
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,279 @@
+//! The stored-value contract shared with django-redis: integers (not bool, not Enum) are stored
+//! as plain decimal strings so that INCR works on them; everything else is serialized, then
+//! compressed. Reading tries the integer form first, then decompresses (a value that does not
+//! decompress is taken as stored), then deserializes.
+
+pub mod compress;
+pub mod json;
+pub mod msgpack;
+pub mod serialize;
+pub mod standalone;
+
+use crate::errors::py::{CompressorError, SerializerError};
+use compress::{DecompressError, Kind, NativeCompressor};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyInt, PyTuple};
+use serialize::Serializer;
+use std::borrow::Cow;
+
+/// Values at least this large are (de)compressed with the GIL released.
+const DETACH_AT: usize = 32 * 1024;
+
+pub enum Compressor {
+    Identity,
+    Native(NativeCompressor),
+    /// A user's class: any object with `compress(bytes)` and `decompress(bytes)`.
+    Python(Py<PyAny>),
+}
+
+impl Compressor {
+    /// `("identity",)`, `(name, level, min_length, max_decompressed)`, or a compressor object.
+    pub fn from_spec(spec: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let Ok(tuple) = spec.cast::<PyTuple>() else {
+            return Ok(Compressor::Python(spec.clone().unbind()));
+        };
+        let name: String = tuple.get_item(0)?.extract()?;
+        if name == "identity" {
+            return Ok(Compressor::Identity);
+        }
+        let kind = Kind::parse(&name)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown compressor {name:?}")))?;
+        let compressor = NativeCompressor {
+            kind,
+            level: tuple.get_item(1)?.extract()?,
+            min_length: tuple.get_item(2)?.extract()?,
+            max_decompressed: tuple.get_item(3)?.extract()?,
+        };
+        compressor.validate().map_err(PyValueError::new_err)?;
+        Ok(Compressor::Native(compressor))
+    }
+
+    fn name(&self, py: Python<'_>) -> String {
+        match self {
+            Compressor::Identity => "identity".into(),
+            Compressor::Native(c) => c.kind.name().into(),
+            Compressor::Python(obj) => obj
+                .bind(py)
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "compressor".into()),
+        }
+    }
+}
+
+pub struct Codec {
+    pub serializer: Serializer,
+    pub compressor: Compressor,
+}
+
+/// Bytes ready to send: borrowed from a Python bytes object or owned.
+pub enum Encoded<'py> {
+    Python(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl Encoded<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Python(b) => b.as_bytes(),
+            Encoded::Owned(v) => v,
+        }
+    }
+}
+
+/// Run `work` on `len` bytes, releasing the GIL when it is large enough to matter.
+fn maybe_detached<T: Send>(py: Python<'_>, len: usize, work: impl FnOnce() -> T + Send) -> T {
+    if len >= DETACH_AT {
+        py.detach(work)
+    } else {
+        work()
+    }
+}
+
+static ENUM_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// django-redis stores `int` values as integers unless they are bools or Enum members.
+fn stored_as_integer(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if value.is_exact_instance_of::<PyInt>() {
+        return Ok(true);
+    }
+    if !value.is_instance_of::<PyInt>() || value.is_instance_of::<PyBool>() {
+        return Ok(false);
+    }
+    let py = value.py();
+    let enum_type = ENUM_TYPE.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("enum")?.getattr("Enum")?.unbind())
+    })?;
+    Ok(!value.is_instance(enum_type.bind(py))?)
+}
+
+/// Parse what Python's `int(bytes)` accepts in the common case: optional sign and ASCII digits.
+/// Returns None for anything else (the caller then asks Python when it might still be an int).
+fn parse_plain_int(data: &[u8]) -> Option<i64> {
+    let digits = data
+        .strip_prefix(b"-")
+        .or_else(|| data.strip_prefix(b"+"))
+        .unwrap_or(data);
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(data).ok()?.parse().ok()
+}
+
+/// Bytes that Python's `int()` might still accept: big integers, whitespace, underscores.
+fn maybe_python_int(data: &[u8]) -> bool {
+    !data.is_empty()
+        && data.len() <= 4300 // CPython's default limit on int string length
+        && data.iter().any(u8::is_ascii_digit)
+        && data.iter().all(|b| {
+            b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'_' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+        })
+}
+
+fn describe_key(key: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&key[..key.len().min(200)]).into_owned();
+    format!("{shown:?}")
+}
+
+impl Codec {
+    /// Encode a cache value, applying the integer rule.
+    pub fn encode<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
+        if stored_as_integer(value)? {
+            if let Ok(n) = value.extract::<i64>() {
+                let mut digits = itoa::Buffer::new();
+                return Ok(Encoded::Owned(digits.format(n).as_bytes().to_vec()));
+            }
+            return Ok(Encoded::Owned(value.str()?.to_str()?.as_bytes().to_vec()));
+        }
+        self.encode_serialized(value)
+    }
+
+    /// Encode without the integer rule (sorted-set members, as django-redis does).
+    pub fn encode_serialized<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
+        let py = value.py();
+        let serialized = self.serializer.dumps(value)?;
+        match &self.compressor {
+            Compressor::Identity => Ok(serialized),
+            Compressor::Native(c) => {
+                let data = serialized.as_bytes();
+                if !c.applies_to(data.len()) {
+                    return Ok(serialized);
+                }
+                Ok(Encoded::Owned(maybe_detached(py, data.len(), || {
+                    c.compress(data)
+                })))
+            }
+            Compressor::Python(obj) => {
+                let input = PyBytes::new(py, serialized.as_bytes());
+                let compressed = obj
+                    .bind(py)
+                    .call_method1("compress", (input,))
+                    .map_err(|e| {
+                        let err = CompressorError::new_err(format!(
+                            "{} could not compress a value: {e}",
+                            self.compressor.name(py)
+                        ));
+                        err.set_cause(py, Some(e));
+                        err
+                    })?;
+                Ok(Encoded::Python(compressed.cast_into::<PyBytes>().map_err(
+                    |_| {
+                        CompressorError::new_err(format!(
+                            "{}.compress did not return bytes",
+                            self.compressor.name(py)
+                        ))
+                    },
+                )?))
+            }
+        }
+    }
+
+    /// Decode a stored value read from `key` (the key only names the value in error messages).
+    pub fn decode(&self, py: Python<'_>, data: &[u8], key: &[u8]) -> PyResult<Py<PyAny>> {
+        if let Some(n) = parse_plain_int(data) {
+            return Ok(n.into_pyobject(py)?.into_any().unbind());
+        }
+        if maybe_python_int(data) {
+            if let Ok(n) = py.get_type::<PyInt>().call1((PyBytes::new(py, data),)) {
+                return Ok(n.unbind());
+            }
+        }
+        // A value that does not decompress is read as stored: values written before compression
+        // was enabled stay readable. Why it did not decompress goes into any later error.
+        let (payload, not_compressed): (Cow<'_, [u8]>, Option<String>) = match &self.compressor {
+            Compressor::Identity => (Cow::Borrowed(data), None),
+            Compressor::Native(c) => match maybe_detached(py, data.len(), || c.decompress(data)) {
+                Ok(out) => (Cow::Owned(out), None),
+                Err(DecompressError::Invalid(why)) => (Cow::Borrowed(data), Some(why)),
+                Err(DecompressError::TooLarge(max)) => {
+                    return Err(CompressorError::new_err(format!(
+                        "{} refused the value of key {}: it inflates beyond {max} bytes \
+                         (COMPRESSOR_MAX_DECOMPRESSED_SIZE)",
+                        c.kind.name(),
+                        describe_key(key)
+                    )))
+                }
+            },
+            Compressor::Python(obj) => match obj
+                .bind(py)
+                .call_method1("decompress", (PyBytes::new(py, data),))
+            {
+                Ok(out) => match out.cast::<PyBytes>() {
+                    Ok(bytes) => (Cow::Owned(bytes.as_bytes().to_vec()), None),
+                    Err(_) => (
+                        Cow::Borrowed(data),
+                        Some("decompress did not return bytes".into()),
+                    ),
+                },
+                Err(e) => (Cow::Borrowed(data), Some(e.to_string())),
+            },
+        };
+        self.serializer.loads(py, &payload).map_err(|e| {
+            let also = not_compressed
+                .filter(|_| !matches!(self.compressor, Compressor::Identity))
+                .map(|why| {
+                    format!(
+                        " ({} could not decompress it either: {why})",
+                        self.compressor.name(py)
+                    )
+                })
+                .unwrap_or_default();
+            let err = SerializerError::new_err(format!(
+                "{} could not decode the value of key {}: {e}{also}",
+                self.serializer.name(py),
+                describe_key(key)
+            ));
+            err.set_cause(py, Some(e));
+            err
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ints() {
+        assert_eq!(parse_plain_int(b"12"), Some(12));
+        assert_eq!(parse_plain_int(b"-7"), Some(-7));
+        assert_eq!(parse_plain_int(b"+7"), Some(7));
+        assert_eq!(parse_plain_int(b""), None);
+        assert_eq!(parse_plain_int(b"-"), None);
+        assert_eq!(parse_plain_int(b"1.5"), None);
+        assert_eq!(parse_plain_int(b"\x80\x04K\x01."), None);
+        assert_eq!(parse_plain_int(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn python_int_candidates() {
+        assert!(maybe_python_int(b"99999999999999999999"));
+        assert!(maybe_python_int(b" 1_000 "));
+        assert!(!maybe_python_int(b"abc"));
+        assert!(!maybe_python_int(b"\x80\x05\x95"));
+        assert!(!maybe_python_int(b"--"));
+    }
+}
