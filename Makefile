@@ -38,5 +38,8 @@ py-test: build
 
 test: lint typecheck rust-test py-test
 
+bench: build
+	$(PY) benches/codecs.py
+
 clean:
 	rm -rf $(VENV) target dist

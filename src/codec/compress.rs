@@ -3,8 +3,10 @@
 //!
 //! Pure Rust; no Python types. Callers release the GIL around large values.
 
-use flate2::read::{MultiGzDecoder, ZlibDecoder};
-use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 /// Redis refuses strings over 512 MB, so no stored value legitimately inflates beyond that.
@@ -107,12 +109,9 @@ impl NativeCompressor {
         if !self.applies_to(data.len()) {
             return data.to_vec();
         }
-        let level = self.level.max(0) as u32;
+        let level = self.level.max(0) as u32; // validate() keeps levels in range
         let written = match self.kind {
-            Kind::Zlib => {
-                let mut enc = ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
-                enc.write_all(data).and_then(|_| enc.finish())
-            }
+            Kind::Zlib => deflate(data, level),
             Kind::Gzip => {
                 let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
                 enc.write_all(data).and_then(|_| enc.finish())
@@ -130,7 +129,14 @@ impl NativeCompressor {
                 enc.write_all(data)
                     .and_then(|_| enc.finish().map_err(std::io::Error::other))
             }
-            Kind::Zstd => zstd::bulk::compress(data, self.level),
+            Kind::Zstd => ZSTD_COMPRESS.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.as_ref().is_none_or(|(level, _)| *level != self.level) {
+                    *slot = Some((self.level, zstd::bulk::Compressor::new(self.level)?));
+                }
+                let (_, compressor) = slot.as_mut().expect("set above");
+                compressor.compress(data)
+            }),
         };
         // Writing into a Vec cannot fail; an encoder error would be a bug in the codec crate.
         written.unwrap_or_else(|_| data.to_vec())
@@ -162,27 +168,141 @@ impl NativeCompressor {
             )));
         }
         match self.kind {
-            Kind::Zlib => bounded(ZlibDecoder::new(data), self.max_decompressed),
-            Kind::Gzip => bounded(MultiGzDecoder::new(data), self.max_decompressed),
+            Kind::Zlib => inflate(data, self.max_decompressed),
+            Kind::Gzip => bounded(
+                MultiGzDecoder::new(data),
+                self.max_decompressed,
+                guess(data, self.max_decompressed),
+            ),
             Kind::Lzma => bounded(
                 liblzma::read::XzDecoder::new_multi_decoder(data),
                 self.max_decompressed,
+                guess(data, self.max_decompressed),
             ),
-            Kind::Lz4 => bounded(
-                lz4_flex::frame::FrameDecoder::new(data),
-                self.max_decompressed,
-            ),
-            Kind::Zstd => match zstd::stream::read::Decoder::with_buffer(data) {
-                Ok(decoder) => bounded(decoder, self.max_decompressed),
-                Err(e) => Err(DecompressError::Invalid(e.to_string())),
-            },
+            Kind::Lz4 => unlz4(data, self.max_decompressed),
+            Kind::Zstd => unzstd(data, self.max_decompressed),
         }
     }
 }
 
+// Compression contexts are costly to set up (tables of tens of KB): each thread keeps one per
+// format and reuses it, so a small value costs what compressing it costs.
+thread_local! {
+    static ZLIB_COMPRESS: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+    static ZLIB_DECOMPRESS: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+    static ZSTD_COMPRESS: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static ZSTD_DECOMPRESS: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn deflate(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
+    ZLIB_COMPRESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_mut() {
+            Some((current, c)) if *current == level => c.reset(),
+            _ => *slot = Some((level, Compress::new(Compression::new(level), true))),
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let consumed = c.total_in() as usize;
+            match c.compress_vec(&data[consumed..], &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return Ok(out),
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+    })
+}
+
+/// Inflate a zlib stream into a buffer that grows until the stream ends or passes `max`.
+fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    ZLIB_DECOMPRESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let d = slot.get_or_insert_with(|| Decompress::new(true));
+        d.reset(true);
+        let mut out = Vec::with_capacity(
+            data.len()
+                .saturating_mul(4)
+                .clamp(64, max.saturating_add(1)),
+        );
+        loop {
+            let consumed = d.total_in() as usize;
+            let produced = out.len();
+            let status = d
+                .decompress_vec(&data[consumed..], &mut out, FlushDecompress::Finish)
+                .map_err(|e| DecompressError::Invalid(e.to_string()))?;
+            if out.len() > max {
+                return Err(DecompressError::TooLarge(max));
+            }
+            match status {
+                Status::StreamEnd => return Ok(out),
+                _ if out.len() == out.capacity() => {
+                    out.reserve(out.len().min(max + 1 - out.len()).max(64))
+                }
+                _ if out.len() == produced && d.total_in() as usize == consumed => {
+                    return Err(DecompressError::Invalid("truncated zlib stream".into()))
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Zstandard frames that state their size (pyzstd's and ours do) decode in one call into an
+/// exact buffer with a reused context; others stream.
+fn unzstd(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(data) {
+        if size > max as u64 {
+            return Err(DecompressError::TooLarge(max));
+        }
+        let single = ZSTD_DECOMPRESS.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new().ok()?);
+            }
+            slot.as_mut()?.decompress(data, size as usize).ok()
+        });
+        if let Some(out) = single.filter(|out| out.len() as u64 == size) {
+            return Ok(out);
+        }
+    }
+    match zstd::stream::read::Decoder::with_buffer(data) {
+        Ok(decoder) => bounded(decoder, max, guess(data, max)),
+        Err(e) => Err(DecompressError::Invalid(e.to_string())),
+    }
+}
+
+/// The content size an LZ4 frame header states (python-lz4 and we write it), if any.
+fn lz4_content_size(data: &[u8]) -> Option<usize> {
+    let flags = *data.get(4)?;
+    if flags & 0b1000 == 0 {
+        return None;
+    }
+    let size = u64::from_le_bytes(data.get(6..14)?.try_into().ok()?);
+    usize::try_from(size).ok()
+}
+
+/// Decode an LZ4 frame into a buffer sized from its header.
+fn unlz4(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    let expected = lz4_content_size(data);
+    if expected.is_some_and(|size| size > max) {
+        return Err(DecompressError::TooLarge(max));
+    }
+    bounded(
+        lz4_flex::frame::FrameDecoder::new(data),
+        max,
+        expected.unwrap_or(0),
+    )
+}
+
+/// A first buffer size for formats that do not state their content size.
+fn guess(data: &[u8], max: usize) -> usize {
+    data.len().saturating_mul(4).min(max)
+}
+
 /// Read a decoder to the end, refusing output beyond `max` bytes.
-fn bounded(decoder: impl Read, max: usize) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::new();
+fn bounded(decoder: impl Read, max: usize, capacity: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::with_capacity(capacity);
     let limit = (max as u64).saturating_add(1);
     decoder
         .take(limit)

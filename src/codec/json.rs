@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::keys::KeyCache;
+
 /// Python's json recurses until its recursion limit; refuse earlier, with a clear message.
 const MAX_DEPTH: usize = 512;
 
@@ -63,15 +65,10 @@ fn encode(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult
         encode_int(value, out)?;
     } else if let Ok(f) = value.cast::<PyFloat>() {
         encode_float(f, out)?;
-    } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        out.push(b'[');
-        for (i, item) in value.try_iter()?.enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b", ");
-            }
-            encode(&item?, out, depth + 1)?;
-        }
-        out.push(b']');
+    } else if let Ok(list) = value.cast::<PyList>() {
+        encode_array(list.iter(), out, depth)?;
+    } else if let Ok(tuple) = value.cast::<PyTuple>() {
+        encode_array(tuple.iter(), out, depth)?;
     } else if let Ok(dict) = value.cast::<PyDict>() {
         out.push(b'{');
         for (i, (key, item)) in dict.iter().enumerate() {
@@ -89,6 +86,22 @@ fn encode(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult
         let converted = django_default(value.py())?.call1((value,))?;
         encode(&converted, out, depth + 1)?;
     }
+    Ok(())
+}
+
+fn encode_array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> PyResult<()> {
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        encode(&item, out, depth + 1)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
@@ -158,24 +171,38 @@ fn encode_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
         return Ok(());
     };
     out.push(b'"');
-    let mut units = [0u16; 2];
-    for c in text.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            ' '..='~' => out.push(c as u8),
-            _ => {
-                for unit in c.encode_utf16(&mut units) {
-                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
-                }
+    let bytes = text.as_bytes();
+    let mut run = 0; // start of the pending run of bytes that need no escape
+    for (i, c) in text.char_indices() {
+        let escape: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            '\u{8}' => b"\\b",
+            '\u{c}' => b"\\f",
+            ' '..='~' => continue,
+            _ => b"",
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + c.len_utf8();
+        if escape.is_empty() {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u");
+                out.extend(
+                    (0..4)
+                        .rev()
+                        .map(|nibble| HEX[usize::from(*unit >> (4 * nibble)) & 0xf]),
+                );
             }
+        } else {
+            out.extend_from_slice(escape);
         }
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
     Ok(())
 }
@@ -183,7 +210,12 @@ fn encode_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
 // ---- decoding ---------------------------------------------------------------------------------
 
 pub fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let mut parser = Parser { py, data, pos: 0 };
+    let mut parser = Parser {
+        py,
+        data,
+        pos: 0,
+        keys: KeyCache::new(),
+    };
     match parser.document() {
         Ok(value) => Ok(value),
         // A string with a lone surrogate escape has no UTF-8 form: Python's json can build it.
@@ -219,9 +251,10 @@ struct Parser<'py, 'a> {
     py: Python<'py>,
     data: &'a [u8],
     pos: usize,
+    keys: KeyCache<'py, 'a>,
 }
 
-impl<'py> Parser<'py, '_> {
+impl<'py, 'a> Parser<'py, 'a> {
     fn document(&mut self) -> Parsed<Py<PyAny>> {
         if std::str::from_utf8(self.data).is_err() {
             return Err(ParseError::Syntax("invalid UTF-8", 0));
@@ -290,7 +323,7 @@ impl<'py> Parser<'py, '_> {
             if self.data.get(self.pos) != Some(&b'"') {
                 return self.fail("expecting property name enclosed in double quotes");
             }
-            let key = self.string()?;
+            let key = self.key()?;
             self.skip_ws();
             if self.data.get(self.pos) != Some(&b':') {
                 return self.fail("expecting ':' delimiter");
@@ -343,6 +376,25 @@ impl<'py> Parser<'py, '_> {
             .map_err(|_| ParseError::Syntax("invalid \\uXXXX escape", self.pos))?;
         self.pos += 4;
         Ok(unit)
+    }
+
+    /// An object key: plain (escape-free) short keys come from the key cache.
+    fn key(&mut self) -> Parsed<Bound<'py, PyString>> {
+        let start = self.pos + 1;
+        let end = self.data[start..]
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+            .map(|n| start + n);
+        match end {
+            Some(end) if self.data[end] == b'"' => {
+                let raw = &self.data[start..end];
+                let text = std::str::from_utf8(raw)
+                    .map_err(|_| ParseError::Syntax("invalid UTF-8", start))?;
+                self.pos = end + 1;
+                Ok(self.keys.get(self.py, raw, text))
+            }
+            _ => self.string(),
+        }
     }
 
     fn string(&mut self) -> Parsed<Bound<'py, PyString>> {

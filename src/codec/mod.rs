@@ -5,6 +5,7 @@
 
 pub mod compress;
 pub mod json;
+mod keys;
 pub mod msgpack;
 pub mod serialize;
 pub mod standalone;

@@ -11,6 +11,8 @@ use pyo3::types::{
 use rmp::encode;
 use rmp::Marker;
 
+use super::keys::KeyCache;
+
 /// msgpack-python's default recursion limit for packing.
 const MAX_DEPTH: usize = 511;
 
@@ -51,11 +53,15 @@ fn pack(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<(
         write_bin(out, b.as_bytes())?;
     } else if let Ok(b) = value.cast::<PyByteArray>() {
         write_bin(out, &b.to_vec())?;
-    } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        let items: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
-        encode::write_array_len(out, len32(items.len())?).ok();
-        for item in &items {
-            pack(item, out, depth + 1)?;
+    } else if let Ok(list) = value.cast::<PyList>() {
+        encode::write_array_len(out, len32(list.len())?).ok();
+        for item in list.iter() {
+            pack(&item, out, depth + 1)?;
+        }
+    } else if let Ok(tuple) = value.cast::<PyTuple>() {
+        encode::write_array_len(out, len32(tuple.len())?).ok();
+        for item in tuple.iter() {
+            pack(&item, out, depth + 1)?;
         }
     } else if let Ok(dict) = value.cast::<PyDict>() {
         encode::write_map_len(out, len32(dict.len())?).ok();
@@ -83,7 +89,12 @@ fn write_bin(out: &mut Vec<u8>, data: &[u8]) -> PyResult<()> {
 }
 
 pub fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let mut reader = Reader { py, data, pos: 0 };
+    let mut reader = Reader {
+        py,
+        data,
+        pos: 0,
+        keys: KeyCache::new(),
+    };
     let value = reader.value(0)?;
     if reader.pos != data.len() {
         return Err(PyValueError::new_err(format!(
@@ -98,10 +109,11 @@ struct Reader<'py, 'a> {
     py: Python<'py>,
     data: &'a [u8],
     pos: usize,
+    keys: KeyCache<'py, 'a>,
 }
 
-impl<'py> Reader<'py, '_> {
-    fn take(&mut self, n: usize) -> PyResult<&[u8]> {
+impl<'py, 'a> Reader<'py, 'a> {
+    fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
@@ -233,7 +245,17 @@ impl<'py> Reader<'py, '_> {
         }
         let dict = PyDict::new(self.py);
         for _ in 0..n {
-            let key = self.value(depth + 1)?;
+            let key = match Marker::from_u8(*self.data.get(self.pos).unwrap_or(&0xc1)) {
+                Marker::FixStr(len) => {
+                    self.pos += 1;
+                    let raw = self.take(len as usize)?;
+                    let text = std::str::from_utf8(raw).map_err(|e| {
+                        PyValueError::new_err(format!("invalid UTF-8 in a map key: {e}"))
+                    })?;
+                    self.keys.get(self.py, raw, text).into_any()
+                }
+                _ => self.value(depth + 1)?,
+            };
             // msgpack.loads's strict_map_key=True default.
             if !key.is_instance_of::<PyString>() && !key.is_instance_of::<PyBytes>() {
                 return Err(PyValueError::new_err(format!(
