@@ -34,6 +34,7 @@ rust-test:
 	cargo test -q
 
 py-test: build
+	$(PY) benches/codecs.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test

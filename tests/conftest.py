@@ -6,6 +6,7 @@ from typing import Any
 
 import django
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
@@ -14,6 +15,11 @@ from django_redis_rs.cache import RedisCache  # noqa: E402
 from tests.servers import Server, server_binary  # noqa: E402
 
 SERVER_KINDS = ["redis", "valkey"]
+
+# CI runs the same examples every time, so a red run can be reproduced; locally they vary.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)
