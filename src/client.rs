@@ -3,10 +3,10 @@
 //! converts the reply once it is attached again.
 
 use crate::codec::serialize::Serializer;
-use crate::codec::{Codec, Compressor};
+use crate::codec::{Codec, Compressor, Encoded};
 use crate::config::{parse_url, ConnectionOptions, ServerConfig, TlsOptions};
-use crate::connection::{run_all, run_one, RedisPool};
-use crate::errors::{Error, Result};
+use crate::connection::{run_all, run_fanout, run_one, RedisPool};
+use crate::errors::{Error, ErrorKind, Result};
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
 use crate::topology::Topology;
@@ -105,19 +105,51 @@ pub struct Client {
 }
 
 impl Client {
-    /// One round trip to the primary or a replica; the GIL is released while it waits.
-    fn query(&self, py: Python<'_>, write: bool, packed: Packed) -> Result<Value> {
-        let pool = self.topology.pool(write);
+    /// One round trip to the node holding `key` (or a replica, for reads); the GIL is released
+    /// while it waits.
+    fn on_key(&self, py: Python<'_>, key: &[u8], write: bool, packed: Packed) -> Result<Value> {
+        let pool = self.topology.route(key, write);
         py.detach(|| run_one(pool, &packed))
     }
 
-    fn query_all(&self, py: Python<'_>, write: bool, packed: Packed) -> Result<Vec<Value>> {
-        let pool = self.topology.pool(write);
+    /// Several pipelined commands about `key`, in one round trip.
+    fn on_key_all(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        write: bool,
+        packed: Packed,
+    ) -> Result<Vec<Value>> {
+        let pool = self.topology.route(key, write);
         py.detach(|| run_all(pool, &packed))
     }
 
+    /// One command whose key is `args[1]`.
     fn command(&self, py: Python<'_>, write: bool, args: &[&[u8]]) -> Result<Value> {
-        self.query(py, write, Packed::command(args))
+        let key = args.get(1).copied().unwrap_or_default();
+        self.on_key(py, key, write, Packed::command(args))
+    }
+
+    /// A request per node holding some of `keys` (`build` packs it from those keys' indexes),
+    /// sent to all nodes at once. Returns each node's key indexes with its replies.
+    fn per_node<K: AsRef<[u8]>>(
+        &self,
+        py: Python<'_>,
+        keys: &[K],
+        write: bool,
+        mut build: impl FnMut(&[usize]) -> PyResult<Packed>,
+    ) -> PyResult<Vec<(Vec<usize>, Vec<Value>)>> {
+        let groups = self.topology.group(keys, write);
+        let mut requests = Vec::with_capacity(groups.len());
+        for (pool, members) in &groups {
+            requests.push((*pool, build(members)?));
+        }
+        let results = py.detach(|| run_fanout(&requests));
+        let mut out = Vec::with_capacity(groups.len());
+        for ((_, members), result) in groups.into_iter().zip(results) {
+            out.push((members, result?));
+        }
+        Ok(out)
     }
 }
 
@@ -175,6 +207,7 @@ impl Client {
     #[pyo3(signature = (
         locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
         pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
+        shard_names=None,
         ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
     ))]
@@ -189,6 +222,7 @@ impl Client {
         password: Option<String>,
         serializer: Option<&Bound<'_, PyAny>>,
         compressor: Option<&Bound<'_, PyAny>>,
+        shard_names: Option<Vec<String>>,
         ssl_ca_certs: Option<PathBuf>,
         ssl_certfile: Option<PathBuf>,
         ssl_keyfile: Option<PathBuf>,
@@ -219,7 +253,10 @@ impl Client {
             server.password = server.password.or_else(|| password.clone());
             servers.push((server, options));
         }
-        let topology = Topology::replicated(&servers)?;
+        let topology = match shard_names {
+            Some(names) => Topology::sharded(&servers, &names)?,
+            None => Topology::replicated(&servers)?,
+        };
         Ok(Self {
             topology,
             codec: Codec {
@@ -301,7 +338,7 @@ impl Client {
         } else if xx {
             packed.arg(b"XX");
         }
-        Ok(!matches!(self.query(py, true, packed)?, Value::Nil))
+        Ok(!matches!(self.on_key(py, &key, true, packed)?, Value::Nil))
     }
 
     /// New expiry in milliseconds, or None to persist. True when the key exists.
@@ -324,7 +361,7 @@ impl Client {
                 let mut packed = Packed::new();
                 packed.start(2).arg(b"PERSIST").arg(&key);
                 packed.start(2).arg(b"EXISTS").arg(&key);
-                let replies = self.query_all(py, true, packed)?;
+                let replies = self.on_key_all(py, &key, true, packed)?;
                 Ok(replies.last().map(int_of) == Some(1))
             }
         }
@@ -351,27 +388,27 @@ impl Client {
         if keys.is_empty() {
             return Ok(found);
         }
-        let mut packed = Packed::new();
-        packed.start(keys.len() + 1).arg(b"MGET");
-        let mut made = Vec::with_capacity(keys.len());
-        for (key, original) in keys.iter() {
-            packed.arg(&cache_key(&key)?);
-            made.push((key, original));
-        }
-        let values = match self.query(py, false, packed)? {
-            Value::Array(values) => values,
-            other => {
-                return Err(Error::new(
-                    crate::errors::ErrorKind::Response,
-                    format!("unexpected MGET reply {other:?}"),
-                )
-                .into())
-            }
-        };
-        for ((key, original), value) in made.into_iter().zip(values) {
-            if let Value::BulkString(data) = value {
-                let key = arg(&key)?;
-                found.set_item(original, self.codec.decode(py, &data, &key)?)?;
+        let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = keys.iter().collect();
+        let made: Vec<Cow<'_, [u8]>> = pairs
+            .iter()
+            .map(|(key, _)| cache_key(key))
+            .collect::<PyResult<_>>()?;
+        let replies = self.per_node(py, &made, false, |members| {
+            let mut packed = Packed::new();
+            packed.start(members.len() + 1).arg(b"MGET");
+            members.iter().for_each(|&i| {
+                packed.arg(&made[i]);
+            });
+            Ok(packed)
+        })?;
+        for (members, mut values) in replies {
+            let Some(Value::Array(values)) = values.pop() else {
+                return Err(Error::new(ErrorKind::Response, "unexpected MGET reply").into());
+            };
+            for (i, value) in members.into_iter().zip(values) {
+                if let Value::BulkString(data) = value {
+                    found.set_item(&pairs[i].1, self.codec.decode(py, &data, &made[i])?)?;
+                }
             }
         }
         Ok(found)
@@ -388,50 +425,67 @@ impl Client {
         if items.is_empty() {
             return Ok(());
         }
-        let mut packed = Packed::new();
-        match timeout_ms {
-            None => {
-                packed.start(1 + 2 * items.len()).arg(b"MSET");
-                for (key, value) in items.iter() {
-                    packed
-                        .arg(&cache_key(&key)?)
-                        .arg(self.codec.encode(&value)?.as_bytes());
+        let pairs: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = items.iter().collect();
+        let made: Vec<Cow<'_, [u8]>> = pairs
+            .iter()
+            .map(|(key, _)| cache_key(key))
+            .collect::<PyResult<_>>()?;
+        let encoded: Vec<Encoded<'_>> = pairs
+            .iter()
+            .map(|(_, value)| self.codec.encode(value))
+            .collect::<PyResult<_>>()?;
+        self.per_node(py, &made, true, |members| {
+            let mut packed = Packed::new();
+            match timeout_ms {
+                None => {
+                    packed.start(1 + 2 * members.len()).arg(b"MSET");
+                    for &i in members {
+                        packed.arg(&made[i]).arg(encoded[i].as_bytes());
+                    }
+                }
+                // Expire at once: as with SET, the values still had to be serializable.
+                Some(ms) if ms <= 0 => {
+                    packed.start(1 + members.len()).arg(b"DEL");
+                    for &i in members {
+                        packed.arg(&made[i]);
+                    }
+                }
+                Some(ms) => {
+                    for &i in members {
+                        packed
+                            .start(5)
+                            .arg(b"SET")
+                            .arg(&made[i])
+                            .arg(encoded[i].as_bytes())
+                            .arg(b"PX")
+                            .int_arg(ms);
+                    }
                 }
             }
-            Some(ms) if ms <= 0 => {
-                packed.start(1 + items.len()).arg(b"DEL");
-                for (key, value) in items.iter() {
-                    self.codec.encode(&value)?; // an unserializable value still fails, as with SET
-                    packed.arg(&cache_key(&key)?);
-                }
-            }
-            Some(ms) => {
-                for (key, value) in items.iter() {
-                    packed
-                        .start(5)
-                        .arg(b"SET")
-                        .arg(&cache_key(&key)?)
-                        .arg(self.codec.encode(&value)?.as_bytes())
-                        .arg(b"PX")
-                        .int_arg(ms);
-                }
-            }
-        }
-        self.query_all(py, true, packed)?;
+            Ok(packed)
+        })?;
         Ok(())
     }
 
     fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<i64> {
         let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
-        if keys.is_empty() {
+        let made: Vec<Cow<'_, [u8]>> = keys.iter().map(cache_key).collect::<PyResult<_>>()?;
+        if made.is_empty() {
             return Ok(0);
         }
-        let mut packed = Packed::new();
-        packed.start(keys.len() + 1).arg(b"DEL");
-        for key in &keys {
-            packed.arg(&cache_key(key)?);
-        }
-        Ok(int_of(&self.query(py, true, packed)?))
+        let replies = self.per_node(py, &made, true, |members| {
+            let mut packed = Packed::new();
+            packed.start(members.len() + 1).arg(b"DEL");
+            members.iter().for_each(|&i| {
+                packed.arg(&made[i]);
+            });
+            Ok(packed)
+        })?;
+        Ok(replies
+            .iter()
+            .flat_map(|(_, values)| values)
+            .map(int_of)
+            .sum())
     }
 
     /// INCRBY, atomically refusing a missing key unless `ignore_key_check`. Returns None for a
@@ -450,7 +504,8 @@ impl Client {
             self.command(py, true, &[b"INCRBY", &key, delta.as_bytes()])?
         } else {
             const SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end";
-            self.command(py, true, &[b"EVAL", SCRIPT, b"1", &key, delta.as_bytes()])?
+            let packed = Packed::command(&[b"EVAL", SCRIPT, b"1", &key, delta.as_bytes()]);
+            self.on_key(py, &key, true, packed)?
         };
         Ok(match reply {
             Value::Int(n) => Some(n),
@@ -568,32 +623,50 @@ impl Client {
     // ---- everything else: one generic path -------------------------------------------------
 
     /// Run one command (`args[0]` is its name) and convert the reply into the shape `reply`
-    /// (see `Reply`). Cache values in the reply are decoded; `args[1]` names them in errors.
-    #[pyo3(signature = (write, args, reply=0))]
+    /// (see `Reply`). It goes to the node holding `keys` (default: `args[1]`); keys on
+    /// different shards raise ResponseError. Cache values in the reply are decoded; the first
+    /// key names them in errors.
+    #[pyo3(signature = (write, args, reply=0, keys=None))]
     fn execute(
         &self,
         py: Python<'_>,
         write: bool,
         args: &Bound<'_, PyTuple>,
         reply: u8,
+        keys: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Py<PyAny>> {
         let kind = Reply::from_code(reply)?;
+        if args.is_empty() {
+            return Err(PyTypeError::new_err("execute() needs a command name"));
+        }
         let mut packed = Packed::new();
         packed.start(args.len());
         for item in args.iter() {
             packed.arg(&arg(&item)?);
         }
-        let key = match args.len() {
-            0 => return Err(PyTypeError::new_err("execute() needs a command name")),
-            1 => Vec::new(),
-            _ => arg(&args.get_item(1)?)?.into_owned(),
+        let keys = match keys {
+            Some(keys) => keys
+                .iter()
+                .map(|k| Ok(arg(k)?.into_owned()))
+                .collect::<PyResult<_>>()?,
+            None if args.len() > 1 => vec![arg(&args.get_item(1)?)?.into_owned()],
+            None => Vec::new(),
         };
-        let value = self.query(py, write, packed)?;
-        reply::convert(py, &self.codec, value, kind, &key)
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let pool = self.topology.route_all(&key_refs, write)?;
+        let value = py.detach(|| run_one(pool, &packed))?;
+        reply::convert(
+            py,
+            &self.codec,
+            value,
+            kind,
+            key_refs.first().copied().unwrap_or_default(),
+        )
     }
 
-    /// Run several commands in one round trip; replies in redis-py's plain form.
-    /// The first server error raises ResponseError (redis-py's `raise_on_error`).
+    /// Run several commands in one round trip; replies in redis-py's plain form. All commands'
+    /// keys (`args[1]`) must live on one node. The first server error raises ResponseError
+    /// (redis-py's `raise_on_error`).
     #[pyo3(signature = (commands, write=true))]
     fn pipeline(
         &self,
@@ -605,15 +678,29 @@ impl Client {
             return Ok(Vec::new());
         }
         let mut packed = Packed::new();
+        let mut keys = Vec::new();
         for command in commands.iter() {
             let command = command.cast_into::<PyTuple>()?;
             packed.start(command.len());
-            for item in command.iter() {
-                packed.arg(&arg(&item)?);
+            for (i, item) in command.iter().enumerate() {
+                let item = arg(&item)?;
+                packed.arg(&item);
+                if i == 1 {
+                    keys.push(item.into_owned());
+                }
             }
         }
-        let replies = self.query_all(py, write, packed)?;
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let pool = self.topology.route_all(&key_refs, write)?;
+        let replies = py.detach(|| run_all(pool, &packed))?;
         replies.into_iter().map(|v| reply::raw(py, v)).collect()
+    }
+
+    /// Whether all `keys` live on one node (always, unless sharded).
+    fn same_node(&self, keys: Vec<Bound<'_, PyAny>>) -> PyResult<bool> {
+        let keys: Vec<Cow<'_, [u8]>> = keys.iter().map(arg).collect::<PyResult<_>>()?;
+        let key_refs: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        Ok(self.topology.route_all(&key_refs, true).is_ok())
     }
 
     /// The stored form of a cache value (the integer rule, then serializer and compressor).

@@ -199,6 +199,44 @@ pub fn run(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
     })
 }
 
+/// Send each request to its node first, then read every node's replies: the round trips overlap,
+/// so several nodes cost about one round trip, without threads. Requests must go to distinct
+/// pools (one connection is taken from each). Blocks: call it with the GIL released.
+pub fn run_fanout(requests: &[(&RedisPool, Packed)]) -> Vec<Result<Vec<Value>>> {
+    let describe = |pool: &RedisPool| pool.connector().describe();
+    let sent: Vec<Result<_>> = requests
+        .iter()
+        .map(|(pool, packed)| {
+            let mut conn = pool.get()?;
+            if let Err(e) = conn.send_packed_command(packed.bytes()) {
+                conn.mark_broken();
+                return Err(Error::from_redis(&e, &describe(pool)));
+            }
+            Ok(conn)
+        })
+        .collect();
+    sent.into_iter()
+        .zip(requests)
+        .map(|(conn, (pool, packed))| {
+            let mut conn = conn?;
+            let mut replies = Vec::with_capacity(packed.commands());
+            for _ in 0..packed.commands() {
+                match conn.recv_response() {
+                    Ok(reply) => replies.push(reply),
+                    Err(e) => {
+                        conn.mark_broken();
+                        return Err(Error::from_redis(&e, &describe(pool)));
+                    }
+                }
+            }
+            match replies.iter().find_map(server_error) {
+                Some(err) => Err(err),
+                None => Ok(replies),
+            }
+        })
+        .collect()
+}
+
 /// One command, one reply; a server error reply becomes `ErrorKind::Response`.
 pub fn run_one(pool: &RedisPool, packed: &Packed) -> Result<Value> {
     let reply = run(pool, packed)?.pop().unwrap_or(Value::Nil);

@@ -9,6 +9,7 @@ pub mod fork;
 pub mod pool;
 pub mod reply;
 pub mod resp;
+pub mod ring;
 pub mod topology;
 
 use pyo3::prelude::*;

@@ -119,7 +119,8 @@ class Lock:
         if token is None:
             raise LockError("Cannot release an unlocked lock")
         self._local.token = None
-        if not self._client.execute(True, ("EVAL", _RELEASE, 1, self.name, token), REPLY_INT):
+        args = ("EVAL", _RELEASE, 1, self.name, token)
+        if not self._client.execute(True, args, REPLY_INT, [self.name]):
             raise LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
@@ -137,7 +138,7 @@ class Lock:
             self._ttl_ms(additional_time),
             "1" if replace_ttl else "0",
         )
-        if not self._client.execute(True, args, REPLY_INT):
+        if not self._client.execute(True, args, REPLY_INT, [self.name]):
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
@@ -148,7 +149,7 @@ class Lock:
         if self.timeout is None:
             raise LockError("Cannot reacquire a lock with no timeout")
         args = ("EVAL", _REACQUIRE, 1, self.name, self.token, self._ttl_ms(self.timeout))
-        if not self._client.execute(True, args, REPLY_INT):
+        if not self._client.execute(True, args, REPLY_INT, [self.name]):
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
 

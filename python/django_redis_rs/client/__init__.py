@@ -1,3 +1,5 @@
 from django_redis_rs.client.default import DefaultClient
+from django_redis_rs.client.herd import HerdClient
+from django_redis_rs.client.sharded import ShardClient
 
-__all__ = ["DefaultClient"]
+__all__ = ["DefaultClient", "HerdClient", "ShardClient"]

@@ -76,9 +76,16 @@ class DefaultClient:
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         try:
-            self._native = _native.Client(self._server, **options.native_kwargs)
+            self._native = _native.Client(
+                self._server, **options.native_kwargs, **self._topology(server)
+            )
         except ConfigError as e:
             raise ImproperlyConfigured(str(e)) from None
+
+    def _topology(self, server: Any) -> dict[str, Any]:
+        """How the servers are laid out, for the native client: by default the first takes
+        writes and the others are read replicas."""
+        return {}
 
     def __contains__(self, key: Any) -> bool:
         return self.has_key(key)
@@ -115,8 +122,12 @@ class DefaultClient:
             return None
         return int(timeout * 1000)  # type: ignore[operator]
 
-    def _run(self, write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW) -> Any:
-        return self._native.execute(write, args, reply)
+    def _run(
+        self, write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW, keys: Any = None
+    ) -> Any:
+        """One command; ``keys`` name the keys it touches when they are not just ``args[1]``
+        (they must live on one shard)."""
+        return self._native.execute(write, args, reply, keys)
 
     def get_client(self, write: bool = True) -> RawClient:
         """A redis-py-style client on the same pools (see ``get_redis_connection``)."""
@@ -230,8 +241,18 @@ class DefaultClient:
         if version is None:
             version = self._backend.version
         old, new = self.make_key(key, version), self.make_key(key, version + delta)
-        if not self._run(True, ("EVAL", _RENAME_IF_EXISTS, 2, old, new), REPLY_BOOL):
+        if self._native.same_node([old, new]):
+            args = ("EVAL", _RENAME_IF_EXISTS, 2, old, new)
+            if not self._run(True, args, REPLY_BOOL, keys=[old, new]):
+                raise ValueError(f"Key '{key}' not found")
+            return version + delta
+        # The versions live on different shards: copy the value and its expiry, then delete.
+        value = self._native.get(old, _MISSING)
+        if value is _MISSING:
             raise ValueError(f"Key '{key}' not found")
+        ttl_ms: int = self._run(False, ("PTTL", old), REPLY_INT)
+        self._native.set(new, value, None if ttl_ms < 0 else max(ttl_ms, 1))
+        self._native.delete(old)
         return version + delta
 
     def decr_version(
@@ -368,7 +389,8 @@ class DefaultClient:
         return self._run(False, ("SCARD", self.make_key(key, version)), REPLY_INT)
 
     def sdiff(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
-        return self._run(False, ("SDIFF", *self._keys(keys, version)), REPLY_VALUE_SET)
+        made = self._keys(keys, version)
+        return self._run(False, ("SDIFF", *made), REPLY_VALUE_SET, made)
 
     def sdiffstore(
         self,
@@ -378,26 +400,28 @@ class DefaultClient:
         version_keys: int | None = None,
         client: Any = None,
     ) -> int:
-        args = ("SDIFFSTORE", self.make_key(dest, version_dest), *self._keys(keys, version_keys))
-        return self._run(True, args, REPLY_INT)
+        made = [self.make_key(dest, version_dest), *self._keys(keys, version_keys)]
+        return self._run(True, ("SDIFFSTORE", *made), REPLY_INT, made)
 
     def sinter(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
-        return self._run(False, ("SINTER", *self._keys(keys, version)), REPLY_VALUE_SET)
+        made = self._keys(keys, version)
+        return self._run(False, ("SINTER", *made), REPLY_VALUE_SET, made)
 
     def sinterstore(
         self, dest: Any, *keys: Any, version: int | None = None, client: Any = None
     ) -> int:
-        args = ("SINTERSTORE", self.make_key(dest, version), *self._keys(keys, version))
-        return self._run(True, args, REPLY_INT)
+        made = [self.make_key(dest, version), *self._keys(keys, version)]
+        return self._run(True, ("SINTERSTORE", *made), REPLY_INT, made)
 
     def sunion(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
-        return self._run(False, ("SUNION", *self._keys(keys, version)), REPLY_VALUE_SET)
+        made = self._keys(keys, version)
+        return self._run(False, ("SUNION", *made), REPLY_VALUE_SET, made)
 
     def sunionstore(
         self, destination: Any, *keys: Any, version: int | None = None, client: Any = None
     ) -> int:
-        args = ("SUNIONSTORE", self.make_key(destination, version), *self._keys(keys, version))
-        return self._run(True, args, REPLY_INT)
+        made = [self.make_key(destination, version), *self._keys(keys, version)]
+        return self._run(True, ("SUNIONSTORE", *made), REPLY_INT, made)
 
     def sismember(
         self, key: Any, member: Any, version: int | None = None, client: Any = None
@@ -422,13 +446,8 @@ class DefaultClient:
         version: int | None = None,
         client: Any = None,
     ) -> bool:
-        args = (
-            "SMOVE",
-            self.make_key(source, version),
-            self.make_key(destination, version),
-            self._native.encode(member),
-        )
-        return self._run(True, args, REPLY_BOOL)
+        made = [self.make_key(source, version), self.make_key(destination, version)]
+        return self._run(True, ("SMOVE", *made, self._native.encode(member)), REPLY_BOOL, made)
 
     def spop(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None

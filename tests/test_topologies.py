@@ -1,0 +1,171 @@
+"""ShardClient placement and fan-out, HerdClient stampede protection, and one behavioural suite
+run against every topology fixture (single server, unix socket, shards, herd)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from django_redis.cache import RedisCache as DjangoRedisCache
+
+from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ResponseError
+from tests.servers import Server, server_binary
+
+SHARD_CLIENT = "django_redis_rs.client.ShardClient"
+HERD_CLIENT = "django_redis_rs.client.HerdClient"
+
+
+@pytest.fixture
+def shards(server: Server) -> Iterator[list[Server]]:
+    binary = server_binary(server.kind)
+    assert binary is not None
+    started = [Server(server.kind, binary).start() for _ in range(3)]
+    yield started
+    for srv in started:
+        srv.cleanup()
+
+
+def shard_cache(shards: list[Server], **params: Any) -> RedisCache:
+    urls = [f"{s.url}/1" for s in shards]
+    return RedisCache(urls, {"OPTIONS": {"CLIENT_CLASS": SHARD_CLIENT}, **params})
+
+
+def test_keys_land_where_django_redis_puts_them(shards: list[Server]) -> None:
+    urls = [f"{s.url}/1" for s in shards]
+    theirs = DjangoRedisCache(
+        urls, {"OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"}}
+    )
+    ours = RedisCache(urls, {"OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"}})
+    for i in range(150):
+        theirs.set(f"theirs-{i}", i)
+        ours.set(f"ours-{i}", i)
+    for i in range(150):
+        # each side reads only the shard it computes: a hit proves the same placement
+        assert ours.get(f"theirs-{i}") == i
+        assert theirs.get(f"ours-{i}") == i
+    counts = [len(RedisCache(url, {}).client.get_client().keys("*")) for url in urls]
+    assert sum(counts) == 300 and all(c > 0 for c in counts), counts
+
+
+def test_multi_key_operations_span_shards(shards: list[Server]) -> None:
+    cache = shard_cache(shards)
+    data = {f"k{i}": i for i in range(100)}
+    assert cache.set_many(data) == []
+    assert cache.get_many([*data, "missing"]) == data
+    cache.set_many({"t1": 1, "t2": 2}, timeout=30)
+    assert 20 < cache.ttl("t1") <= 30
+    assert sorted(cache.keys("k*")) == sorted(data)
+    assert sorted(cache.iter_keys("k*", itersize=7)) == sorted(data)
+    assert cache.delete_many([f"k{i}" for i in range(50)]) == 50
+    assert cache.delete_pattern("k*") == 50
+    cache.set("x", 1)
+    cache.clear()
+    assert cache.keys("*") == []
+
+
+def test_multi_key_commands_need_one_shard(shards: list[Server]) -> None:
+    cache = shard_cache(shards)
+    cache.sadd("{grp}a", 1, 2)
+    cache.sadd("{grp}b", 2, 3)
+    assert cache.sinter("{grp}a", "{grp}b") == {2}
+    assert cache.smove("{grp}a", "{grp}b", 1) is True
+    names = [f"s{i}" for i in range(20)]
+    with pytest.raises(ResponseError, match="different shards"):
+        cache.sunion(*names)
+
+
+def test_incr_version_moves_between_shards(shards: list[Server]) -> None:
+    cache = shard_cache(shards)
+    for i in range(20):
+        cache.set(f"v{i}", i, timeout=100)
+        assert cache.incr_version(f"v{i}") == 2
+        assert cache.get(f"v{i}", version=2) == i
+        assert cache.get(f"v{i}") is None
+        assert 90 < cache.ttl(f"v{i}", version=2) <= 100
+
+
+def test_herd_serves_stale_values_to_all_but_one(make_cache) -> None:
+    with override_settings(CACHE_HERD_TIMEOUT=100):
+        cache = make_cache(options={"CLIENT_CLASS": HERD_CLIENT})
+        cache.set("k", "v", timeout=1)
+        assert 100 < cache.ttl("k") <= 101  # real expiry: timeout + CACHE_HERD_TIMEOUT
+        assert cache.get("k") == "v"
+        time.sleep(2.1)  # past the soft expiry, well inside the herd window
+        results = [cache.get("k") for _ in range(200)]
+        assert "v" in results and None in results  # some refresh, most get the stale value
+        assert results.count(None) < 100
+        with pytest.raises(NotImplementedError):
+            cache.incr("k")
+
+
+def test_herd_roundtrip_and_plain_timeouts(make_cache) -> None:
+    cache = make_cache(options={"CLIENT_CLASS": HERD_CLIENT})
+    cache.set_many({"a": 1, "b": [2]}, timeout=60)
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": [2]}
+    cache.set("forever", "x", timeout=None)
+    assert cache.ttl("forever") is None and cache.get("forever") == "x"
+    assert cache.add("forever", "y") is False
+    assert cache.touch("forever", 50) is True
+    assert cache.get("forever") == "x"
+
+
+# ---- one behavioural suite, every topology ---------------------------------------------------
+
+TOPOLOGIES = ["single", "unix", "shards", "herd"]
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def any_cache(
+    request: pytest.FixtureRequest, server: Server, make_cache: Callable[..., RedisCache]
+) -> Iterator[RedisCache]:
+    kind = request.param
+    if kind == "single":
+        yield make_cache()
+    elif kind == "unix":
+        yield make_cache(f"unix://{server.unix_socket}?db=2")
+    elif kind == "herd":
+        yield make_cache(options={"CLIENT_CLASS": HERD_CLIENT})
+    else:
+        binary = server_binary(server.kind)
+        assert binary is not None
+        started = [Server(server.kind, binary).start() for _ in range(3)]
+        try:
+            yield shard_cache(started)
+        finally:
+            for srv in started:
+                srv.cleanup()
+
+
+def test_behaviour(any_cache: RedisCache) -> None:
+    cache = any_cache
+    cache.clear()
+    assert cache.set("a", {"x": 1}) is True
+    assert cache.get("a") == {"x": 1}
+    assert cache.add("a", 2) is False
+    assert cache.has_key("a") and "a" in cache
+    assert cache.get_or_set("b", lambda: "computed") == "computed"
+    cache.set_many({f"m{i}": i for i in range(30)})
+    assert cache.get_many([f"m{i}" for i in range(30)]) == {f"m{i}": i for i in range(30)}
+    assert cache.delete_many([f"m{i}" for i in range(10)]) == 10
+    assert cache.touch("a", 100) is True
+    assert 90 < (cache.ttl("a") or 0) <= 200
+    assert cache.delete("a") is True
+    assert cache.get("a", "gone") == "gone"
+    assert sorted(cache.keys("m*")) == sorted(f"m{i}" for i in range(10, 30))
+    assert cache.delete_pattern("m*") == 20
+    assert cache.incr_version("b") == 2
+    assert cache.get("b", version=2) == "computed"
+    with cache.lock("L", timeout=5):
+        assert cache.has_key("L")
+    assert cache.sadd("s", 1, 2) == 2 and cache.smembers("s") == {1, 2}
+    assert cache.hset("h", "f", "v") == 1 and cache.hgetall("h") == {"f": "v"}
+    assert cache.zadd("z", {"m": 1.5}) == 1 and cache.zrange("z", 0, -1, withscores=True) == [
+        ("m", 1.5)
+    ]
+    assert cache.rpush("l", 1, 2) == 2 and cache.lrange("l", 0, -1) == [1, 2]
+    cache.clear()
+    assert cache.keys("*") == []
