@@ -4,11 +4,12 @@
 
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor, Encoded};
-use crate::config::{parse_url, ConnectionOptions, ServerConfig, TlsOptions};
+use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::connection::{run_all, run_fanout, run_one, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
+use crate::sentinel::Sentinels;
 use crate::topology::Topology;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -17,6 +18,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use redis::Value;
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Django warns about keys memcached would refuse, so code stays portable between backends.
@@ -105,11 +107,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// One round trip to the node holding `key` (or a replica, for reads); the GIL is released
-    /// while it waits.
+    /// Run `attempt` with the GIL released. A failure tells the topology (under sentinel it
+    /// finds the nodes again); a command the server refused as `READONLY` (a demoted primary)
+    /// runs once more, on the new primary.
+    fn routed<T: Send>(
+        &self,
+        py: Python<'_>,
+        attempt: impl Fn() -> Result<T> + Send + Sync,
+    ) -> Result<T> {
+        py.detach(|| match attempt() {
+            Err(err) if self.topology.failed(&err) => attempt(),
+            other => other,
+        })
+    }
+
+    /// One round trip to the node holding `key` (or a replica, for reads).
     fn on_key(&self, py: Python<'_>, key: &[u8], write: bool, packed: Packed) -> Result<Value> {
-        let pool = self.topology.route(key, write);
-        py.detach(|| run_one(pool, &packed))
+        self.routed(py, || run_one(&*self.topology.route(key, write)?, &packed))
     }
 
     /// Several pipelined commands about `key`, in one round trip.
@@ -120,8 +134,7 @@ impl Client {
         write: bool,
         packed: Packed,
     ) -> Result<Vec<Value>> {
-        let pool = self.topology.route(key, write);
-        py.detach(|| run_all(pool, &packed))
+        self.routed(py, || run_all(&*self.topology.route(key, write)?, &packed))
     }
 
     /// One command whose key is `args[1]`.
@@ -132,24 +145,39 @@ impl Client {
 
     /// A request per node holding some of `keys` (`build` packs it from those keys' indexes),
     /// sent to all nodes at once. Returns each node's key indexes with its replies.
-    fn per_node<K: AsRef<[u8]>>(
+    fn per_node<K: AsRef<[u8]> + Sync>(
         &self,
         py: Python<'_>,
         keys: &[K],
         write: bool,
         mut build: impl FnMut(&[usize]) -> PyResult<Packed>,
     ) -> PyResult<Vec<(Vec<usize>, Vec<Value>)>> {
-        let groups = self.topology.group(keys, write);
+        // Grouping may have to ask sentinel where the nodes are: that is I/O, done detached.
+        let groups = py.detach(|| self.topology.group(keys, write))?;
         let mut requests = Vec::with_capacity(groups.len());
-        for (pool, members) in &groups {
-            requests.push((*pool, build(members)?));
+        for (pool, members) in groups {
+            let packed = build(&members)?;
+            requests.push((pool, members, packed));
         }
-        let results = py.detach(|| run_fanout(&requests));
-        let mut out = Vec::with_capacity(groups.len());
-        for ((_, members), result) in groups.into_iter().zip(results) {
-            out.push((members, result?));
-        }
-        Ok(out)
+        let results = self.routed(py, || {
+            let sends: Vec<_> = requests
+                .iter()
+                .map(|(pool, _, packed)| (pool.as_ref(), packed))
+                .collect();
+            let replies = run_fanout(&sends);
+            // A node's failure fails the call (after the others' replies were read).
+            replies.into_iter().collect::<Result<Vec<_>>>()
+        })?;
+        Ok(requests
+            .into_iter()
+            .zip(results)
+            .map(|((_, members, _), replies)| (members, replies))
+            .collect())
+    }
+
+    /// The nodes that own keys, found with the GIL released.
+    fn primaries(&self, py: Python<'_>) -> Result<Vec<Arc<RedisPool>>> {
+        py.detach(|| self.topology.primaries())
     }
 }
 
@@ -207,8 +235,8 @@ impl Client {
     #[pyo3(signature = (
         locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
         pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
-        shard_names=None,
-        ssl_ca_certs=None, ssl_certfile=None,
+        shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
+        read_from_replicas=true, ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -223,6 +251,10 @@ impl Client {
         serializer: Option<&Bound<'_, PyAny>>,
         compressor: Option<&Bound<'_, PyAny>>,
         shard_names: Option<Vec<String>>,
+        sentinels: Option<Vec<(String, u16)>>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
+        read_from_replicas: bool,
         ssl_ca_certs: Option<PathBuf>,
         ssl_certfile: Option<PathBuf>,
         ssl_keyfile: Option<PathBuf>,
@@ -253,9 +285,48 @@ impl Client {
             server.password = server.password.or_else(|| password.clone());
             servers.push((server, options));
         }
-        let topology = match shard_names {
-            Some(names) => Topology::sharded(&servers, &names)?,
-            None => Topology::replicated(&servers)?,
+        let topology = match (shard_names, sentinels) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config("a cache is either sharded or sentinel-managed").into())
+            }
+            (Some(names), None) => Topology::sharded(&servers, &names)?,
+            (None, Some(sentinels)) => {
+                // LOCATION names the service ("redis://SERVICE/db"): its host is the name.
+                let (template, options) = servers
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| Error::config("LOCATION names no service"))?;
+                let service = match &template.address {
+                    Address::Tcp { host, .. } | Address::Tls { host, .. } => host.clone(),
+                    Address::Unix { .. } => {
+                        return Err(Error::config(
+                            "a sentinel service is named by redis://SERVICE/db",
+                        )
+                        .into())
+                    }
+                };
+                if sentinels.is_empty() {
+                    return Err(
+                        Error::config("SENTINELS must list at least one (host, port)").into(),
+                    );
+                }
+                let nodes = sentinels
+                    .into_iter()
+                    .map(|(host, port)| ServerConfig {
+                        address: Address::Tcp { host, port },
+                        db: 0,
+                        username: sentinel_username.clone(),
+                        password: sentinel_password.clone(),
+                    })
+                    .collect();
+                let finder = Sentinels {
+                    service,
+                    nodes,
+                    options: options.clone(),
+                };
+                Topology::sentinel(finder, template, options, read_from_replicas)
+            }
+            (None, None) => Topology::replicated(&servers)?,
         };
         Ok(Self {
             topology,
@@ -523,10 +594,10 @@ impl Client {
     ) -> PyResult<u64> {
         let pattern = arg(pattern)?.into_owned();
         let count = itersize.unwrap_or(1000).max(1);
-        let primaries: Vec<&RedisPool> = self.topology.primaries().collect();
         let deleted = py.detach(|| -> Result<u64> {
             let mut deleted = 0;
-            for pool in primaries {
+            for pool in self.topology.primaries()? {
+                let pool = pool.as_ref();
                 let mut cursor = b"0".to_vec();
                 loop {
                     let (next, keys) = scan_page(pool, &cursor, &pattern, count)?;
@@ -561,14 +632,14 @@ impl Client {
     ) -> PyResult<(u64, Vec<String>)> {
         let pattern = arg(pattern)?.into_owned();
         let pool = self
-            .topology
-            .primaries()
+            .primaries(py)?
+            .into_iter()
             .nth(node)
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such node"))?;
         let cursor = cursor.to_string();
         let (next, keys) = py.detach(|| {
             scan_page(
-                pool,
+                &pool,
                 cursor.as_bytes(),
                 &pattern,
                 count.unwrap_or(10).max(1),
@@ -588,17 +659,17 @@ impl Client {
 
     /// How many primaries hold keys (SCAN each of them).
     #[getter]
-    fn node_count(&self) -> usize {
-        self.topology.primaries().count()
+    fn node_count(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.primaries(py)?.len())
     }
 
     /// KEYS on every primary.
     fn keys(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         let pattern = arg(pattern)?;
         let mut all = Vec::new();
-        for pool in self.topology.primaries() {
+        for pool in self.primaries(py)? {
             let packed = Packed::command(&[b"KEYS", &pattern]);
-            let reply = py.detach(|| run_one(pool, &packed))?;
+            let reply = py.detach(|| run_one(&pool, &packed))?;
             for key in match reply {
                 Value::Array(keys) => keys,
                 _ => Vec::new(),
@@ -613,9 +684,9 @@ impl Client {
 
     /// FLUSHDB on every primary.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        for pool in self.topology.primaries() {
+        for pool in self.primaries(py)? {
             let packed = Packed::command(&[b"FLUSHDB"]);
-            py.detach(|| run_one(pool, &packed))?;
+            py.detach(|| run_one(&pool, &packed))?;
         }
         Ok(())
     }
@@ -653,8 +724,9 @@ impl Client {
             None => Vec::new(),
         };
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let pool = self.topology.route_all(&key_refs, write)?;
-        let value = py.detach(|| run_one(pool, &packed))?;
+        let value = self.routed(py, || {
+            run_one(&*self.topology.route_all(&key_refs, write)?, &packed)
+        })?;
         reply::convert(
             py,
             &self.codec,
@@ -691,8 +763,9 @@ impl Client {
             }
         }
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let pool = self.topology.route_all(&key_refs, write)?;
-        let replies = py.detach(|| run_all(pool, &packed))?;
+        let replies = self.routed(py, || {
+            run_all(&*self.topology.route_all(&key_refs, write)?, &packed)
+        })?;
         replies.into_iter().map(|v| reply::raw(py, v)).collect()
     }
 
@@ -730,13 +803,14 @@ impl Client {
 
     /// Close every pooled connection of this client's servers (they reopen on demand).
     fn close(&self) {
-        self.topology.all().for_each(RedisPool::clear);
+        self.topology.known().iter().for_each(|pool| pool.clear());
     }
 
     /// Connections per server: {"host:port db=N": {"open": n, "idle": n}}.
     fn pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = PyDict::new(py);
-        for (name, pool) in self.servers.iter().zip(self.topology.all()) {
+        for pool in self.topology.known() {
+            let name = pool.connector().server().to_string();
             let s = pool.stats();
             let entry = PyDict::new(py);
             entry.set_item("open", s.open)?;

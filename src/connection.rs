@@ -202,7 +202,7 @@ pub fn run(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
 /// Send each request to its node first, then read every node's replies: the round trips overlap,
 /// so several nodes cost about one round trip, without threads. Requests must go to distinct
 /// pools (one connection is taken from each). Blocks: call it with the GIL released.
-pub fn run_fanout(requests: &[(&RedisPool, Packed)]) -> Vec<Result<Vec<Value>>> {
+pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>> {
     let describe = |pool: &RedisPool| pool.connector().describe();
     let sent: Vec<Result<_>> = requests
         .iter()

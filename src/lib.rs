@@ -10,6 +10,7 @@ pub mod pool;
 pub mod reply;
 pub mod resp;
 pub mod ring;
+pub mod sentinel;
 pub mod topology;
 
 use pyo3::prelude::*;

@@ -47,6 +47,8 @@ class Server:
     binary: str
     port: int = field(default_factory=free_port)
     extra: list[str] = field(default_factory=list)
+    # Arguments before the options: a config file, "--sentinel".
+    leading: list[str] = field(default_factory=list)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="drr-server-")))
     process: subprocess.Popen[bytes] | None = None
 
@@ -61,6 +63,7 @@ class Server:
     def start(self) -> Server:
         args = [
             self.binary,
+            *self.leading,
             "--port",
             str(self.port),
             "--bind",

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -47,6 +48,9 @@ KNOWN_OPTIONS = {
     "COMPRESSOR_LEVEL",
     "COMPRESSOR_MIN_LENGTH",
     "COMPRESSOR_MAX_DECOMPRESSED_SIZE",
+    "SENTINELS",
+    "SENTINEL_KWARGS",
+    "CONNECTION_FACTORY",
 }
 NO_EFFECT_OPTIONS = {
     "PARSER_CLASS",
@@ -133,6 +137,58 @@ def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
         raise ImproperlyConfigured("CONNECTION_POOL_KWARGS['ssl_check_hostname'] must be a bool")
     kwargs["ssl_check_hostname"] = check_hostname
     return kwargs
+
+
+SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+_SENTINEL_KWARGS = {"username", "password", "socket_timeout", "socket_connect_timeout"}
+
+
+def sentinel_factory_configured(options: Mapping[str, Any]) -> bool:
+    """django-redis's way of asking for Sentinel: its connection factory, by option or setting."""
+    factory = options.get("CONNECTION_FACTORY") or getattr(
+        settings, "DJANGO_REDIS_CONNECTION_FACTORY", None
+    )
+    return bool(factory) and str(factory).endswith("SentinelConnectionFactory")
+
+
+def sentinel_layout(
+    server: Any, options: Mapping[str, Any], read_from_replicas: bool | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The service URL (``redis://SERVICE/db``, ``is_master`` removed) and the Sentinel settings
+    for the native client. With ``read_from_replicas=None`` the URLs decide, as django-redis's
+    factory does: reads go to replicas when an entry says ``is_master=0``."""
+    sentinels = options.get("SENTINELS")
+    if not sentinels or not all(
+        isinstance(s, (list, tuple))
+        and len(s) == 2
+        and isinstance(s[0], str)
+        and isinstance(s[1], int)
+        for s in sentinels
+    ):
+        raise ImproperlyConfigured("SENTINELS must be provided as a list of (host, port).")
+    extra = options.get("SENTINEL_KWARGS") or {}
+    if not isinstance(extra, Mapping) or set(extra) - _SENTINEL_KWARGS:
+        raise ImproperlyConfigured(
+            f"SENTINEL_KWARGS must be a dict with keys among {sorted(_SENTINEL_KWARGS)}"
+        )
+    urls, replica_flags = [], []
+    for url in locations(server):
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        flags = [v for k, v in query if k == "is_master"]
+        replica_flags += [f.lower() in ("0", "false", "no", "off") for f in flags]
+        kept = urlencode([(k, v) for k, v in query if k != "is_master"])
+        urls.append(urlunsplit(parts._replace(query=kept)))
+    if read_from_replicas is None:
+        read_from_replicas = any(replica_flags)
+    elif replica_flags and not any(replica_flags):
+        read_from_replicas = False  # ?is_master=1 alone: everything on the primary
+    return urls[:1], {
+        "sentinels": [(host, port) for host, port in sentinels],
+        "sentinel_username": extra.get("username"),
+        "sentinel_password": extra.get("password"),
+        "read_from_replicas": read_from_replicas,
+    }
 
 
 def _reverse_key(key: str) -> str:

@@ -1,5 +1,6 @@
 from django_redis_rs.client.default import DefaultClient
 from django_redis_rs.client.herd import HerdClient
+from django_redis_rs.client.sentinel import SentinelClient
 from django_redis_rs.client.sharded import ShardClient
 
-__all__ = ["DefaultClient", "HerdClient", "ShardClient"]
+__all__ = ["DefaultClient", "HerdClient", "SentinelClient", "ShardClient"]

@@ -31,7 +31,12 @@ from django_redis_rs._native import (
 )
 from django_redis_rs.exceptions import ConfigError, ResponseError
 from django_redis_rs.lock import ForgivingLock, Lock
-from django_redis_rs.options import client_options, locations
+from django_redis_rs.options import (
+    client_options,
+    locations,
+    sentinel_factory_configured,
+    sentinel_layout,
+)
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -65,10 +70,10 @@ def _timestamp(when: datetime | float, scale: int) -> int:
 class DefaultClient:
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
-        self._server = locations(server)
         self._params = params
         self._options: Mapping[str, Any] = params.get("OPTIONS") or {}
         options = client_options(self._options)
+        self._server, layout = self._layout(server)
         self._close_connection = options.close_connection
         self._replica_read_only = options.replica_read_only
         self.reverse_key = options.reverse_key
@@ -76,16 +81,17 @@ class DefaultClient:
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         try:
-            self._native = _native.Client(
-                self._server, **options.native_kwargs, **self._topology(server)
-            )
+            self._native = _native.Client(self._server, **options.native_kwargs, **layout)
         except ConfigError as e:
             raise ImproperlyConfigured(str(e)) from None
 
-    def _topology(self, server: Any) -> dict[str, Any]:
-        """How the servers are laid out, for the native client: by default the first takes
-        writes and the others are read replicas."""
-        return {}
+    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
+        """The server URLs, and how they are laid out for the native client: by default the
+        first takes writes and the others are read replicas; with django-redis's
+        ``SentinelConnectionFactory`` configured, Sentinel names them."""
+        if sentinel_factory_configured(self._options):
+            return sentinel_layout(server, self._options, read_from_replicas=None)
+        return locations(server), {}
 
     def __contains__(self, key: Any) -> bool:
         return self.has_key(key)

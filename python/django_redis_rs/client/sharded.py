@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_redis_rs.client.default import DefaultClient
+from django_redis_rs.options import locations
 
 
 class ShardClient(DefaultClient):
@@ -14,7 +15,7 @@ class ShardClient(DefaultClient):
     once; ``keys``, ``iter_keys``, ``delete_pattern`` and ``clear`` span the shards; commands on
     several keys (``sdiff``, ``smove``, ...) need the keys on one shard (use a hash tag)."""
 
-    def _topology(self, server: Any) -> dict[str, Any]:
+    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
         # django-redis names ring nodes by the LOCATION entries exactly as written.
         names = list(server) if isinstance(server, (list, tuple)) else server.split(",")
-        return {"shard_names": names}
+        return locations(server), {"shard_names": names}

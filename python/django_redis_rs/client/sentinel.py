@@ -1,0 +1,18 @@
+"""SentinelClient: the primary and replicas of a Redis Sentinel service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_redis_rs.client.default import DefaultClient
+from django_redis_rs.options import sentinel_layout
+
+
+class SentinelClient(DefaultClient):
+    """``LOCATION = "redis://SERVICE_NAME/db"`` and ``OPTIONS["SENTINELS"] = [(host, port), ...]``.
+    Writes go to the primary Sentinel names, reads to its replicas (to the primary when there are
+    none, or with ``?is_master=1`` alone). After a failover the client asks Sentinel again: a
+    write refused by the demoted primary (``READONLY``) is retried on the new one."""
+
+    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
+        return sentinel_layout(server, self._options, read_from_replicas=True)

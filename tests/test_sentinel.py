@@ -1,0 +1,193 @@
+"""SentinelClient against a real primary, replica and sentinel, including a failover."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ConnectionInterrupted
+from tests.servers import Server, server_binary
+
+SERVICE = "mymaster"
+
+
+def wait_for(check: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+class Deployment:
+    def __init__(self, kind: str, binary: str) -> None:
+        self.primary = Server(kind, binary, extra=["--repl-diskless-sync-delay", "0"]).start()
+        self.replica = Server(
+            kind,
+            binary,
+            extra=[
+                "--replicaof",
+                "127.0.0.1",
+                str(self.primary.port),
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        ).start()
+        wait_for(
+            lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
+            "the replica to sync",
+        )
+        self.sentinel = Server(kind, binary)
+        conf = self.sentinel.dir / "sentinel.conf"
+        lines = [
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 1",
+            f"sentinel down-after-milliseconds {SERVICE} 1000",
+            f"sentinel failover-timeout {SERVICE} 5000",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        self.sentinel.leading = [str(conf), "--sentinel"]
+        self.sentinel.start()
+        wait_for(self.replica_known, "sentinel to see the replica")
+
+    def ask(self, *args: str) -> bytes:
+        return self.sentinel.command("SENTINEL", *args)
+
+    def replica_known(self) -> bool:
+        reply = self.sentinel.command("SENTINEL", "REPLICAS", SERVICE)
+        flags_ok = all(flag not in reply for flag in (b"s_down", b"o_down", b"disconnected"))
+        return str(self.replica.port).encode() in reply and flags_ok
+
+    def primary_port(self) -> int:
+        reply = self.ask("GET-MASTER-ADDR-BY-NAME", SERVICE).split(b"\r\n")
+        return int(reply[4])
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "CLIENT_CLASS": "django_redis_rs.client.SentinelClient",
+            "SENTINELS": [("127.0.0.1", self.sentinel.port)],
+            "SOCKET_TIMEOUT": 2,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            **extra,
+        }
+
+    def cleanup(self) -> None:
+        for srv in (self.sentinel, self.replica, self.primary):
+            srv.cleanup()
+
+
+@pytest.fixture
+def deployment(server: Server) -> Iterator[Deployment]:
+    binary = server_binary(server.kind)
+    assert binary is not None
+    d = Deployment(server.kind, binary)
+    yield d
+    d.cleanup()
+
+
+def replicated(d: Deployment, key: str) -> None:
+    """Wait until the replica has the key (reads go to it)."""
+    wait_for(lambda: d.replica.command("EXISTS", key) == b":1\r\n", f"{key} on the replica")
+
+
+def test_writes_to_the_primary_reads_from_the_replica(deployment: Deployment) -> None:
+    cache = RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": deployment.options()})
+    assert cache.set("k", "v") is True
+    replicated(deployment, ":1:k")
+    assert deployment.primary.command("EXISTS", ":1:k") == b":1\r\n"
+    before = deployment.replica.command("INFO", "commandstats").count(b"cmdstat_get:")
+    assert cache.get("k") == "v"
+    assert before <= 1
+    assert b"cmdstat_get:" in deployment.replica.command("INFO", "commandstats")
+    assert cache.incr("n", ignore_key_check=True) == 1
+
+
+def test_writes_resume_after_a_failover(deployment: Deployment) -> None:
+    cache = RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": deployment.options()})
+    cache.set("before", 1)
+    replicated(deployment, ":1:before")
+    assert b"OK" in deployment.ask("FAILOVER", SERVICE)
+    wait_for(lambda: deployment.primary_port() == deployment.replica.port, "the failover")
+    # Until sentinel demotes it, the old primary still takes writes (Redis replication is
+    # asynchronous; that window is Sentinel's, not the client's). Once it is a replica, it
+    # answers READONLY and the client must find the new primary.
+    wait_for(
+        lambda: b"role:slave" in deployment.primary.command("INFO", "replication"),
+        "the old primary to become a replica",
+    )
+    failures = 0
+    deadline = time.monotonic() + 20
+    while True:  # at most the call that meets the old connection fails; later ones go through
+        try:
+            assert cache.set("after", 2) is True
+            break
+        except ConnectionInterrupted:
+            failures += 1
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert failures <= 2
+    assert deployment.replica.command("GET", ":1:after") == b"$1\r\n2\r\n"  # the new primary
+    assert cache.incr("before") == 2
+
+
+def test_django_redis_connection_factory_style(deployment: Deployment) -> None:
+    options = deployment.options()
+    options.pop("CLIENT_CLASS")
+    with override_settings(
+        DJANGO_REDIS_CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory"
+    ):
+        cache = RedisCache(
+            [f"redis://{SERVICE}/0?is_master=1", f"redis://{SERVICE}/0?is_master=0"],
+            {"OPTIONS": options},
+        )
+    cache.set("k", 1)
+    replicated(deployment, ":1:k")
+    assert cache.get("k") == 1
+    assert deployment.primary.command("EXISTS", ":1:k") == b":1\r\n"
+
+
+def test_sentinel_password(server: Server) -> None:
+    binary = server_binary(server.kind)
+    assert binary is not None
+    # A password-protected sentinel: wrong or missing SENTINEL_KWARGS fail, the right one works.
+    srv = Server(server.kind, binary).start()
+    sentinel = Server(server.kind, binary)
+    conf = sentinel.dir / "sentinel.conf"
+    conf.write_text(f"sentinel monitor {SERVICE} 127.0.0.1 {srv.port} 1\nrequirepass s3cret\n")
+    sentinel.leading = [str(conf), "--sentinel"]
+    sentinel.start()
+    try:
+        base = {
+            "CLIENT_CLASS": "django_redis_rs.client.SentinelClient",
+            "SENTINELS": [("127.0.0.1", sentinel.port)],
+        }
+        with pytest.raises(ConnectionInterrupted) as info:
+            RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": base}).get("k")
+        assert "s3cret" not in str(info.value)
+        ok = RedisCache(
+            f"redis://{SERVICE}/0", {"OPTIONS": {**base, "SENTINEL_KWARGS": {"password": "s3cret"}}}
+        )
+        assert ok.set("k", 1) is True
+    finally:
+        sentinel.cleanup()
+        srv.cleanup()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"SENTINELS": []},
+        {"SENTINELS": ["127.0.0.1:26379"]},
+        {"SENTINELS": [("127.0.0.1", 26379)], "SENTINEL_KWARGS": {"bogus": 1}},
+    ],
+)
+def test_bad_sentinel_settings(options: dict[str, Any]) -> None:
+    with pytest.raises(ImproperlyConfigured, match="SENTINEL"):
+        RedisCache(
+            f"redis://{SERVICE}/0",
+            {"OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient", **options}},
+        )
