@@ -5,7 +5,7 @@
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor, Encoded};
 use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
-use crate::connection::{run_all, run_fanout, run_one, RedisPool};
+use crate::connection::{run_all, run_asking, run_fanout, run_one, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
@@ -107,23 +107,37 @@ pub struct Client {
 }
 
 impl Client {
-    /// Run `attempt` with the GIL released. A failure tells the topology (under sentinel it
-    /// finds the nodes again); a command the server refused as `READONLY` (a demoted primary)
-    /// runs once more, on the new primary.
-    fn routed<T: Send>(
+    /// Run `packed` on the node `select` names, with the GIL released. A failure teaches the
+    /// topology (sentinel and cluster find their nodes again); a command refused as `READONLY`
+    /// (demoted primary) or `MOVED` (slot map changed) runs once more on the new owner, and an
+    /// `ASK` redirect sends it to the importing node.
+    fn routed(
         &self,
         py: Python<'_>,
-        attempt: impl Fn() -> Result<T> + Send + Sync,
-    ) -> Result<T> {
-        py.detach(|| match attempt() {
-            Err(err) if self.topology.failed(&err) => attempt(),
-            other => other,
+        select: impl Fn() -> Result<Arc<RedisPool>> + Sync,
+        packed: &Packed,
+    ) -> Result<Vec<Value>> {
+        py.detach(|| {
+            let err = match run_all(&*select()?, packed) {
+                Ok(replies) => return Ok(replies),
+                Err(err) => err,
+            };
+            if let Some(target) = self.topology.asked(&err)? {
+                return run_asking(&target, packed);
+            }
+            if self.topology.failed(&err) {
+                return run_all(&*select()?, packed);
+            }
+            Err(err)
         })
     }
 
-    /// One round trip to the node holding `key` (or a replica, for reads).
+    /// One command about `key`, on the node holding it (or a replica, for reads).
     fn on_key(&self, py: Python<'_>, key: &[u8], write: bool, packed: Packed) -> Result<Value> {
-        self.routed(py, || run_one(&*self.topology.route(key, write)?, &packed))
+        Ok(self
+            .on_key_all(py, key, write, packed)?
+            .pop()
+            .unwrap_or(Value::Nil))
     }
 
     /// Several pipelined commands about `key`, in one round trip.
@@ -134,7 +148,7 @@ impl Client {
         write: bool,
         packed: Packed,
     ) -> Result<Vec<Value>> {
-        self.routed(py, || run_all(&*self.topology.route(key, write)?, &packed))
+        self.routed(py, || self.topology.route(key, write), &packed)
     }
 
     /// One command whose key is `args[1]`.
@@ -143,36 +157,47 @@ impl Client {
         self.on_key(py, key, write, Packed::command(args))
     }
 
-    /// A request per node holding some of `keys` (`build` packs it from those keys' indexes),
-    /// sent to all nodes at once. Returns each node's key indexes with its replies.
+    /// A request per node holding some of `keys`, sent to all nodes at once. `build` packs a
+    /// node's request from its key indexes, given in batches that one multi-key command may
+    /// carry (a cluster needs one per slot). Returns each node's batches with its replies.
+    /// When the topology changed under the call (`MOVED`, a failover) it runs once more.
+    #[allow(clippy::type_complexity)]
     fn per_node<K: AsRef<[u8]> + Sync>(
         &self,
         py: Python<'_>,
         keys: &[K],
         write: bool,
-        mut build: impl FnMut(&[usize]) -> PyResult<Packed>,
-    ) -> PyResult<Vec<(Vec<usize>, Vec<Value>)>> {
-        // Grouping may have to ask sentinel where the nodes are: that is I/O, done detached.
-        let groups = py.detach(|| self.topology.group(keys, write))?;
-        let mut requests = Vec::with_capacity(groups.len());
-        for (pool, members) in groups {
-            let packed = build(&members)?;
-            requests.push((pool, members, packed));
+        mut build: impl FnMut(&[Vec<usize>]) -> PyResult<Packed>,
+    ) -> PyResult<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
+        let mut retried = false;
+        loop {
+            // Grouping may have to ask sentinel or the cluster where nodes are: I/O, detached.
+            let groups = py.detach(|| self.topology.group(keys, write))?;
+            let mut requests = Vec::with_capacity(groups.len());
+            for (pool, batches) in groups {
+                let packed = build(&batches)?;
+                requests.push((pool, batches, packed));
+            }
+            let outcome = py.detach(|| {
+                let sends: Vec<_> = requests
+                    .iter()
+                    .map(|(pool, _, packed)| (pool.as_ref(), packed))
+                    .collect();
+                // A node's failure fails the call (after the other nodes' replies were read).
+                run_fanout(&sends).into_iter().collect::<Result<Vec<_>>>()
+            });
+            match outcome {
+                Ok(results) => {
+                    return Ok(requests
+                        .into_iter()
+                        .zip(results)
+                        .map(|((_, batches, _), replies)| (batches, replies))
+                        .collect())
+                }
+                Err(err) if !retried && self.topology.failed(&err) => retried = true,
+                Err(err) => return Err(err.into()),
+            }
         }
-        let results = self.routed(py, || {
-            let sends: Vec<_> = requests
-                .iter()
-                .map(|(pool, _, packed)| (pool.as_ref(), packed))
-                .collect();
-            let replies = run_fanout(&sends);
-            // A node's failure fails the call (after the others' replies were read).
-            replies.into_iter().collect::<Result<Vec<_>>>()
-        })?;
-        Ok(requests
-            .into_iter()
-            .zip(results)
-            .map(|((_, members, _), replies)| (members, replies))
-            .collect())
     }
 
     /// The nodes that own keys, found with the GIL released.
@@ -236,7 +261,7 @@ impl Client {
         locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
         pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
         shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
-        read_from_replicas=true, ssl_ca_certs=None, ssl_certfile=None,
+        read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -255,6 +280,7 @@ impl Client {
         sentinel_username: Option<String>,
         sentinel_password: Option<String>,
         read_from_replicas: bool,
+        cluster: bool,
         ssl_ca_certs: Option<PathBuf>,
         ssl_certfile: Option<PathBuf>,
         ssl_keyfile: Option<PathBuf>,
@@ -286,6 +312,19 @@ impl Client {
             servers.push((server, options));
         }
         let topology = match (shard_names, sentinels) {
+            _ if cluster => {
+                if servers.iter().any(|(server, _)| server.db != 0) {
+                    return Err(Error::config(
+                        "Redis Cluster has only database 0: drop the /db from LOCATION",
+                    )
+                    .into());
+                }
+                let options = servers.first().map(|(_, o)| o.clone()).unwrap_or_default();
+                Topology::cluster(
+                    servers.iter().map(|(server, _)| server.clone()).collect(),
+                    options,
+                )
+            }
             (Some(_), Some(_)) => {
                 return Err(Error::config("a cache is either sharded or sentinel-managed").into())
             }
@@ -464,21 +503,25 @@ impl Client {
             .iter()
             .map(|(key, _)| cache_key(key))
             .collect::<PyResult<_>>()?;
-        let replies = self.per_node(py, &made, false, |members| {
+        let replies = self.per_node(py, &made, false, |batches| {
             let mut packed = Packed::new();
-            packed.start(members.len() + 1).arg(b"MGET");
-            members.iter().for_each(|&i| {
-                packed.arg(&made[i]);
-            });
+            for batch in batches {
+                packed.start(batch.len() + 1).arg(b"MGET");
+                batch.iter().for_each(|&i| {
+                    packed.arg(&made[i]);
+                });
+            }
             Ok(packed)
         })?;
-        for (members, mut values) in replies {
-            let Some(Value::Array(values)) = values.pop() else {
-                return Err(Error::new(ErrorKind::Response, "unexpected MGET reply").into());
-            };
-            for (i, value) in members.into_iter().zip(values) {
-                if let Value::BulkString(data) = value {
-                    found.set_item(&pairs[i].1, self.codec.decode(py, &data, &made[i])?)?;
+        for (batches, replies) in replies {
+            for (batch, reply) in batches.into_iter().zip(replies) {
+                let Value::Array(values) = reply else {
+                    return Err(Error::new(ErrorKind::Response, "unexpected MGET reply").into());
+                };
+                for (i, value) in batch.into_iter().zip(values) {
+                    if let Value::BulkString(data) = value {
+                        found.set_item(&pairs[i].1, self.codec.decode(py, &data, &made[i])?)?;
+                    }
                 }
             }
         }
@@ -505,31 +548,33 @@ impl Client {
             .iter()
             .map(|(_, value)| self.codec.encode(value))
             .collect::<PyResult<_>>()?;
-        self.per_node(py, &made, true, |members| {
+        self.per_node(py, &made, true, |batches| {
             let mut packed = Packed::new();
-            match timeout_ms {
-                None => {
-                    packed.start(1 + 2 * members.len()).arg(b"MSET");
-                    for &i in members {
-                        packed.arg(&made[i]).arg(encoded[i].as_bytes());
+            for members in batches {
+                match timeout_ms {
+                    None => {
+                        packed.start(1 + 2 * members.len()).arg(b"MSET");
+                        for &i in members {
+                            packed.arg(&made[i]).arg(encoded[i].as_bytes());
+                        }
                     }
-                }
-                // Expire at once: as with SET, the values still had to be serializable.
-                Some(ms) if ms <= 0 => {
-                    packed.start(1 + members.len()).arg(b"DEL");
-                    for &i in members {
-                        packed.arg(&made[i]);
+                    // Expire at once: as with SET, the values still had to be serializable.
+                    Some(ms) if ms <= 0 => {
+                        packed.start(1 + members.len()).arg(b"DEL");
+                        for &i in members {
+                            packed.arg(&made[i]);
+                        }
                     }
-                }
-                Some(ms) => {
-                    for &i in members {
-                        packed
-                            .start(5)
-                            .arg(b"SET")
-                            .arg(&made[i])
-                            .arg(encoded[i].as_bytes())
-                            .arg(b"PX")
-                            .int_arg(ms);
+                    Some(ms) => {
+                        for &i in members {
+                            packed
+                                .start(5)
+                                .arg(b"SET")
+                                .arg(&made[i])
+                                .arg(encoded[i].as_bytes())
+                                .arg(b"PX")
+                                .int_arg(ms);
+                        }
                     }
                 }
             }
@@ -544,12 +589,14 @@ impl Client {
         if made.is_empty() {
             return Ok(0);
         }
-        let replies = self.per_node(py, &made, true, |members| {
+        let replies = self.per_node(py, &made, true, |batches| {
             let mut packed = Packed::new();
-            packed.start(members.len() + 1).arg(b"DEL");
-            members.iter().for_each(|&i| {
-                packed.arg(&made[i]);
-            });
+            for batch in batches {
+                packed.start(batch.len() + 1).arg(b"DEL");
+                batch.iter().for_each(|&i| {
+                    packed.arg(&made[i]);
+                });
+            }
             Ok(packed)
         })?;
         Ok(replies
@@ -601,13 +648,16 @@ impl Client {
                 let mut cursor = b"0".to_vec();
                 loop {
                     let (next, keys) = scan_page(pool, &cursor, &pattern, count)?;
-                    if !keys.is_empty() {
+                    // One UNLINK per batch the topology allows (per slot in a cluster).
+                    for (_, batches) in self.topology.group(&keys, true)? {
                         let mut packed = Packed::new();
-                        packed.start(keys.len() + 1).arg(b"UNLINK");
-                        keys.iter().for_each(|k| {
-                            packed.arg(k);
-                        });
-                        deleted += int_of(&run_one(pool, &packed)?) as u64;
+                        for batch in batches {
+                            packed.start(batch.len() + 1).arg(b"UNLINK");
+                            batch.iter().for_each(|&i| {
+                                packed.arg(&keys[i]);
+                            });
+                        }
+                        deleted += run_all(pool, &packed)?.iter().map(int_of).sum::<i64>() as u64;
                     }
                     if next == b"0" {
                         break;
@@ -724,9 +774,10 @@ impl Client {
             None => Vec::new(),
         };
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let value = self.routed(py, || {
-            run_one(&*self.topology.route_all(&key_refs, write)?, &packed)
-        })?;
+        let value = self
+            .routed(py, || self.topology.route_all(&key_refs, write), &packed)?
+            .pop()
+            .unwrap_or(Value::Nil);
         reply::convert(
             py,
             &self.codec,
@@ -763,9 +814,7 @@ impl Client {
             }
         }
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let replies = self.routed(py, || {
-            run_all(&*self.topology.route_all(&key_refs, write)?, &packed)
-        })?;
+        let replies = self.routed(py, || self.topology.route_all(&key_refs, write), &packed)?;
         replies.into_iter().map(|v| reply::raw(py, v)).collect()
     }
 

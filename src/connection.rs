@@ -237,6 +237,16 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
         .collect()
 }
 
+/// Run `packed` on a node that is importing the slot, as an `ASK` redirect asks: `ASKING`
+/// first, in the same round trip.
+pub fn run_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    let mut asking = Packed::command(&[b"ASKING"]);
+    asking.extend(packed);
+    let mut replies = run_all(pool, &asking)?;
+    replies.remove(0);
+    Ok(replies)
+}
+
 /// One command, one reply; a server error reply becomes `ErrorKind::Response`.
 pub fn run_one(pool: &RedisPool, packed: &Packed) -> Result<Value> {
     let reply = run(pool, packed)?.pop().unwrap_or(Value::Nil);

@@ -1,6 +1,7 @@
 //! `django_redis_rs._native`: the module registry. Logic lives in the sibling modules.
 
 pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connection;

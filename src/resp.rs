@@ -42,6 +42,12 @@ impl Packed {
         packed
     }
 
+    /// Append the commands of `other` after these.
+    pub fn extend(&mut self, other: &Packed) {
+        self.buf.extend_from_slice(&other.buf);
+        self.commands += other.commands;
+    }
+
     fn header(&mut self, kind: u8, n: usize) {
         let mut digits = itoa::Buffer::new();
         self.buf.push(kind);

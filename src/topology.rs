@@ -6,8 +6,10 @@
 //!   to a random replica (or the primary when there is none);
 //! - sharded: django-redis's ShardClient placement (`ring.rs`), each shard a single server;
 //! - sentinel: primary and replicas as Redis Sentinel names them now, found again after a
-//!   failure or a failover.
+//!   failure or a failover;
+//! - cluster: Redis Cluster's slot map, fetched again on `MOVED`; keys group by slot.
 
+use crate::cluster::{self, Redirect, SlotMap};
 use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
@@ -86,10 +88,50 @@ impl SentinelLayout {
     }
 }
 
+struct ClusterLayout {
+    seeds: Vec<ServerConfig>,
+    options: ConnectionOptions,
+    map: ArcSwapOption<SlotMap>,
+    discovering: Mutex<()>,
+}
+
+impl ClusterLayout {
+    fn map(&self) -> Result<Arc<SlotMap>> {
+        if let Some(map) = self.map.load_full() {
+            return Ok(map);
+        }
+        let _one_at_a_time = self.discovering.lock();
+        if let Some(map) = self.map.load_full() {
+            return Ok(map);
+        }
+        // Known nodes first (the seeds may be gone), then the seeds.
+        let mut candidates: Vec<ServerConfig> = Vec::new();
+        if let Some(old) = self.map.load_full() {
+            candidates.extend(
+                old.nodes
+                    .iter()
+                    .map(|pool| pool.connector().server().clone()),
+            );
+        }
+        candidates.extend(self.seeds.iter().cloned());
+        let map = Arc::new(cluster::discover(&candidates, &self.options)?);
+        self.map.store(Some(Arc::clone(&map)));
+        Ok(map)
+    }
+
+    fn pool_for(&self, key: &[u8]) -> Result<Pool> {
+        let map = self.map()?;
+        Ok(Arc::clone(
+            &map.nodes[usize::from(map.owners[usize::from(cluster::slot(key))])],
+        ))
+    }
+}
+
 enum Layout {
     Replicated(Nodes),
     Sharded(HashRing, Vec<Pool>),
     Sentinel(Box<SentinelLayout>),
+    Cluster(Box<ClusterLayout>),
 }
 
 pub struct Topology {
@@ -149,12 +191,25 @@ impl Topology {
         }
     }
 
+    /// The slot map is fetched on first use from the first seed that answers.
+    pub fn cluster(seeds: Vec<ServerConfig>, options: ConnectionOptions) -> Self {
+        Self {
+            layout: Layout::Cluster(Box::new(ClusterLayout {
+                seeds,
+                options,
+                map: ArcSwapOption::empty(),
+                discovering: Mutex::new(()),
+            })),
+        }
+    }
+
     /// The pool holding `key` (or a replica that may serve a read of it).
     pub fn route(&self, key: &[u8], write: bool) -> Result<Pool> {
         Ok(match &self.layout {
             Layout::Replicated(nodes) => Arc::clone(nodes.pick(write)),
             Layout::Sharded(ring, pools) => Arc::clone(&pools[ring.node_for(key)]),
             Layout::Sentinel(s) => Arc::clone(s.nodes()?.pick(write)),
+            Layout::Cluster(c) => c.pool_for(key)?,
         })
     }
 
@@ -171,29 +226,70 @@ impl Topology {
             }
             return Ok(Arc::clone(&pools[node]));
         }
+        if let Layout::Cluster(c) = &self.layout {
+            let slot = keys.first().map(|key| cluster::slot(key));
+            if keys.iter().any(|key| Some(cluster::slot(key)) != slot) {
+                return Err(Error::new(
+                    ErrorKind::Response,
+                    "CROSSSLOT Keys in request don't hash to the same slot",
+                ));
+            }
+            return c.pool_for(keys.first().copied().unwrap_or_default());
+        }
         self.route(b"", write)
     }
 
-    /// Key indexes grouped by the node that holds them (one group per node, first-seen order).
+    /// Key indexes grouped by the node that holds them (first-seen order), each node's keys in
+    /// batches that one multi-key command may carry: all of them, or, in a cluster, one batch
+    /// per slot.
     pub fn group<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
         write: bool,
-    ) -> Result<Vec<(Pool, Vec<usize>)>> {
-        let Layout::Sharded(ring, pools) = &self.layout else {
-            return Ok(vec![(self.route(b"", write)?, (0..keys.len()).collect())]);
+    ) -> Result<Vec<(Pool, Vec<Vec<usize>>)>> {
+        // Per node: (batch id, key indexes) — the batch id is the slot in a cluster, else 0.
+        type Batches = Vec<(u16, Vec<usize>)>;
+        let mut nodes: Vec<(Pool, Batches)> = Vec::new();
+        let map = match &self.layout {
+            Layout::Cluster(c) => Some(c.map()?),
+            _ => None,
         };
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        let single = match &self.layout {
+            Layout::Replicated(_) | Layout::Sentinel(_) => Some(self.route(b"", write)?),
+            _ => None,
+        };
         for (i, key) in keys.iter().enumerate() {
-            let node = ring.node_for(key.as_ref());
-            match groups.iter_mut().find(|(n, _)| *n == node) {
+            let key = key.as_ref();
+            let (pool, batch) = match (&self.layout, &map, &single) {
+                (_, _, Some(pool)) => (pool, 0),
+                (Layout::Sharded(ring, pools), _, _) => (&pools[ring.node_for(key)], 0),
+                (_, Some(map), _) => {
+                    let slot = cluster::slot(key);
+                    (&map.nodes[usize::from(map.owners[usize::from(slot)])], slot)
+                }
+                _ => unreachable!("every layout is covered above"),
+            };
+            let node = match nodes.iter().position(|(p, _)| Arc::ptr_eq(p, pool)) {
+                Some(node) => node,
+                None => {
+                    nodes.push((Arc::clone(pool), Vec::new()));
+                    nodes.len() - 1
+                }
+            };
+            let batches = &mut nodes[node].1;
+            match batches.iter_mut().find(|(b, _)| *b == batch) {
                 Some((_, members)) => members.push(i),
-                None => groups.push((node, vec![i])),
+                None => batches.push((batch, vec![i])),
             }
         }
-        Ok(groups
+        Ok(nodes
             .into_iter()
-            .map(|(node, members)| (Arc::clone(&pools[node]), members))
+            .map(|(pool, batches)| {
+                (
+                    pool,
+                    batches.into_iter().map(|(_, members)| members).collect(),
+                )
+            })
             .collect())
     }
 
@@ -203,6 +299,7 @@ impl Topology {
             Layout::Replicated(nodes) => vec![Arc::clone(&nodes.pools[0])],
             Layout::Sharded(_, pools) => pools.clone(),
             Layout::Sentinel(s) => vec![Arc::clone(&s.nodes()?.pools[0])],
+            Layout::Cluster(c) => c.map()?.nodes.clone(),
         })
     }
 
@@ -216,21 +313,56 @@ impl Topology {
                 .load_full()
                 .map(|n| n.pools.clone())
                 .unwrap_or_default(),
+            Layout::Cluster(c) => c
+                .map
+                .load_full()
+                .map(|m| m.nodes.clone())
+                .unwrap_or_default(),
         }
     }
 
-    /// Learn from a failed command. Under sentinel a connection failure or a `READONLY` reply
-    /// (the primary was demoted) means the nodes must be found again. Returns whether the
-    /// command may be retried at once: only `READONLY`, which the server refused before
-    /// running anything.
-    pub fn failed(&self, err: &Error) -> bool {
-        let Layout::Sentinel(s) = &self.layout else {
-            return false;
+    /// The node an `ASK` redirect names, for one command preceded by `ASKING`.
+    pub fn asked(&self, err: &Error) -> Result<Option<Pool>> {
+        let Layout::Cluster(c) = &self.layout else {
+            return Ok(None);
         };
-        let readonly = err.kind == ErrorKind::Response && err.message.starts_with("READONLY");
-        if readonly || err.breaks_connection() {
-            s.current.store(None);
+        match Redirect::parse(err) {
+            Some(redirect) if redirect.ask => {
+                let template = c
+                    .seeds
+                    .first()
+                    .ok_or_else(|| Error::config("no cluster seed"))?;
+                let target = cluster::node(template, &redirect.host, redirect.port);
+                Ok(Some(shared_pool(&target, &c.options)?))
+            }
+            _ => Ok(None),
         }
-        readonly
+    }
+
+    /// Learn from a failed command; returns whether it may be retried at once.
+    /// - sentinel: a connection failure or a `READONLY` reply (the primary was demoted) means
+    ///   the nodes must be found again; `READONLY` commands were refused before running, so
+    ///   they are retried;
+    /// - cluster: `MOVED` means the slot map is stale: it is fetched again and the command
+    ///   retried on the slot's new owner; a connection failure or `CLUSTERDOWN` drops the map.
+    pub fn failed(&self, err: &Error) -> bool {
+        match &self.layout {
+            Layout::Sentinel(s) => {
+                let readonly =
+                    err.kind == ErrorKind::Response && err.message.starts_with("READONLY");
+                if readonly || err.breaks_connection() {
+                    s.current.store(None);
+                }
+                readonly
+            }
+            Layout::Cluster(c) => {
+                let moved = Redirect::parse(err).is_some_and(|r| !r.ask);
+                if moved || err.breaks_connection() || err.message.starts_with("CLUSTERDOWN") {
+                    c.map.store(None);
+                }
+                moved
+            }
+            _ => false,
+        }
     }
 }

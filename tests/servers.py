@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -128,3 +129,121 @@ class Server:
             s.sendall(f"*{len(args)}\r\n{''.join(parts)}".encode())
             time.sleep(0.01)
             return s.recv(1 << 16)
+
+
+def wait_for(check: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+CLUSTER_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+def start_cluster(kind: str, binary: str) -> list[Server]:
+    """Three primaries splitting the 16384 slots, joined with CLUSTER MEET (no redis-cli)."""
+    # The bus port defaults to port + 10000, which a high free port overflows: choose it.
+    bus_ports = [free_port() for _ in CLUSTER_RANGES]
+    nodes = [
+        Server(
+            kind,
+            binary,
+            extra=[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                str(bus),
+            ],
+        ).start()
+        for bus in bus_ports
+    ]
+    try:
+        for srv, (start, end) in zip(nodes, CLUSTER_RANGES, strict=True):
+            srv.command("CLUSTER", "ADDSLOTSRANGE", str(start), str(end))
+        for other, bus in zip(nodes[1:], bus_ports[1:], strict=True):
+            nodes[0].command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(bus))
+        wait_for(
+            lambda: all(b"cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes),
+            "the cluster to form",
+        )
+        wait_for(
+            lambda: all(n.command("CLUSTER", "SLOTS").count(b"*3\r\n") >= 3 for n in nodes),
+            "every node to know every slot",
+        )
+    except BaseException:
+        for srv in nodes:
+            srv.cleanup()
+        raise
+    return nodes
+
+
+SERVICE = "mymaster"
+
+
+class SentinelDeployment:
+    """A primary, its replica and one sentinel watching them as service ``mymaster``."""
+
+    def __init__(self, kind: str, binary: str) -> None:
+        self.primary = Server(kind, binary, extra=["--repl-diskless-sync-delay", "0"]).start()
+        self.replica = Server(
+            kind,
+            binary,
+            extra=[
+                "--replicaof",
+                "127.0.0.1",
+                str(self.primary.port),
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        ).start()
+        self.sentinel = Server(kind, binary)
+        try:
+            wait_for(
+                lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
+                "the replica to sync",
+            )
+            conf = self.sentinel.dir / "sentinel.conf"
+            conf.write_text(
+                "\n".join(
+                    [
+                        f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 1",
+                        f"sentinel down-after-milliseconds {SERVICE} 1000",
+                        f"sentinel failover-timeout {SERVICE} 5000",
+                    ]
+                )
+                + "\n"
+            )
+            self.sentinel.leading = [str(conf), "--sentinel"]
+            self.sentinel.start()
+            wait_for(self.replica_known, "sentinel to see the replica")
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def ask(self, *args: str) -> bytes:
+        return self.sentinel.command("SENTINEL", *args)
+
+    def replica_known(self) -> bool:
+        reply = self.ask("REPLICAS", SERVICE)
+        flags_ok = all(flag not in reply for flag in (b"s_down", b"o_down", b"disconnected"))
+        return str(self.replica.port).encode() in reply and flags_ok
+
+    def primary_port(self) -> int:
+        return int(self.ask("GET-MASTER-ADDR-BY-NAME", SERVICE).split(b"\r\n")[4])
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "CLIENT_CLASS": "django_redis_rs.client.SentinelClient",
+            "SENTINELS": [("127.0.0.1", self.sentinel.port)],
+            "SOCKET_TIMEOUT": 2,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            **extra,
+        }
+
+    def cleanup(self) -> None:
+        for srv in (self.sentinel, self.replica, self.primary):
+            srv.cleanup()

@@ -12,72 +12,9 @@ from django.test import override_settings
 
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.exceptions import ConnectionInterrupted
-from tests.servers import Server, server_binary
+from tests.servers import SERVICE, SentinelDeployment, Server, server_binary, wait_for
 
-SERVICE = "mymaster"
-
-
-def wait_for(check: Any, what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-class Deployment:
-    def __init__(self, kind: str, binary: str) -> None:
-        self.primary = Server(kind, binary, extra=["--repl-diskless-sync-delay", "0"]).start()
-        self.replica = Server(
-            kind,
-            binary,
-            extra=[
-                "--replicaof",
-                "127.0.0.1",
-                str(self.primary.port),
-                "--repl-diskless-sync-delay",
-                "0",
-            ],
-        ).start()
-        wait_for(
-            lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
-            "the replica to sync",
-        )
-        self.sentinel = Server(kind, binary)
-        conf = self.sentinel.dir / "sentinel.conf"
-        lines = [
-            f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 1",
-            f"sentinel down-after-milliseconds {SERVICE} 1000",
-            f"sentinel failover-timeout {SERVICE} 5000",
-        ]
-        conf.write_text("\n".join(lines) + "\n")
-        self.sentinel.leading = [str(conf), "--sentinel"]
-        self.sentinel.start()
-        wait_for(self.replica_known, "sentinel to see the replica")
-
-    def ask(self, *args: str) -> bytes:
-        return self.sentinel.command("SENTINEL", *args)
-
-    def replica_known(self) -> bool:
-        reply = self.sentinel.command("SENTINEL", "REPLICAS", SERVICE)
-        flags_ok = all(flag not in reply for flag in (b"s_down", b"o_down", b"disconnected"))
-        return str(self.replica.port).encode() in reply and flags_ok
-
-    def primary_port(self) -> int:
-        reply = self.ask("GET-MASTER-ADDR-BY-NAME", SERVICE).split(b"\r\n")
-        return int(reply[4])
-
-    def options(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "CLIENT_CLASS": "django_redis_rs.client.SentinelClient",
-            "SENTINELS": [("127.0.0.1", self.sentinel.port)],
-            "SOCKET_TIMEOUT": 2,
-            "SOCKET_CONNECT_TIMEOUT": 1,
-            **extra,
-        }
-
-    def cleanup(self) -> None:
-        for srv in (self.sentinel, self.replica, self.primary):
-            srv.cleanup()
+Deployment = SentinelDeployment
 
 
 @pytest.fixture

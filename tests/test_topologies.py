@@ -13,10 +13,11 @@ from django_redis.cache import RedisCache as DjangoRedisCache
 
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.exceptions import ResponseError
-from tests.servers import Server, server_binary
+from tests.servers import SERVICE, SentinelDeployment, Server, server_binary, start_cluster
 
 SHARD_CLIENT = "django_redis_rs.client.ShardClient"
 HERD_CLIENT = "django_redis_rs.client.HerdClient"
+CLUSTER_CLIENT = "django_redis_rs.client.ClusterClient"
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_herd_roundtrip_and_plain_timeouts(make_cache) -> None:
 
 # ---- one behavioural suite, every topology ---------------------------------------------------
 
-TOPOLOGIES = ["single", "unix", "shards", "herd"]
+TOPOLOGIES = ["single", "unix", "shards", "herd", "sentinel", "cluster"]
 
 
 @pytest.fixture(params=TOPOLOGIES)
@@ -129,6 +130,24 @@ def any_cache(
         yield make_cache(f"unix://{server.unix_socket}?db=2")
     elif kind == "herd":
         yield make_cache(options={"CLIENT_CLASS": HERD_CLIENT})
+    elif kind == "sentinel":
+        binary = server_binary(server.kind)
+        assert binary is not None
+        deployment = SentinelDeployment(server.kind, binary)
+        try:
+            # Reads from the primary: replicas lag, and this suite reads its own writes.
+            yield make_cache(f"redis://{SERVICE}/0?is_master=1", options=deployment.options())
+        finally:
+            deployment.cleanup()
+    elif kind == "cluster":
+        binary = server_binary(server.kind)
+        assert binary is not None
+        nodes = start_cluster(server.kind, binary)
+        try:
+            yield make_cache(nodes[0].url, options={"CLIENT_CLASS": CLUSTER_CLIENT})
+        finally:
+            for srv in nodes:
+                srv.cleanup()
     else:
         binary = server_binary(server.kind)
         assert binary is not None
@@ -161,6 +180,7 @@ def test_behaviour(any_cache: RedisCache) -> None:
     assert cache.get("b", version=2) == "computed"
     with cache.lock("L", timeout=5):
         assert cache.has_key("L")
+    assert cache.sadd("{t}s1", 1) == 1 and cache.sunion("{t}s1", "{t}s2") == {1}
     assert cache.sadd("s", 1, 2) == 2 and cache.smembers("s") == {1, 2}
     assert cache.hset("h", "f", "v") == 1 and cache.hgetall("h") == {"f": "v"}
     assert cache.zadd("z", {"m": 1.5}) == 1 and cache.zrange("z", 0, -1, withscores=True) == [

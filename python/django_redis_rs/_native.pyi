@@ -72,6 +72,7 @@ class Client:
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
         read_from_replicas: bool = True,
+        cluster: bool = False,
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,

@@ -1,6 +1,7 @@
+from django_redis_rs.client.cluster import ClusterClient
 from django_redis_rs.client.default import DefaultClient
 from django_redis_rs.client.herd import HerdClient
 from django_redis_rs.client.sentinel import SentinelClient
 from django_redis_rs.client.sharded import ShardClient
 
-__all__ = ["DefaultClient", "HerdClient", "SentinelClient", "ShardClient"]
+__all__ = ["ClusterClient", "DefaultClient", "HerdClient", "SentinelClient", "ShardClient"]

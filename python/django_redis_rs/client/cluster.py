@@ -1,0 +1,21 @@
+"""ClusterClient: Redis Cluster, which django-redis does not support."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_redis_rs.client.default import DefaultClient
+from django_redis_rs.options import locations
+
+
+class ClusterClient(DefaultClient):
+    """``LOCATION`` names one or more nodes of the cluster (seeds); the client fetches the slot
+    map from the first that answers and sends each command to the primary serving its key's
+    slot, following ``MOVED`` (fetching the map again) and ``ASK`` (slot being migrated)
+    redirects. Keys with the same ``{hash tag}`` share a slot. ``get_many``, ``set_many`` and
+    ``delete_many`` split keys by slot and send one pipelined request per node, all nodes at
+    once; ``keys``, ``iter_keys``, ``delete_pattern`` and ``clear`` cover every primary. Commands
+    on several keys (``sdiff``, ``smove``, ...) need the keys in one slot. Reads go to primaries."""
+
+    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
+        return locations(server), {"cluster": True}

@@ -1,0 +1,108 @@
+"""ClusterClient against a real 3-primary Redis Cluster, including a slot migrated while its
+keys are read and written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ResponseError
+from tests.servers import CLUSTER_RANGES, Server, server_binary, start_cluster
+
+CLUSTER_CLIENT = "django_redis_rs.client.ClusterClient"
+
+
+def node_id(srv: Server) -> str:
+    return srv.command("CLUSTER", "MYID").split(b"\r\n")[1].decode()
+
+
+@pytest.fixture
+def cluster(server: Server) -> Iterator[list[Server]]:
+    binary = server_binary(server.kind)
+    assert binary is not None
+    nodes = start_cluster(server.kind, binary)
+    yield nodes
+    for srv in nodes:
+        srv.cleanup()
+
+
+def cluster_cache(nodes: list[Server], **params: Any) -> RedisCache:
+    return RedisCache(nodes[0].url, {"OPTIONS": {"CLIENT_CLASS": CLUSTER_CLIENT}, **params})
+
+
+def owner(nodes: list[Server], key: str) -> Server:
+    slot = int(nodes[0].command("CLUSTER", "KEYSLOT", key)[1:-2])
+    return next(n for n, (lo, hi) in zip(nodes, CLUSTER_RANGES, strict=True) if lo <= slot <= hi)
+
+
+def test_keys_go_to_the_slot_owner(cluster: list[Server]) -> None:
+    cache = cluster_cache(cluster)
+    for i in range(60):
+        cache.set(f"k{i}", i)
+    for i in range(60):
+        assert cache.get(f"k{i}") == i
+        assert owner(cluster, f":1:k{i}").command("EXISTS", f":1:k{i}") == b":1\r\n"
+    assert all(n.command("DBSIZE") != b":0\r\n" for n in cluster)
+
+
+def test_multi_key_operations_split_by_slot(cluster: list[Server]) -> None:
+    cache = cluster_cache(cluster)
+    data = {f"m{i}": i for i in range(100)}
+    assert cache.set_many(data) == []
+    assert cache.get_many([*data, "missing"]) == data
+    cache.set_many({"t1": 1, "t2": 2}, timeout=30)
+    assert 20 < cache.ttl("t2") <= 30
+    assert sorted(cache.keys("m*")) == sorted(data)
+    assert sorted(cache.iter_keys("m*", itersize=9)) == sorted(data)
+    assert cache.delete_many([f"m{i}" for i in range(40)]) == 40
+    assert cache.delete_pattern("m*") == 60
+    assert cache.incr_version("t1") == 2 and cache.get("t1", version=2) == 1
+    cache.sadd("{s}a", 1, 2)
+    cache.sadd("{s}b", 2)
+    assert cache.sinter("{s}a", "{s}b") == {2}
+    with pytest.raises(ResponseError, match="CROSSSLOT"):
+        cache.sunion(*[f"x{i}" for i in range(10)])
+    cache.clear()
+    assert cache.keys("*") == []
+
+
+def test_a_migrating_slot_keeps_serving(cluster: list[Server]) -> None:
+    cache = cluster_cache(cluster)
+    key = ":1:{moving}a"
+    slot = cluster[0].command("CLUSTER", "KEYSLOT", key)[1:-2].decode()
+    source = owner(cluster, key)
+    target = next(n for n in cluster if n is not source)
+    cache.set("{moving}a", "before")
+    cache.set("{moving}b", "stays")
+    # Start moving the slot, and move one of its two keys.
+    assert target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source)) == b"+OK\r\n"
+    assert source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target)) == b"+OK\r\n"
+    assert source.command("MIGRATE", "127.0.0.1", str(target.port), key, "0", "5000") == b"+OK\r\n"
+    assert cache.get("{moving}a") == "before"  # ASK -> the importing node
+    assert cache.get("{moving}b") == "stays"  # still on the source
+    assert cache.set("{moving}c", "new") is True  # absent on the source: ASK -> written on target
+    assert source.command("EXISTS", ":1:{moving}c").startswith(b"-ASK")  # not on the source
+    # Finish the move: the source now answers MOVED and the client fetches the map again.
+    source.command("MIGRATE", "127.0.0.1", str(target.port), ":1:{moving}b", "0", "5000")
+    for node in cluster:
+        node.command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+    for i in range(20):
+        assert cache.get("{moving}a") == "before"
+        assert cache.set(f"{{moving}}n{i}", i) is True
+    assert cache.get_many(["{moving}a", "{moving}b", "{moving}c"]) == {
+        "{moving}a": "before",
+        "{moving}b": "stays",
+        "{moving}c": "new",
+    }
+    assert target.command("EXISTS", ":1:{moving}c") == b":1\r\n"
+    assert target.command("EXISTS", ":1:{moving}n19") == b":1\r\n"
+
+
+def test_cluster_rejects_a_database(cluster: list[Server]) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="database 0"):
+        RedisCache(f"{cluster[0].url}/3", {"OPTIONS": {"CLIENT_CLASS": CLUSTER_CLIENT}})
