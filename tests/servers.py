@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -247,3 +249,33 @@ class SentinelDeployment:
     def cleanup(self) -> None:
         for srv in (self.sentinel, self.replica, self.primary):
             srv.cleanup()
+
+
+def tls_server(kind: str, certs: Path, auth_clients: str) -> Server:
+    binary = server_binary(kind)
+    assert binary is not None
+    tls_port = free_port()
+    srv = Server(
+        kind,
+        binary,
+        extra=[
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            str(certs / "server.pem"),
+            "--tls-key-file",
+            str(certs / "server.key"),
+            "--tls-ca-cert-file",
+            str(certs / "ca.pem"),
+            "--tls-auth-clients",
+            auth_clients,
+        ],
+    )
+    try:
+        srv.start()
+    except RuntimeError as e:
+        if "TLS" in str(e) or "tls" in str(e):
+            pytest.skip(f"this {kind} server binary is built without TLS")
+        raise
+    srv.tls_port = tls_port  # type: ignore[attr-defined]
+    return srv

@@ -3,6 +3,8 @@ keys are read and written."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +79,24 @@ def test_a_migrating_slot_keeps_serving(cluster: list[Server]) -> None:
     target = next(n for n in cluster if n is not source)
     cache.set("{moving}a", "before")
     cache.set("{moving}b", "stays")
+    # Meanwhile another thread reads and writes keys of the moving slot, and must see no error
+    # and no wrong value.
+    stop, problems = threading.Event(), []
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                cache.set(f"{{moving}}bg{n % 50}", n)
+                got = cache.get(f"{{moving}}bg{n % 50}")
+                if got != n:
+                    problems.append(f"read {got!r} after writing {n}")
+            except Exception as e:  # noqa: BLE001 - any failure is a finding
+                problems.append(repr(e))
+
+    background = threading.Thread(target=traffic)
+    background.start()
     # Start moving the slot, and move one of its two keys.
     assert target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source)) == b"+OK\r\n"
     assert source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target)) == b"+OK\r\n"
@@ -85,8 +105,17 @@ def test_a_migrating_slot_keeps_serving(cluster: list[Server]) -> None:
     assert cache.get("{moving}b") == "stays"  # still on the source
     assert cache.set("{moving}c", "new") is True  # absent on the source: ASK -> written on target
     assert source.command("EXISTS", ":1:{moving}c").startswith(b"-ASK")  # not on the source
-    # Finish the move: the source now answers MOVED and the client fetches the map again.
-    source.command("MIGRATE", "127.0.0.1", str(target.port), ":1:{moving}b", "0", "5000")
+    # Finish the move, as redis-cli's resharding does: migrate whatever the slot still holds on
+    # the source, then hand the slot over; the source now answers MOVED and the client fetches
+    # the map again.
+    time.sleep(0.2)
+    while True:
+        reply = source.command("CLUSTER", "GETKEYSINSLOT", slot, "100")
+        keys = [line.decode() for line in reply.split(b"\r\n")[2::2] if line]
+        if not keys:
+            break
+        for k in keys:
+            source.command("MIGRATE", "127.0.0.1", str(target.port), k, "0", "5000")
     for node in cluster:
         node.command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
     for i in range(20):
@@ -97,6 +126,9 @@ def test_a_migrating_slot_keeps_serving(cluster: list[Server]) -> None:
         "{moving}b": "stays",
         "{moving}c": "new",
     }
+    stop.set()
+    background.join()
+    assert problems == []
     assert target.command("EXISTS", ":1:{moving}c") == b":1\r\n"
     assert target.command("EXISTS", ":1:{moving}n19") == b":1\r\n"
 

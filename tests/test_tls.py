@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,99 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.exceptions import ConnectionInterrupted
-from tests.servers import Server, free_port, server_binary
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for DNS:localhost only, and a client certificate."""
-    d = tmp_path_factory.mktemp("certs")
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=drr-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=d,
-    )
-    # Extensions make v3 certificates (rustls refuses v1).
-    (d / "server.ext").write_text("subjectAltName=DNS:localhost\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name in ("server", "client"):
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={name}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            cwd=d,
-        )
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            f"{name}.pem",
-            "-extfile",
-            f"{name}.ext",
-            cwd=d,
-        )
-    return d
-
-
-def tls_server(kind: str, certs: Path, auth_clients: str) -> Server:
-    binary = server_binary(kind)
-    assert binary is not None
-    tls_port = free_port()
-    srv = Server(
-        kind,
-        binary,
-        extra=[
-            "--tls-port",
-            str(tls_port),
-            "--tls-cert-file",
-            str(certs / "server.pem"),
-            "--tls-key-file",
-            str(certs / "server.key"),
-            "--tls-ca-cert-file",
-            str(certs / "ca.pem"),
-            "--tls-auth-clients",
-            auth_clients,
-        ],
-    )
-    try:
-        srv.start()
-    except RuntimeError as e:
-        if "TLS" in str(e) or "tls" in str(e):
-            pytest.skip(f"this {kind} server binary is built without TLS")
-        raise
-    srv.tls_port = tls_port  # type: ignore[attr-defined]
-    return srv
+from tests.servers import Server, tls_server
 
 
 @pytest.fixture

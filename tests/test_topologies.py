@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,15 @@ from django_redis.cache import RedisCache as DjangoRedisCache
 
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.exceptions import ResponseError
-from tests.servers import SERVICE, SentinelDeployment, Server, server_binary, start_cluster
+from tests.servers import (
+    SERVICE,
+    SentinelDeployment,
+    Server,
+    server_binary,
+    start_cluster,
+    tls_server,
+    wait_for,
+)
 
 SHARD_CLIENT = "django_redis_rs.client.ShardClient"
 HERD_CLIENT = "django_redis_rs.client.HerdClient"
@@ -116,12 +125,39 @@ def test_herd_roundtrip_and_plain_timeouts(make_cache) -> None:
 
 # ---- one behavioural suite, every topology ---------------------------------------------------
 
-TOPOLOGIES = ["single", "unix", "shards", "herd", "sentinel", "cluster"]
+
+class ReadYourWrites(RedisCache):
+    """Reads go to the replica, which lags its primary a little. For a suite that reads its
+    own writes, each write waits for the replica (WAIT, on the connection that wrote: a
+    single-threaded caller gets the same pooled connection back)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if (
+            name.startswith("_")
+            or name in ("get", "get_many", "has_key", "client")
+            or not callable(attr)
+        ):
+            return attr
+        raw = super().__getattribute__("client").get_client(write=True)
+
+        def then_wait(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            raw.execute_command("WAIT", 1, 2000)
+            return result
+
+        return then_wait
+
+
+TOPOLOGIES = ["single", "replicas", "unix", "tls", "shards", "herd", "sentinel", "cluster"]
 
 
 @pytest.fixture(params=TOPOLOGIES)
 def any_cache(
-    request: pytest.FixtureRequest, server: Server, make_cache: Callable[..., RedisCache]
+    request: pytest.FixtureRequest,
+    server: Server,
+    make_cache: Callable[..., RedisCache],
+    certs: Path,
 ) -> Iterator[RedisCache]:
     kind = request.param
     if kind == "single":
@@ -130,6 +166,28 @@ def any_cache(
         yield make_cache(f"unix://{server.unix_socket}?db=2")
     elif kind == "herd":
         yield make_cache(options={"CLIENT_CLASS": HERD_CLIENT})
+    elif kind == "tls":
+        srv = tls_server(server.kind, certs, "no")
+        try:
+            pool = {"ssl_ca_certs": str(certs / "ca.pem")}
+            yield make_cache(f"rediss://localhost:{srv.tls_port}", {"CONNECTION_POOL_KWARGS": pool})
+        finally:
+            srv.cleanup()
+    elif kind == "replicas":
+        binary = server_binary(server.kind)
+        assert binary is not None
+        primary = Server(server.kind, binary, extra=["--repl-diskless-sync-delay", "0"]).start()
+        replica = Server(server.kind, binary, extra=["--replicaof", "127.0.0.1", str(primary.port)])
+        replica.start()
+        try:
+            wait_for(
+                lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
+                "the replica to sync",
+            )
+            yield ReadYourWrites([primary.url, replica.url], {})
+        finally:
+            replica.cleanup()
+            primary.cleanup()
     elif kind == "sentinel":
         binary = server_binary(server.kind)
         assert binary is not None
