@@ -101,7 +101,7 @@ def configure(url: str) -> None:
         ROOT_URLCONF=__name__,
         INSTALLED_APPS=["django.contrib.sessions"],
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-        SESSION_ENGINE="django.contrib.sessions.backends.cache",
+        SESSION_ENGINE="django_redis_rs.session",
         CACHES=caches,
         USE_TZ=True,
     )
@@ -169,7 +169,7 @@ def run() -> None:
         print(f"GET /slow/ #{attempt + 1}: {(time.perf_counter() - started) * 1000:6.2f} ms")
     print(f"the view ran {VIEW_CALLS['slow_view']} time(s); the other requests came from Redis")
 
-    print("\n-- sessions in the cache")
+    print('\n-- sessions (SESSION_ENGINE = "django_redis_rs.session")')
     visits = [client.get("/visits/").content.decode() for _ in range(3)]
     print(f"visits counted in the session: {', '.join(visits)}")
 

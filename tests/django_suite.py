@@ -1,7 +1,8 @@
-"""Run Django's own cache test suite (``BaseCacheTests`` from Django's ``tests/cache/tests.py``)
-against django-redis-rs.
+"""Run Django's own test suites against django-redis-rs: the cache suite (``BaseCacheTests`` from
+Django's ``tests/cache/tests.py``) or the session suite (``SessionTestsMixin`` from
+``tests/sessions_tests/tests.py``).
 
-    python tests/django_suite.py DJANGO_SOURCE_TESTS_DIR LOCATION
+    python tests/django_suite.py cache|sessions DJANGO_SOURCE_TESTS_DIR LOCATION
 
 Django's tests ship in its source distribution, not its wheel; ``test_django_suite.py`` fetches
 the sdist matching the installed Django and calls this script in a subprocess (the suite needs
@@ -20,7 +21,7 @@ EXPECTED_DEVIATIONS = {
 }
 
 
-def main(tests_dir: str, location: str) -> int:
+def main(suite: str, tests_dir: str, location: str) -> int:
     sys.path.insert(0, tests_dir)
     import django
     from django.conf import settings
@@ -33,35 +34,57 @@ def main(tests_dir: str, location: str) -> int:
             "django.contrib.auth",
             "django.contrib.sessions",
             "cache",
+            "sessions_tests",
         ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        CACHES={"default": {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": location}},
+        SESSION_ENGINE="django_redis_rs.session",
         MIDDLEWARE=[],
         ROOT_URLCONF=None,
     )
     django.setup()
 
-    from cache import tests as django_cache_tests  # Django's tests/cache/tests.py
-    from django.test import TestCase, override_settings
+    from django.test import SimpleTestCase, TestCase, override_settings
     from django.test.runner import DiscoverRunner
 
-    backend = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": location}
+    case: type
+    if suite == "cache":
+        from cache import tests as django_cache_tests  # Django's tests/cache/tests.py
 
-    @override_settings(
-        CACHES=django_cache_tests.caches_setting_for_tests(
-            base=backend,
-            exclude={"cull", "zero_cull"},  # Redis evicts by its own policy
+        backend = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": location}
+
+        @override_settings(
+            CACHES=django_cache_tests.caches_setting_for_tests(
+                base=backend,
+                exclude={"cull", "zero_cull"},  # Redis evicts by its own policy
+            )
         )
-    )
-    class DjangoRedisRsCacheTests(django_cache_tests.BaseCacheTests, TestCase):
-        pass
+        class DjangoRedisRsCacheTests(django_cache_tests.BaseCacheTests, TestCase):
+            pass
 
-    suite = unittest.TestLoader().loadTestsFromTestCase(DjangoRedisRsCacheTests)
+        case = DjangoRedisRsCacheTests
+    else:
+        from sessions_tests import tests as django_session_tests  # tests/sessions_tests/tests.py
+
+        from django_redis_rs.session import SessionStore
+
+        class DjangoRedisRsSessionTests(django_session_tests.SessionTestsMixin, SimpleTestCase):
+            backend = SessionStore
+
+            def tearDown(self) -> None:
+                from django.core.cache import caches
+
+                super().tearDown()
+                caches["default"].clear()
+
+        case = DjangoRedisRsSessionTests
+
+    tests = unittest.TestLoader().loadTestsFromTestCase(case)
     runner = DiscoverRunner(verbosity=1)
     runner.setup_test_environment()
     old_config = runner.setup_databases()
     try:
-        result = runner.run_suite(suite)
+        result = runner.run_suite(tests)
     finally:
         runner.teardown_databases(old_config)
         runner.teardown_test_environment()
@@ -71,11 +94,12 @@ def main(tests_dir: str, location: str) -> int:
     for name, text in unexpected.items():
         print(f"UNEXPECTED FAILURE {name}:\n{text}")
     passed = result.testsRun - len(failed) - len(result.skipped)
-    print(f"django-suite: {passed} passed, {len(unexpected)} failed, {len(result.skipped)} skipped")
+    skipped = len(result.skipped)
+    print(f"django-{suite}-suite: {passed} passed, {len(unexpected)} failed, {skipped} skipped")
     for test, reason in result.skipped:
         print(f"skipped {test.id().rsplit('.', 1)[-1]}: {reason}")
     return 1 if unexpected else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3]))

@@ -1,4 +1,5 @@
-"""Django's own cache test suite (BaseCacheTests) passes against our backend on both servers."""
+"""Django's own test suites pass against our backend on both servers: the cache suite
+(BaseCacheTests) and the session suite (SessionTestsMixin) for our session engine."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def django_tests_dir() -> Path:
         os.environ.get("DJANGO_SOURCE_CACHE", Path.home() / ".cache" / "django-redis-rs")
     )
     tests_dir = cache_dir / f"django-{version}" / "tests"
-    if not (tests_dir / "cache" / "tests.py").exists():
+    if not (tests_dir / "sessions_tests" / "tests.py").exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
@@ -42,7 +43,8 @@ def django_tests_dir() -> Path:
         )
         archive = next(cache_dir.glob(f"[dD]jango-{version}.tar.gz"))
         with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers() if "/tests/cache/" in m.name]
+            wanted = ("/tests/cache/", "/tests/sessions_tests/")
+            members = [m for m in tar.getmembers() if any(w in m.name for w in wanted)]
             tar.extractall(cache_dir, members=members, filter="data")
         extracted = next(cache_dir.glob(f"[dD]jango-{version}"))
         if extracted.name != f"django-{version}":
@@ -50,26 +52,29 @@ def django_tests_dir() -> Path:
     return tests_dir
 
 
-def test_django_base_cache_tests_pass(server: Server) -> None:
+def run_suite(suite: str, location: str) -> tuple[int, str]:
     tests_dir = django_tests_dir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    pythonpath = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "django_suite.py"),
-            str(tests_dir),
-            server.url + "/1",
-        ],
+        [sys.executable, str(ROOT / "tests" / "django_suite.py"), suite, str(tests_dir), location],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": pythonpath},
         timeout=300,
     )
-    summary = [line for line in run.stdout.splitlines() if line.startswith("django-suite:")]
+    summary = [
+        line for line in run.stdout.splitlines() if line.startswith(f"django-{suite}-suite:")
+    ]
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
-    assert summary and " 0 failed" in summary[0]
-    passed = int(summary[0].split()[1])
-    assert passed >= 45, summary  # the suite really ran
+    assert summary and " 0 failed" in summary[0], summary
+    return int(summary[0].split()[1]), run.stdout
+
+
+def test_django_base_cache_tests_pass(server: Server) -> None:
+    passed, _ = run_suite("cache", server.url + "/1")
+    assert passed >= 45  # the suite really ran
+
+
+def test_django_session_tests_pass(server: Server) -> None:
+    passed, _ = run_suite("sessions", server.url + "/2")
+    assert passed >= 60  # the suite really ran

@@ -1,0 +1,97 @@
+"""``SESSION_ENGINE = "django_redis_rs.session"``: sessions stored directly in Redis.
+
+Each session is one key, ``django_redis_rs.session<session key>`` made with the cache's key
+function (so ``KEY_PREFIX`` and ``VERSION`` apply), in the cache named by
+``SESSION_CACHE_ALIAS``. Its value is Django's own encoding of the session (the
+``SESSION_SERIALIZER``'s output, signed) — serialized once, not pickled again by the cache — and
+its Redis TTL is the session's expiry. ``create`` writes with ``SET NX``, so it can never
+overwrite an existing session; ``save`` writes with ``SET XX``, so a session deleted elsewhere
+(a logout in another request) is not resurrected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.core.cache import caches
+
+from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
+
+KEY_PREFIX = "django_redis_rs.session"
+
+
+class SessionStore(SessionBase):
+    cache_key_prefix = KEY_PREFIX
+
+    def __init__(self, session_key: str | None = None) -> None:
+        cache = caches[settings.SESSION_CACHE_ALIAS]
+        client = getattr(cache, "client", None)
+        if client is None or not hasattr(client, "_native"):
+            raise TypeError(
+                f"SESSION_CACHE_ALIAS {settings.SESSION_CACHE_ALIAS!r} must be a "
+                "django_redis_rs.cache.RedisCache"
+            )
+        self._cache = cache
+        self._native: Client = client._native
+        super().__init__(session_key)
+
+    def _key(self, session_key: str) -> str:
+        return self._cache.make_key(self.cache_key_prefix + session_key)
+
+    @property
+    def cache_key(self) -> str:
+        # SessionBase's helpers for subclasses are missing from django-stubs.
+        return self._key(self._get_or_create_session_key())  # type: ignore[attr-defined]
+
+    def load(self) -> dict[str, Any]:
+        data = None
+        if self.session_key:
+            data = self._native.execute(False, ("GET", self._key(self.session_key)), REPLY_RAW)
+        if data is None:
+            self._session_key = None
+            return {}
+        session: dict[str, Any] = self.decode(data.decode())
+        return session
+
+    def create(self) -> None:
+        # Session keys are random; a collision with an existing session retries with another.
+        for _ in range(100):
+            self._session_key = self._get_new_session_key()  # type: ignore[attr-defined]
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key.")
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        data = self.encode(self._get_session(no_load=must_create))  # type: ignore[attr-defined]
+        age = self.get_expiry_age()
+        # An expiry already past still goes through SET (for its NX/XX answer), with a
+        # deadline in the past (PXAT 1): Redis drops the key at once.
+        expiry = ("EX", age) if age > 0 else ("PXAT", 1)
+        condition = "NX" if must_create else "XX"
+        args = ("SET", self._key(self.session_key), data, *expiry, condition)
+        if not self._native.execute(True, args, REPLY_BOOL):
+            raise CreateError if must_create else UpdateError
+
+    def exists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        return bool(self._native.execute(False, ("EXISTS", self._key(session_key)), REPLY_INT))
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        self._native.execute(True, ("DEL", self._key(session_key)), REPLY_INT)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Redis expires sessions itself."""
