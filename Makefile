@@ -35,11 +35,13 @@ rust-test:
 
 py-test: build
 	$(PY) benches/codecs.py --quick
+	$(PY) benches/core.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
 
 bench: build
+	taskset -c 1 $(PY) benches/core.py || $(PY) benches/core.py
 	$(PY) benches/codecs.py
 
 clean:
