@@ -77,4 +77,4 @@ def test_django_base_cache_tests_pass(server: Server) -> None:
 
 def test_django_session_tests_pass(server: Server) -> None:
     passed, _ = run_suite("sessions", server.url + "/2")
-    assert passed >= 60  # the suite really ran
+    assert passed >= 35  # the suite really ran (Django 4.2 has no async session tests)
