@@ -7,7 +7,7 @@ use crate::config::{Address, ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisConnector, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::pool::Connector;
-use crate::resp::Packed;
+use crate::resp::{text, Packed};
 use redis::{ConnectionLike, Value};
 use std::sync::Arc;
 
@@ -75,27 +75,6 @@ impl Redirect {
 pub struct SlotMap {
     pub owners: Vec<u16>,
     pub nodes: Vec<Arc<RedisPool>>,
-}
-
-/// A node of the cluster, with the cache's db (0 in a cluster), credentials and TLS choice.
-pub fn node(template: &ServerConfig, host: &str, port: u16) -> ServerConfig {
-    let host = host.to_owned();
-    let address = match template.address {
-        Address::Tls { .. } => Address::Tls { host, port },
-        _ => Address::Tcp { host, port },
-    };
-    ServerConfig {
-        address,
-        ..template.clone()
-    }
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 /// Ask `CLUSTER SLOTS` of the first node that answers among `candidates`.
@@ -172,7 +151,7 @@ fn slots_from(candidate: &ServerConfig, options: &ConnectionOptions) -> Result<S
     }
     let nodes = addresses
         .iter()
-        .map(|(host, port)| shared_pool(&node(candidate, host, *port), options))
+        .map(|(host, port)| shared_pool(&candidate.at(host, *port), options))
         .collect::<Result<_>>()?;
     Ok(SlotMap { owners, nodes })
 }

@@ -37,6 +37,22 @@ pub struct ServerConfig {
     pub password: Option<String>,
 }
 
+impl ServerConfig {
+    /// The same db, credentials and TLS choice at another address: a node that Sentinel or
+    /// the cluster named.
+    pub fn at(&self, host: &str, port: u16) -> ServerConfig {
+        let host = host.to_owned();
+        let address = match self.address {
+            Address::Tls { .. } => Address::Tls { host, port },
+            _ => Address::Tcp { host, port },
+        };
+        ServerConfig {
+            address,
+            ..self.clone()
+        }
+    }
+}
+
 /// Shows the server without its password, so it is safe in messages and reprs.
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,6 +1,17 @@
 //! Building RESP commands. Packing by hand keeps one buffer per command (or pipeline), written
 //! straight from the Python objects' bytes, with no intermediate argument vectors.
 
+use redis::Value;
+
+/// A string reply (bulk or simple) as text; None for other kinds of reply.
+pub fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// A command, or several pipelined commands, packed in the RESP wire format.
 #[derive(Default)]
 pub struct Packed {

@@ -3,11 +3,11 @@
 //! Asks each sentinel in turn (`SENTINEL GET-MASTER-ADDR-BY-NAME`, `SENTINEL REPLICAS`), skipping
 //! sentinels that do not answer; replicas that sentinel marks down or disconnected are left out.
 
-use crate::config::{Address, ConnectionOptions, ServerConfig};
+use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::RedisConnector;
 use crate::errors::{Error, ErrorKind, Result};
 use crate::pool::Connector;
-use crate::resp::Packed;
+use crate::resp::{text, Packed};
 use redis::{ConnectionLike, Value};
 
 pub struct Sentinels {
@@ -22,14 +22,6 @@ pub struct Sentinels {
 pub struct Discovered {
     pub primary: (String, u16),
     pub replicas: Vec<(String, u16)>,
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 fn address(host: Option<String>, port: Option<String>) -> Option<(String, u16)> {
@@ -113,18 +105,5 @@ impl Sentinels {
                 failures.join("; ")
             ),
         ))
-    }
-}
-
-/// A data node found through sentinel, with the service's db, credentials and TLS choice.
-pub fn node(template: &ServerConfig, (host, port): &(String, u16)) -> ServerConfig {
-    let (host, port) = (host.clone(), *port);
-    let address = match template.address {
-        Address::Tls { .. } => Address::Tls { host, port },
-        _ => Address::Tcp { host, port },
-    };
-    ServerConfig {
-        address,
-        ..template.clone()
     }
 }

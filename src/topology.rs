@@ -14,7 +14,7 @@ use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::ring::HashRing;
-use crate::sentinel::{self, Sentinels};
+use crate::sentinel::Sentinels;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -68,13 +68,13 @@ impl SentinelLayout {
         }
         let found = self.sentinels.discover()?;
         let mut pools = vec![shared_pool(
-            &sentinel::node(&self.template, &found.primary),
+            &self.template.at(&found.primary.0, found.primary.1),
             &self.options,
         )?];
         if self.read_from_replicas {
             for replica in &found.replicas {
                 pools.push(shared_pool(
-                    &sentinel::node(&self.template, replica),
+                    &self.template.at(&replica.0, replica.1),
                     &self.options,
                 )?);
             }
@@ -332,7 +332,7 @@ impl Topology {
                     .seeds
                     .first()
                     .ok_or_else(|| Error::config("no cluster seed"))?;
-                let target = cluster::node(template, &redirect.host, redirect.port);
+                let target = template.at(&redirect.host, redirect.port);
                 Ok(Some(shared_pool(&target, &c.options)?))
             }
             _ => Ok(None),
