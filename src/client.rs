@@ -5,16 +5,20 @@
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor, Encoded};
 use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
-use crate::connection::{run_all, run_asking, run_fanout, run_one, RedisPool};
+use crate::connection::{
+    arun_all, arun_asking, run_all, run_asking, run_fanout, run_one, RedisPool,
+};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
+use crate::runtime::awaitable;
 use crate::sentinel::Sentinels;
 use crate::topology::Topology;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 use redis::Value;
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -100,10 +104,184 @@ fn seconds(value: Option<f64>) -> Option<Duration> {
 
 #[pyclass(frozen, module = "django_redis_rs._native", name = "Client")]
 pub struct Client {
-    topology: Topology,
-    codec: Codec,
+    /// Shared with the async calls in flight, which outlive the Python call that made them.
+    shared: Arc<Shared>,
     /// Servers as `host:port db=N`, never with credentials.
     servers: Vec<String>,
+}
+
+pub struct Shared {
+    topology: Topology,
+    codec: Codec,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Shared {
+    /// The async twin of `Client::routed` (same failure handling); finding a node may block
+    /// (sentinel or cluster discovery), which the runtime is told about.
+    async fn arouted(
+        &self,
+        select: impl Fn() -> Result<Arc<RedisPool>>,
+        packed: &Packed,
+    ) -> Result<Vec<Value>> {
+        let select = || tokio::task::block_in_place(&select);
+        let err = match arun_all(&*select()?, packed).await {
+            Ok(replies) => return Ok(replies),
+            Err(err) => err,
+        };
+        if let Some(target) = tokio::task::block_in_place(|| self.topology.asked(&err))? {
+            return arun_asking(&target, packed).await;
+        }
+        if self.topology.failed(&err) {
+            return arun_all(&*select()?, packed).await;
+        }
+        Err(err)
+    }
+}
+
+/// One cache command about one key — what to send, and how to read the replies — run by the
+/// sync and the async transports alike.
+struct KeyCommand<T> {
+    key: Vec<u8>,
+    write: bool,
+    packed: Packed,
+    read: fn(Vec<Value>) -> T,
+}
+
+fn last_int(replies: Vec<Value>) -> i64 {
+    replies.last().map(int_of).unwrap_or(0)
+}
+
+/// SET with an optional expiry in milliseconds; an expiry <= 0 deletes instead (as django-redis
+/// does), or with `nx` only reports whether the key was absent.
+fn set_command(
+    key: &[u8],
+    value: &[u8],
+    timeout_ms: Option<i64>,
+    nx: bool,
+    xx: bool,
+) -> KeyCommand<bool> {
+    if timeout_ms.is_some_and(|ms| ms <= 0) {
+        return if nx {
+            KeyCommand {
+                key: key.to_vec(),
+                write: false,
+                packed: Packed::command(&[b"EXISTS", key]),
+                read: |r| last_int(r) == 0,
+            }
+        } else {
+            KeyCommand {
+                key: key.to_vec(),
+                write: true,
+                packed: Packed::command(&[b"DEL", key]),
+                read: |r| last_int(r) > 0,
+            }
+        };
+    }
+    let mut packed = Packed::new();
+    let argc = 3 + 2 * usize::from(timeout_ms.is_some()) + usize::from(nx || xx);
+    packed.start(argc).arg(b"SET").arg(key).arg(value);
+    if let Some(ms) = timeout_ms {
+        packed.arg(b"PX").int_arg(ms);
+    }
+    if nx {
+        packed.arg(b"NX");
+    } else if xx {
+        packed.arg(b"XX");
+    }
+    KeyCommand {
+        key: key.to_vec(),
+        write: true,
+        packed,
+        read: |r| !matches!(r.last(), None | Some(Value::Nil)),
+    }
+}
+
+/// A new expiry in milliseconds, or None to persist. True when the key exists: PERSIST answers
+/// 0 for a key without expiry, so EXISTS is asked too.
+fn touch_command(key: &[u8], timeout_ms: Option<i64>) -> KeyCommand<bool> {
+    let packed = match timeout_ms {
+        Some(ms) => Packed::command(&[b"PEXPIRE", key, itoa::Buffer::new().format(ms).as_bytes()]),
+        None => {
+            let mut packed = Packed::command(&[b"PERSIST", key]);
+            packed.extend(&Packed::command(&[b"EXISTS", key]));
+            packed
+        }
+    };
+    KeyCommand {
+        key: key.to_vec(),
+        write: true,
+        packed,
+        read: |r| last_int(r) == 1,
+    }
+}
+
+fn delete_command(key: &[u8]) -> KeyCommand<i64> {
+    KeyCommand {
+        key: key.to_vec(),
+        write: true,
+        packed: Packed::command(&[b"DEL", key]),
+        read: last_int,
+    }
+}
+
+fn has_key_command(key: &[u8]) -> KeyCommand<bool> {
+    KeyCommand {
+        key: key.to_vec(),
+        write: false,
+        packed: Packed::command(&[b"EXISTS", key]),
+        read: |r| last_int(r) == 1,
+    }
+}
+
+/// INCRBY, atomically refusing a missing key unless `ignore_key_check`: None for a missing key.
+fn incr_command(key: &[u8], delta: i64, ignore_key_check: bool) -> KeyCommand<Option<i64>> {
+    const SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end";
+    let delta = itoa::Buffer::new().format(delta).to_owned();
+    let packed = if ignore_key_check {
+        Packed::command(&[b"INCRBY", key, delta.as_bytes()])
+    } else {
+        Packed::command(&[b"EVAL", SCRIPT, b"1", key, delta.as_bytes()])
+    };
+    KeyCommand {
+        key: key.to_vec(),
+        write: true,
+        packed,
+        read: |r| match r.last() {
+            Some(Value::Int(n)) => Some(*n),
+            _ => None,
+        },
+    }
+}
+
+/// The packed command of `execute`'s arguments, and the keys that route it.
+fn command_of(
+    args: &Bound<'_, PyTuple>,
+    keys: Option<Vec<Bound<'_, PyAny>>>,
+) -> PyResult<(Packed, Vec<Vec<u8>>)> {
+    if args.is_empty() {
+        return Err(PyTypeError::new_err("execute() needs a command name"));
+    }
+    let mut packed = Packed::new();
+    packed.start(args.len());
+    for item in args.iter() {
+        packed.arg(&arg(&item)?);
+    }
+    let keys = match keys {
+        Some(keys) => keys
+            .iter()
+            .map(|k| Ok(arg(k)?.into_owned()))
+            .collect::<PyResult<_>>()?,
+        None if args.len() > 1 => vec![arg(&args.get_item(1)?)?.into_owned()],
+        None => Vec::new(),
+    };
+    Ok((packed, keys))
 }
 
 impl Client {
@@ -149,6 +327,35 @@ impl Client {
         packed: Packed,
     ) -> Result<Vec<Value>> {
         self.routed(py, || self.topology.route(key, write), &packed)
+    }
+
+    fn run_key<T>(&self, py: Python<'_>, command: KeyCommand<T>) -> Result<T> {
+        let replies = self.on_key_all(py, &command.key, command.write, command.packed)?;
+        Ok((command.read)(replies))
+    }
+
+    fn arun_key<'py, T>(
+        &self,
+        py: Python<'py>,
+        command: KeyCommand<T>,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        T: Send + 'static + for<'a> IntoPyObject<'a>,
+    {
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            let KeyCommand {
+                key,
+                write,
+                packed,
+                read,
+            } = command;
+            let replies = shared
+                .arouted(|| shared.topology.route(&key, write), &packed)
+                .await?;
+            Ok(read(replies))
+        };
+        awaitable(py, work, |py, value| value.into_py_any(py))
     }
 
     /// One command whose key is `args[1]`.
@@ -200,10 +407,98 @@ impl Client {
         }
     }
 
+    /// The requests of a multi-key call, one per node (see `per_node`), ready to send.
+    #[allow(clippy::type_complexity)]
+    fn requests_per_node<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        write: bool,
+        mut build: impl FnMut(&[Vec<usize>]) -> PyResult<Packed>,
+    ) -> PyResult<Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>> {
+        let mut requests = Vec::new();
+        for (pool, batches) in self.topology.group(keys, write)? {
+            let packed = build(&batches)?;
+            requests.push((pool, batches, packed));
+        }
+        Ok(requests)
+    }
+
     /// The nodes that own keys, found with the GIL released.
     fn primaries(&self, py: Python<'_>) -> Result<Vec<Arc<RedisPool>>> {
         py.detach(|| self.topology.primaries())
     }
+}
+
+/// Send each node its request at once (a task per node) and collect every node's replies.
+async fn fan_out(
+    requests: Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>,
+) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
+    let mut tasks = Vec::with_capacity(requests.len());
+    for (pool, batches, packed) in requests {
+        tasks.push((
+            batches,
+            tokio::spawn(async move { arun_all(&pool, &packed).await }),
+        ));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for (batches, task) in tasks {
+        let replies = task
+            .await
+            .map_err(|e| Error::new(ErrorKind::Connection, format!("async request lost: {e}")))??;
+        results.push((batches, replies));
+    }
+    Ok(results)
+}
+
+/// `set_many`'s request to one node: MSET per batch, or one SET PX per key, or (an expiry
+/// already past) DEL — the values still had to be serializable, as with SET.
+fn set_many_request<K: AsRef<[u8]>>(
+    batches: &[Vec<usize>],
+    made: &[K],
+    encoded: &[Encoded<'_>],
+    timeout_ms: Option<i64>,
+) -> Packed {
+    let mut packed = Packed::new();
+    for members in batches {
+        match timeout_ms {
+            None => {
+                packed.start(1 + 2 * members.len()).arg(b"MSET");
+                for &i in members {
+                    packed.arg(made[i].as_ref()).arg(encoded[i].as_bytes());
+                }
+            }
+            Some(ms) if ms <= 0 => {
+                packed.start(1 + members.len()).arg(b"DEL");
+                for &i in members {
+                    packed.arg(made[i].as_ref());
+                }
+            }
+            Some(ms) => {
+                for &i in members {
+                    packed
+                        .start(5)
+                        .arg(b"SET")
+                        .arg(made[i].as_ref())
+                        .arg(encoded[i].as_bytes())
+                        .arg(b"PX")
+                        .int_arg(ms);
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// `delete_many`'s request to one node: DEL per batch.
+fn delete_request<K: AsRef<[u8]>>(batches: &[Vec<usize>], made: &[K]) -> Packed {
+    let mut packed = Packed::new();
+    for batch in batches {
+        packed.start(batch.len() + 1).arg(b"DEL");
+        batch.iter().for_each(|&i| {
+            packed.arg(made[i].as_ref());
+        });
+    }
+    packed
 }
 
 fn int_of(value: &Value) -> i64 {
@@ -367,18 +662,18 @@ impl Client {
             }
             (None, None) => Topology::replicated(&servers)?,
         };
-        Ok(Self {
-            topology,
-            codec: Codec {
-                serializer: match serializer {
-                    Some(spec) => Serializer::from_spec(spec)?,
-                    None => Serializer::Pickle { protocol: -1 },
-                },
-                compressor: match compressor {
-                    Some(spec) => Compressor::from_spec(spec)?,
-                    None => Compressor::Identity,
-                },
+        let codec = Codec {
+            serializer: match serializer {
+                Some(spec) => Serializer::from_spec(spec)?,
+                None => Serializer::Pickle { protocol: -1 },
             },
+            compressor: match compressor {
+                Some(spec) => Compressor::from_spec(spec)?,
+                None => Compressor::Identity,
+            },
+        };
+        Ok(Self {
+            shared: Arc::new(Shared { topology, codec }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
         })
     }
@@ -425,30 +720,14 @@ impl Client {
         nx: bool,
         xx: bool,
     ) -> PyResult<bool> {
-        let key = cache_key(key)?;
-        let encoded = self.codec.encode(value)?;
-        if timeout_ms.is_some_and(|ms| ms <= 0) {
-            if nx {
-                return Ok(int_of(&self.command(py, false, &[b"EXISTS", &key])?) == 0);
-            }
-            return Ok(int_of(&self.command(py, true, &[b"DEL", &key])?) > 0);
-        }
-        let mut packed = Packed::new();
-        let argc = 3 + 2 * usize::from(timeout_ms.is_some()) + usize::from(nx || xx);
-        packed
-            .start(argc)
-            .arg(b"SET")
-            .arg(&key)
-            .arg(encoded.as_bytes());
-        if let Some(ms) = timeout_ms {
-            packed.arg(b"PX").int_arg(ms);
-        }
-        if nx {
-            packed.arg(b"NX");
-        } else if xx {
-            packed.arg(b"XX");
-        }
-        Ok(!matches!(self.on_key(py, &key, true, packed)?, Value::Nil))
+        let command = set_command(
+            &cache_key(key)?,
+            self.codec.encode(value)?.as_bytes(),
+            timeout_ms,
+            nx,
+            xx,
+        );
+        Ok(self.run_key(py, command)?)
     }
 
     /// New expiry in milliseconds, or None to persist. True when the key exists.
@@ -459,32 +738,15 @@ impl Client {
         key: &Bound<'_, PyAny>,
         timeout_ms: Option<i64>,
     ) -> PyResult<bool> {
-        let key = cache_key(key)?;
-        match timeout_ms {
-            Some(ms) => Ok(int_of(&self.command(
-                py,
-                true,
-                &[b"PEXPIRE", &key, itoa::Buffer::new().format(ms).as_bytes()],
-            )?) == 1),
-            None => {
-                // PERSIST answers 0 for a key without expiry, yet the key exists: ask EXISTS too.
-                let mut packed = Packed::new();
-                packed.start(2).arg(b"PERSIST").arg(&key);
-                packed.start(2).arg(b"EXISTS").arg(&key);
-                let replies = self.on_key_all(py, &key, true, packed)?;
-                Ok(replies.last().map(int_of) == Some(1))
-            }
-        }
+        Ok(self.run_key(py, touch_command(&cache_key(key)?, timeout_ms))?)
     }
 
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let key = cache_key(key)?;
-        Ok(int_of(&self.command(py, true, &[b"DEL", &key])?))
+        Ok(self.run_key(py, delete_command(&cache_key(key)?))?)
     }
 
     fn has_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = cache_key(key)?;
-        Ok(int_of(&self.command(py, false, &[b"EXISTS", &key])?) == 1)
+        Ok(self.run_key(py, has_key_command(&cache_key(key)?))?)
     }
 
     /// `keys` maps made keys to the caller's keys; the result maps the caller's keys to the
@@ -549,36 +811,7 @@ impl Client {
             .map(|(_, value)| self.codec.encode(value))
             .collect::<PyResult<_>>()?;
         self.per_node(py, &made, true, |batches| {
-            let mut packed = Packed::new();
-            for members in batches {
-                match timeout_ms {
-                    None => {
-                        packed.start(1 + 2 * members.len()).arg(b"MSET");
-                        for &i in members {
-                            packed.arg(&made[i]).arg(encoded[i].as_bytes());
-                        }
-                    }
-                    // Expire at once: as with SET, the values still had to be serializable.
-                    Some(ms) if ms <= 0 => {
-                        packed.start(1 + members.len()).arg(b"DEL");
-                        for &i in members {
-                            packed.arg(&made[i]);
-                        }
-                    }
-                    Some(ms) => {
-                        for &i in members {
-                            packed
-                                .start(5)
-                                .arg(b"SET")
-                                .arg(&made[i])
-                                .arg(encoded[i].as_bytes())
-                                .arg(b"PX")
-                                .int_arg(ms);
-                        }
-                    }
-                }
-            }
-            Ok(packed)
+            Ok(set_many_request(batches, &made, &encoded, timeout_ms))
         })?;
         Ok(())
     }
@@ -590,14 +823,7 @@ impl Client {
             return Ok(0);
         }
         let replies = self.per_node(py, &made, true, |batches| {
-            let mut packed = Packed::new();
-            for batch in batches {
-                packed.start(batch.len() + 1).arg(b"DEL");
-                batch.iter().for_each(|&i| {
-                    packed.arg(&made[i]);
-                });
-            }
-            Ok(packed)
+            Ok(delete_request(batches, &made))
         })?;
         Ok(replies
             .iter()
@@ -616,19 +842,7 @@ impl Client {
         delta: i64,
         ignore_key_check: bool,
     ) -> PyResult<Option<i64>> {
-        let key = cache_key(key)?;
-        let delta = itoa::Buffer::new().format(delta).to_owned();
-        let reply = if ignore_key_check {
-            self.command(py, true, &[b"INCRBY", &key, delta.as_bytes()])?
-        } else {
-            const SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end";
-            let packed = Packed::command(&[b"EVAL", SCRIPT, b"1", &key, delta.as_bytes()]);
-            self.on_key(py, &key, true, packed)?
-        };
-        Ok(match reply {
-            Value::Int(n) => Some(n),
-            _ => None,
-        })
+        Ok(self.run_key(py, incr_command(&cache_key(key)?, delta, ignore_key_check))?)
     }
 
     /// Delete every key matching `pattern` (SCAN + UNLINK per page, all in Rust, GIL released).
@@ -757,22 +971,7 @@ impl Client {
         keys: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Py<PyAny>> {
         let kind = Reply::from_code(reply)?;
-        if args.is_empty() {
-            return Err(PyTypeError::new_err("execute() needs a command name"));
-        }
-        let mut packed = Packed::new();
-        packed.start(args.len());
-        for item in args.iter() {
-            packed.arg(&arg(&item)?);
-        }
-        let keys = match keys {
-            Some(keys) => keys
-                .iter()
-                .map(|k| Ok(arg(k)?.into_owned()))
-                .collect::<PyResult<_>>()?,
-            None if args.len() > 1 => vec![arg(&args.get_item(1)?)?.into_owned()],
-            None => Vec::new(),
-        };
+        let (packed, keys) = command_of(args, keys)?;
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let value = self
             .routed(py, || self.topology.route_all(&key_refs, write), &packed)?
@@ -785,6 +984,211 @@ impl Client {
             kind,
             key_refs.first().copied().unwrap_or_default(),
         )
+    }
+
+    // ---- async: the same commands, awaited on the runtime --------------------------------
+
+    /// `execute`, as an awaitable.
+    #[pyo3(signature = (write, args, reply=0, keys=None))]
+    fn aexecute<'py>(
+        &self,
+        py: Python<'py>,
+        write: bool,
+        args: &Bound<'py, PyTuple>,
+        reply: u8,
+        keys: Option<Vec<Bound<'py, PyAny>>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = Reply::from_code(reply)?;
+        let (packed, keys) = command_of(args, keys)?;
+        let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));
+        let work = async move {
+            let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let replies = shared
+                .arouted(|| shared.topology.route_all(&key_refs, write), &packed)
+                .await?;
+            Ok((replies.into_iter().last().unwrap_or(Value::Nil), keys))
+        };
+        awaitable(py, work, move |py, (value, keys)| {
+            reply::convert(
+                py,
+                &decoder.codec,
+                value,
+                kind,
+                keys.first().map(Vec::as_slice).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// `get`, as an awaitable.
+    #[pyo3(signature = (key, default=None))]
+    fn aget<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = cache_key(key)?.into_owned();
+        let packed = Packed::command(&[b"GET", &key]);
+        let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));
+        let work = async move {
+            let replies = shared
+                .arouted(|| shared.topology.route(&key, false), &packed)
+                .await?;
+            Ok((replies.into_iter().last().unwrap_or(Value::Nil), key))
+        };
+        awaitable(py, work, move |py, (value, key)| match value {
+            Value::Nil => Ok(default.unwrap_or_else(|| py.None())),
+            Value::BulkString(data) => decoder.codec.decode(py, &data, &key),
+            other => reply::raw(py, other),
+        })
+    }
+
+    /// `set`, as an awaitable.
+    #[pyo3(signature = (key, value, timeout_ms=None, nx=false, xx=false))]
+    fn aset<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        timeout_ms: Option<i64>,
+        nx: bool,
+        xx: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let command = set_command(
+            &cache_key(key)?,
+            self.codec.encode(value)?.as_bytes(),
+            timeout_ms,
+            nx,
+            xx,
+        );
+        self.arun_key(py, command)
+    }
+
+    /// `touch`, as an awaitable.
+    #[pyo3(signature = (key, timeout_ms=None))]
+    fn atouch<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        timeout_ms: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, touch_command(&cache_key(key)?, timeout_ms))
+    }
+
+    /// `delete`, as an awaitable.
+    fn adelete<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, delete_command(&cache_key(key)?))
+    }
+
+    /// `has_key`, as an awaitable.
+    fn ahas_key<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, has_key_command(&cache_key(key)?))
+    }
+
+    /// `incr`, as an awaitable.
+    #[pyo3(signature = (key, delta=1, ignore_key_check=false))]
+    fn aincr<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        delta: i64,
+        ignore_key_check: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, incr_command(&cache_key(key)?, delta, ignore_key_check))
+    }
+
+    /// `get_many`, as an awaitable: one request per node, all nodes at once.
+    fn aget_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pairs: Vec<(Py<PyAny>, Vec<u8>)> = keys
+            .iter()
+            .map(|(key, original)| Ok((original.unbind(), cache_key(&key)?.into_owned())))
+            .collect::<PyResult<_>>()?;
+        let made: Vec<&[u8]> = pairs.iter().map(|(_, k)| k.as_slice()).collect();
+        let requests = self.requests_per_node(&made, false, |batches| {
+            let mut packed = Packed::new();
+            for batch in batches {
+                packed.start(batch.len() + 1).arg(b"MGET");
+                batch.iter().for_each(|&i| {
+                    packed.arg(made[i]);
+                });
+            }
+            Ok(packed)
+        })?;
+        let decoder = Arc::clone(&self.shared);
+        awaitable(py, fan_out(requests), move |py, results| {
+            let found = PyDict::new(py);
+            for (batches, replies) in results {
+                for (batch, reply) in batches.into_iter().zip(replies) {
+                    let Value::Array(values) = reply else {
+                        continue;
+                    };
+                    for (i, value) in batch.into_iter().zip(values) {
+                        if let Value::BulkString(data) = value {
+                            found.set_item(
+                                pairs[i].0.bind(py),
+                                decoder.codec.decode(py, &data, &pairs[i].1)?,
+                            )?;
+                        }
+                    }
+                }
+            }
+            Ok(found.into_any().unbind())
+        })
+    }
+
+    /// `set_many`, as an awaitable.
+    #[pyo3(signature = (items, timeout_ms=None))]
+    fn aset_many<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyDict>,
+        timeout_ms: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = items.iter().collect();
+        let made: Vec<Cow<'_, [u8]>> = pairs
+            .iter()
+            .map(|(key, _)| cache_key(key))
+            .collect::<PyResult<_>>()?;
+        let encoded: Vec<Encoded<'_>> = pairs
+            .iter()
+            .map(|(_, value)| self.codec.encode(value))
+            .collect::<PyResult<_>>()?;
+        let requests = self.requests_per_node(&made, true, |batches| {
+            Ok(set_many_request(batches, &made, &encoded, timeout_ms))
+        })?;
+        awaitable(py, fan_out(requests), |py, _| Ok(py.None()))
+    }
+
+    /// `delete_many`, as an awaitable: the number of keys deleted.
+    fn adelete_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
+        let made: Vec<Cow<'_, [u8]>> = keys.iter().map(cache_key).collect::<PyResult<_>>()?;
+        let requests =
+            self.requests_per_node(&made, true, |batches| Ok(delete_request(batches, &made)))?;
+        awaitable(py, fan_out(requests), |py, results| {
+            let deleted: i64 = results
+                .iter()
+                .flat_map(|(_, values)| values)
+                .map(int_of)
+                .sum();
+            Ok(deleted.into_pyobject(py)?.into_any().unbind())
+        })
     }
 
     /// Run several commands in one round trip; replies in redis-py's plain form. All commands'

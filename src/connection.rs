@@ -7,10 +7,11 @@ use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool};
 use crate::resp::Packed;
 use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    ClientTlsConfig, ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo,
-    TlsCertificates, Value,
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionLike, IntoConnectionInfo,
+    RedisConnectionInfo, TlsCertificates, Value,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +21,8 @@ pub struct RedisConnector {
     server: ServerConfig,
     options: ConnectionOptions,
     client: redis::Client,
+    /// The async path's one multiplexed connection to this server (per fork generation).
+    multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
 }
 
 /// rustls needs a process-wide crypto provider; ours is ring, installed once.
@@ -112,7 +115,32 @@ impl RedisConnector {
             server,
             options,
             client,
+            multiplexed: ForkLocal::new(|| Mutex::new(None)),
         })
+    }
+
+    /// The shared multiplexed connection, opened on first use with our timeouts (redis-rs's
+    /// own defaults, 1 s to connect and 500 ms per reply, would override the cache's options).
+    pub async fn multiplexed(&self) -> Result<MultiplexedConnection> {
+        let slot = self.multiplexed.current();
+        if let Some(conn) = slot.lock().clone() {
+            return Ok(conn);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.options.connect_timeout.filter(|t| !t.is_zero()))
+            .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| Error::from_redis(&e, &self.describe()))?;
+        *slot.lock() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// After a connection failure: the next async call connects afresh.
+    pub fn forget_multiplexed(&self) {
+        self.multiplexed.reset();
     }
 
     pub fn server(&self) -> &ServerConfig {
@@ -243,6 +271,40 @@ pub fn run_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
     let mut asking = Packed::command(&[b"ASKING"]);
     asking.extend(packed);
     let mut replies = run_all(pool, &asking)?;
+    replies.remove(0);
+    Ok(replies)
+}
+
+/// The async twin of `run_all`, on the server's multiplexed connection.
+pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    let connector = pool.connector();
+    let mut conn = connector.multiplexed().await?;
+    let pipeline = packed.to_pipeline();
+    let replies = if packed.commands() == 1 {
+        let cmd = pipeline.cmd_iter().next().expect("one command");
+        conn.send_packed_command(cmd).await.map(|v| vec![v])
+    } else {
+        conn.send_packed_commands(&pipeline, 0, packed.commands())
+            .await
+    };
+    let replies = replies.map_err(|e| {
+        let err = Error::from_redis(&e, &connector.describe());
+        if err.breaks_connection() {
+            connector.forget_multiplexed();
+        }
+        err
+    })?;
+    match replies.iter().find_map(server_error) {
+        Some(err) => Err(err),
+        None => Ok(replies),
+    }
+}
+
+/// The async twin of `run_asking`.
+pub async fn arun_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    let mut asking = Packed::command(&[b"ASKING"]);
+    asking.extend(packed);
+    let mut replies = arun_all(pool, &asking).await?;
     replies.remove(0);
     Ok(replies)
 }

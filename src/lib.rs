@@ -11,6 +11,7 @@ pub mod pool;
 pub mod reply;
 pub mod resp;
 pub mod ring;
+pub mod runtime;
 pub mod sentinel;
 pub mod topology;
 
@@ -26,6 +27,8 @@ mod _native {
     use crate::errors::py::{
         CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
     };
+    #[pymodule_export]
+    use crate::runtime::_resolve_future;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

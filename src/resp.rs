@@ -17,6 +17,10 @@ pub fn text(value: &Value) -> Option<String> {
 pub struct Packed {
     buf: Vec<u8>,
     commands: usize,
+    /// Where each argument's bytes sit in `buf`, and at which argument each command starts:
+    /// what the async transport needs to rebuild the commands as redis-rs values.
+    args: Vec<(usize, usize)>,
+    starts: Vec<usize>,
 }
 
 impl Packed {
@@ -27,12 +31,14 @@ impl Packed {
     /// Start a command of `argc` arguments (name included); follow with exactly `argc` `arg` calls.
     pub fn start(&mut self, argc: usize) -> &mut Self {
         self.commands += 1;
+        self.starts.push(self.args.len());
         self.header(b'*', argc);
         self
     }
 
     pub fn arg(&mut self, arg: &[u8]) -> &mut Self {
         self.header(b'$', arg.len());
+        self.args.push((self.buf.len(), arg.len()));
         self.buf.extend_from_slice(arg);
         self.buf.extend_from_slice(b"\r\n");
         self
@@ -55,8 +61,27 @@ impl Packed {
 
     /// Append the commands of `other` after these.
     pub fn extend(&mut self, other: &Packed) {
+        let (offset, first) = (self.buf.len(), self.args.len());
         self.buf.extend_from_slice(&other.buf);
         self.commands += other.commands;
+        self.args
+            .extend(other.args.iter().map(|(at, len)| (at + offset, *len)));
+        self.starts
+            .extend(other.starts.iter().map(|start| start + first));
+    }
+
+    /// The same commands as a redis-rs pipeline, for the async connection.
+    pub fn to_pipeline(&self) -> redis::Pipeline {
+        let mut pipeline = redis::Pipeline::with_capacity(self.commands);
+        for (i, &start) in self.starts.iter().enumerate() {
+            let end = self.starts.get(i + 1).copied().unwrap_or(self.args.len());
+            let mut cmd = redis::Cmd::new();
+            for &(at, len) in &self.args[start..end] {
+                cmd.arg(&self.buf[at..at + len]);
+            }
+            pipeline.add_command(cmd);
+        }
+        pipeline
     }
 
     fn header(&mut self, kind: u8, n: usize) {
@@ -85,6 +110,15 @@ mod tests {
         let p = Packed::command(&[b"SET", b"k", b""]);
         assert_eq!(p.bytes(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
         assert_eq!(p.commands(), 1);
+    }
+
+    #[test]
+    fn rebuilds_as_a_pipeline() {
+        let mut p = Packed::command(&[b"GET", b"a"]);
+        p.extend(&Packed::command(&[b"SET", b"b", b"1"]));
+        let pipeline = p.to_pipeline();
+        assert_eq!(pipeline.cmd_iter().count(), 2);
+        assert_eq!(pipeline.get_packed_pipeline(), p.bytes());
     }
 
     #[test]
