@@ -61,6 +61,23 @@ def _forward_iterator(name: str) -> Callable[..., Iterator[Any]]:
     return method
 
 
+def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
+    """`_forward` for the native async methods."""
+    on_failure = _neutral(neutral)
+
+    async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, name)(*args, **kwargs)
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return on_failure(args, kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"RedisCache.{name}"
+    method.__doc__ = f"The native async twin of ``{name[1:]}``."
+    return method
+
+
 class RedisCache(BaseCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -129,6 +146,44 @@ class RedisCache(BaseCache):
             self._client.close(**kwargs)
         except ConnectionInterrupted:
             self._handle_failure()
+
+    async def aget(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        try:
+            return await self._client.aget(key, default, version)
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return default
+
+    async def adelete(
+        self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
+    ) -> bool:
+        try:
+            return bool(await self._client.adelete(key, version, prefix))
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return False
+
+    async def aclear(self) -> None:
+        # FLUSHDB on every primary: rare, so the sync call runs in a thread.
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.clear)()
+
+    async def aclose(self, **kwargs: Any) -> None:
+        self.close(**kwargs)
+
+    # Django's async API, native
+    aset = _aforward("aset", False)
+    aadd = _aforward("aadd", False)
+    atouch = _aforward("atouch", False)
+    ahas_key = _aforward("ahas_key", False)
+    aget_many = _aforward("aget_many", EMPTY_DICT)
+    aset_many = _aforward("aset_many", EMPTY_LIST)
+    adelete_many = _aforward("adelete_many", 0)
+    aincr = _aforward("aincr")
+    adecr = _aforward("adecr")
 
     # Django's API
     set = _forward("set", False)

@@ -274,6 +274,119 @@ class DefaultClient:
         if self._close_connection:
             self._native.close()
 
+    # ---- Django's async API: native, awaited on the runtime (no thread per call) ------------
+
+    async def aget(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        return await self._native.aget(self.make_key(key, version), default)
+
+    async def aset(
+        self,
+        key: Any,
+        value: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        made, ms = self.make_key(key, version), self._timeout_ms(timeout)
+        result: bool = await self._native.aset(made, value, ms, nx, xx)
+        return result
+
+    async def aadd(
+        self,
+        key: Any,
+        value: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        return await self.aset(key, value, timeout, version, nx=True)
+
+    async def atouch(
+        self,
+        key: Any,
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        result: bool = await self._native.atouch(
+            self.make_key(key, version), self._timeout_ms(timeout)
+        )
+        return result
+
+    async def adelete(
+        self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
+    ) -> int:
+        result: int = await self._native.adelete(self.make_key(key, version, prefix))
+        return result
+
+    async def ahas_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
+        result: bool = await self._native.ahas_key(self.make_key(key, version))
+        return result
+
+    async def aget_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        result: dict[Any, Any] = await self._native.aget_many(
+            {self.make_key(k, version): k for k in keys}
+        )
+        return result
+
+    async def aset_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: float | None | object = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        items = {self.make_key(k, version): v for k, v in data.items()}
+        await self._native.aset_many(items, self._timeout_ms(timeout))
+        return []
+
+    async def adelete_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> int:
+        result: int = await self._native.adelete_many([self.make_key(k, version) for k in keys])
+        return result
+
+    async def aincr(
+        self,
+        key: Any,
+        delta: int = 1,
+        version: int | None = None,
+        client: Any = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        made = self.make_key(key, version)
+        try:
+            value = await self._native.aincr(made, delta, ignore_key_check)
+        except (ResponseError, OverflowError):
+            # Not a 64-bit integer in Redis: add in Python, keeping the expiry.
+            current = await self._native.aget(made, _MISSING)
+            if current is _MISSING:
+                raise ValueError(f"Key '{key}' not found") from None
+            value = current + delta
+            args = ("SET", made, self._native.encode(value), "KEEPTTL")
+            await self._native.aexecute(True, args, REPLY_BOOL)
+            return value
+        if value is None:
+            raise ValueError(f"Key '{key}' not found")
+        return value
+
+    async def adecr(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        return await self.aincr(key, -delta, version)
+
+    async def aexecute(
+        self, write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW, keys: Any = None
+    ) -> Any:
+        """Any command, awaited: ``execute``'s async twin (see ``_run``)."""
+        return await self._native.aexecute(write, args, reply, keys)
+
     # ---- expiry ------------------------------------------------------------------------------
 
     def ttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:

@@ -116,6 +116,81 @@ class HerdClient(DefaultClient):
         packed = {key: self._pack(value, timeout) for key, value in data.items()}
         return super().set_many(packed, timeout + self._herd_timeout, version)
 
+    async def aset(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        timeout = self._packed_timeout(timeout)
+        if timeout is None or timeout <= 0:
+            return await super().aset(key, value, timeout, version, nx=nx, xx=xx)
+        packed = self._pack(value, timeout)
+        real = timeout + self._herd_timeout
+        return await super().aset(key, packed, real, version, nx=nx, xx=xx)
+
+    async def aadd(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        return await self.aset(key, value, timeout, version, nx=True)
+
+    async def aget(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        value, refresh = self._unpack(await super().aget(key, default, version))
+        return default if refresh else value
+
+    async def aget_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        found = {}
+        for key, packed in (await super().aget_many(keys, version)).items():
+            value, refresh = self._unpack(packed)
+            found[key] = None if refresh else value
+        return found
+
+    async def aset_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+        herd: bool = True,
+    ) -> list[Any]:
+        timeout = self._packed_timeout(timeout)
+        if not herd or timeout is None or timeout <= 0:
+            return await super().aset_many(data, timeout, version)
+        packed = {key: self._pack(value, timeout) for key, value in data.items()}
+        return await super().aset_many(packed, timeout + self._herd_timeout, version)
+
+    async def atouch(
+        self,
+        key: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        value = await self.aget(key, version=version)
+        if value is None:
+            return False
+        await self.aset(key, value, timeout, version)
+        return True
+
+    async def aincr(self, *args: Any, **kwargs: Any) -> int:
+        raise NotImplementedError("HerdClient stores packed values: incr/decr cannot work")
+
+    async def adecr(self, *args: Any, **kwargs: Any) -> int:
+        raise NotImplementedError("HerdClient stores packed values: incr/decr cannot work")
+
     def incr(self, *args: Any, **kwargs: Any) -> int:
         raise NotImplementedError("HerdClient stores packed values: incr/decr cannot work")
 

@@ -1,0 +1,154 @@
+"""Django's async cache API, native: awaited on the runtime, on every topology's routing,
+concurrent, cancellable, fork-safe, with IGNORE_EXCEPTIONS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ConnectionInterrupted
+from tests.servers import Server, server_binary, start_cluster
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(params=["single", "shards", "cluster"])
+def acache(
+    request: pytest.FixtureRequest, server: Server, make_cache: Callable[..., RedisCache]
+) -> Iterator[RedisCache]:
+    if request.param == "single":
+        yield make_cache()
+        return
+    binary = server_binary(server.kind)
+    assert binary is not None
+    if request.param == "shards":
+        nodes = [Server(server.kind, binary).start() for _ in range(3)]
+        options = {"CLIENT_CLASS": "django_redis_rs.client.ShardClient"}
+        location: Any = [n.url for n in nodes]
+    else:
+        nodes = start_cluster(server.kind, binary)
+        options = {"CLIENT_CLASS": "django_redis_rs.client.ClusterClient"}
+        location = nodes[0].url
+    try:
+        yield make_cache(location, options)
+    finally:
+        for node in nodes:
+            node.cleanup()
+
+
+def test_the_async_api(acache: RedisCache) -> None:
+    cache = acache
+
+    async def scenario() -> None:
+        assert await cache.aset("a", {"x": 1}) is True
+        assert await cache.aget("a") == {"x": 1}
+        assert await cache.aget("missing", "dflt") == "dflt"
+        await cache.aset("none", None)
+        assert await cache.aget("none", "dflt") is None
+        assert await cache.aadd("a", 2) is False
+        assert await cache.ahas_key("a") is True
+        assert await cache.atouch("a", 100) is True
+        assert 90 < cache.ttl("a") <= 100
+        assert await cache.aset("short", 1, timeout=0) is False
+        assert await cache.aget("short") is None
+        data = {f"m{i}": i for i in range(50)}
+        assert await cache.aset_many(data) == []
+        assert await cache.aget_many([*data, "nope"]) == data
+        assert await cache.adelete_many([f"m{i}" for i in range(20)]) == 20
+        await cache.aset_many({"t1": 1}, timeout=30)
+        assert 20 < cache.ttl("t1") <= 30
+        await cache.aset("n", 5)
+        assert await cache.aincr("n", 10) == 15
+        assert await cache.adecr("n") == 14
+        with pytest.raises(ValueError):
+            await cache.aincr("missing")
+        await cache.aset("big", 2**64)
+        assert await cache.aincr("big") == 2**64 + 1
+        assert await cache.aget_or_set("g", lambda: "computed") == "computed"
+        assert await cache.adelete("a") is True
+        assert await cache.adelete("a") is False
+        assert await cache.aincr_version("g") == 2
+        assert await cache.aget("g", version=2) == "computed"
+        await cache.aclear()
+        assert await cache.aget_many(["t1", "n"]) == {}
+        await cache.aclose()
+
+    run(scenario())
+
+
+def test_fifty_concurrent_agets(cache: RedisCache) -> None:
+    cache.set_many({f"k{i}": i for i in range(50)})
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(cache.aget(f"k{i}") for i in range(50)))
+
+    assert run(scenario()) == list(range(50))
+
+
+def test_a_cancelled_aget_leaves_the_connection_clean(cache: RedisCache) -> None:
+    cache.set("a", "A")
+    cache.set("b", "B")
+
+    async def scenario() -> None:
+        for _ in range(50):
+            task = asyncio.ensure_future(cache.aget("a"))
+            await asyncio.sleep(0)
+            task.cancel()
+            # The next call on the same multiplexed connection gets its own reply.
+            assert await cache.aget("b") == "B"
+
+    run(scenario())
+
+
+def test_async_after_fork(cache: RedisCache) -> None:
+    run(cache.aset("k", "parent"))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ok = run(cache.aget("k")) == "parent" and run(cache.aset("k", "child")) is True
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert run(cache.aget("k")) == "child"
+
+
+def test_async_errors_and_ignore_exceptions(dead_url: str) -> None:
+    strict = RedisCache(dead_url, {})
+    with pytest.raises(ConnectionInterrupted):
+        run(strict.aget("k"))
+    lenient = RedisCache(dead_url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
+
+    async def scenario() -> None:
+        assert await lenient.aget("k", "d") == "d"
+        assert await lenient.aset("k", 1) is False
+        assert await lenient.aget_many(["k"]) == {}
+        assert await lenient.adelete("k") is False
+        assert await lenient.aincr("k") is None
+
+    started = time.monotonic()
+    run(scenario())
+    assert time.monotonic() - started < 2
+
+
+def test_async_herd(make_cache: Callable[..., RedisCache]) -> None:
+    cache = make_cache(options={"CLIENT_CLASS": "django_redis_rs.client.HerdClient"})
+
+    async def scenario() -> None:
+        await cache.aset("k", "v", timeout=60)
+        assert await cache.aget("k") == "v"
+        assert cache.get("k") == "v"  # the same packed value, read by the sync path
+        with pytest.raises(NotImplementedError):
+            await cache.aincr("k")
+
+    run(scenario())
