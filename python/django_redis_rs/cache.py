@@ -8,6 +8,7 @@ connection failure returns the method's neutral value (and is logged when
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,6 +44,7 @@ def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
     method.__doc__ = getattr(DefaultClient, name).__doc__
+    method.neutral = neutral  # type: ignore[attr-defined]  # read by _add_async_forwards
     return method
 
 
@@ -174,17 +176,6 @@ class RedisCache(BaseCache):
     async def aclose(self, **kwargs: Any) -> None:
         self.close(**kwargs)
 
-    # Django's async API, native
-    aset = _aforward("aset", False)
-    aadd = _aforward("aadd", False)
-    atouch = _aforward("atouch", False)
-    ahas_key = _aforward("ahas_key", False)
-    aget_many = _aforward("aget_many", EMPTY_DICT)
-    aset_many = _aforward("aset_many", EMPTY_LIST)
-    adelete_many = _aforward("adelete_many", 0)
-    aincr = _aforward("aincr")
-    adecr = _aforward("adecr")
-
     # Django's API
     set = _forward("set", False)
     add = _forward("add", False)
@@ -257,3 +248,17 @@ class RedisCache(BaseCache):
     lrem = _forward("lrem", 0)
     ltrim = _forward("ltrim", False)
     lindex = _forward("lindex")
+
+
+def _add_async_forwards(cls: type[RedisCache]) -> None:
+    """Each forwarded method whose client has a native async twin (``a`` + name) gets a
+    forwarded async twin too, with the same IGNORE_EXCEPTIONS behaviour; Django's
+    ``sync_to_async`` defaults stay only where there is none."""
+    for name, member in list(vars(cls).items()):
+        twin = "a" + name
+        if hasattr(member, "neutral") and twin not in vars(cls):
+            if inspect.iscoroutinefunction(getattr(DefaultClient, twin, None)):
+                setattr(cls, twin, _aforward(twin, member.neutral))
+
+
+_add_async_forwards(RedisCache)

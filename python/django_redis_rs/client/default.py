@@ -8,10 +8,11 @@ always picks the connection itself.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
@@ -56,6 +57,64 @@ _RENAME_IF_EXISTS = (
 )
 
 
+class Command(NamedTuple):
+    """One Redis command as a method describes it: run by the sync or the async transport."""
+
+    write: bool
+    args: tuple[Any, ...]
+    reply: int = REPLY_RAW
+    keys: Any = None
+
+
+def _command(
+    write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW, keys: Any = None
+) -> Command:
+    return Command(write, args, reply, keys)
+
+
+T = TypeVar("T")
+# A method described once: a generator that yields the commands it needs and receives their
+# replies; `described` turns it into the sync method and its async twin (``a`` + name).
+Described = Generator[Command, Any, T]
+
+
+def described(method: Callable[..., Described[T]]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def run_sync(self: DefaultClient, *args: Any, **kwargs: Any) -> T:
+        steps = method(self, *args, **kwargs)
+        try:
+            command = next(steps)
+            while True:
+                command = steps.send(self._native.execute(*command))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    async def run_async(self: DefaultClient, *args: Any, **kwargs: Any) -> T:
+        steps = method(self, *args, **kwargs)
+        try:
+            command = next(steps)
+            while True:
+                command = steps.send(await self._native.aexecute(*command))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    run_async.__name__ = run_async.__qualname__ = "a" + method.__name__
+    run_async.__doc__ = f"The async twin of ``{method.__name__}``."
+    run_sync.async_twin = run_async  # type: ignore[attr-defined]
+    return run_sync
+
+
+def add_async_twins(cls: type[T]) -> type[T]:
+    """Give every ``described`` method of `cls` its async twin, named ``a`` + its name."""
+    for name, member in list(vars(cls).items()):
+        twin = getattr(member, "async_twin", None)
+        if twin is not None:
+            setattr(cls, "a" + name, twin)
+    return cls
+
+
 def glob_escape(text: str) -> str:
     """Escape glob characters so a prefix or version matches literally in KEYS/SCAN."""
     return _GLOB_SPECIAL.sub(r"[\1]", text)
@@ -67,6 +126,7 @@ def _timestamp(when: datetime | float, scale: int) -> int:
     return int(when * scale) if scale != 1 else int(when)
 
 
+@add_async_twins
 class DefaultClient:
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
@@ -389,51 +449,70 @@ class DefaultClient:
 
     # ---- expiry ------------------------------------------------------------------------------
 
-    def ttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
+    @described
+    def ttl(
+        self, key: Any, version: int | None = None, client: Any = None
+    ) -> Described[int | None]:
         """Seconds to live; None for a key without expiry, 0 for a missing key."""
-        return self._remaining("TTL", key, version)
+        return (yield from self._remaining("TTL", key, version))
 
-    def pttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
-        return self._remaining("PTTL", key, version)
+    @described
+    def pttl(
+        self, key: Any, version: int | None = None, client: Any = None
+    ) -> Described[int | None]:
+        return (yield from self._remaining("PTTL", key, version))
 
-    def _remaining(self, command: str, key: Any, version: int | None) -> int | None:
-        t: int = self._run(False, (command, self.make_key(key, version)), REPLY_INT)
+    def _remaining(self, command: str, key: Any, version: int | None) -> Described[int | None]:
+        t: int = yield _command(False, (command, self.make_key(key, version)), REPLY_INT)
         if t == -1:
             return None
         return max(t, 0)
 
-    def persist(self, key: Any, version: int | None = None, client: Any = None) -> bool:
-        return bool(self._run(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL))
+    @described
+    def persist(self, key: Any, version: int | None = None, client: Any = None) -> Described[bool]:
+        return bool((yield _command(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL)))
 
+    @described
     def expire(
         self, key: Any, timeout: Any, version: int | None = None, client: Any = None
-    ) -> bool:
+    ) -> Described[bool]:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
         return bool(
-            self._run(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL)
+            (
+                yield _command(
+                    True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL
+                )
+            )
         )
 
+    @described
     def pexpire(
         self, key: Any, timeout: Any, version: int | None = None, client: Any = None
-    ) -> bool:
+    ) -> Described[bool]:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
         return bool(
-            self._run(True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL)
+            (
+                yield _command(
+                    True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL
+                )
+            )
         )
 
+    @described
     def expire_at(
         self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
-    ) -> bool:
+    ) -> Described[bool]:
         args = ("EXPIREAT", self.make_key(key, version), _timestamp(when, 1))
-        return bool(self._run(True, args, REPLY_BOOL))
+        return bool((yield _command(True, args, REPLY_BOOL)))
 
+    @described
     def pexpire_at(
         self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
-    ) -> bool:
+    ) -> Described[bool]:
         args = ("PEXPIREAT", self.make_key(key, version), _timestamp(when, 1000))
-        return bool(self._run(True, args, REPLY_BOOL))
+        return bool((yield _command(True, args, REPLY_BOOL)))
 
     def lock(
         self,
@@ -499,18 +578,28 @@ class DefaultClient:
         encode = self._native.encode
         return [encode(v) for v in values]
 
-    def sadd(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(
-            True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT
+    @described
+    def sadd(
+        self, key: Any, *values: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
+        return (
+            yield _command(
+                True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT
+            )
         )
 
-    def scard(self, key: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(False, ("SCARD", self.make_key(key, version)), REPLY_INT)
+    @described
+    def scard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
+        return (yield _command(False, ("SCARD", self.make_key(key, version)), REPLY_INT))
 
-    def sdiff(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
+    @described
+    def sdiff(
+        self, *keys: Any, version: int | None = None, client: Any = None
+    ) -> Described[Set[Any]]:
         made = self._keys(keys, version)
-        return self._run(False, ("SDIFF", *made), REPLY_VALUE_SET, made)
+        return (yield _command(False, ("SDIFF", *made), REPLY_VALUE_SET, made))
 
+    @described
     def sdiffstore(
         self,
         dest: Any,
@@ -518,45 +607,59 @@ class DefaultClient:
         version_dest: int | None = None,
         version_keys: int | None = None,
         client: Any = None,
-    ) -> int:
+    ) -> Described[int]:
         made = [self.make_key(dest, version_dest), *self._keys(keys, version_keys)]
-        return self._run(True, ("SDIFFSTORE", *made), REPLY_INT, made)
+        return (yield _command(True, ("SDIFFSTORE", *made), REPLY_INT, made))
 
-    def sinter(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
+    @described
+    def sinter(
+        self, *keys: Any, version: int | None = None, client: Any = None
+    ) -> Described[Set[Any]]:
         made = self._keys(keys, version)
-        return self._run(False, ("SINTER", *made), REPLY_VALUE_SET, made)
+        return (yield _command(False, ("SINTER", *made), REPLY_VALUE_SET, made))
 
+    @described
     def sinterstore(
         self, dest: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> int:
+    ) -> Described[int]:
         made = [self.make_key(dest, version), *self._keys(keys, version)]
-        return self._run(True, ("SINTERSTORE", *made), REPLY_INT, made)
+        return (yield _command(True, ("SINTERSTORE", *made), REPLY_INT, made))
 
-    def sunion(self, *keys: Any, version: int | None = None, client: Any = None) -> Set[Any]:
+    @described
+    def sunion(
+        self, *keys: Any, version: int | None = None, client: Any = None
+    ) -> Described[Set[Any]]:
         made = self._keys(keys, version)
-        return self._run(False, ("SUNION", *made), REPLY_VALUE_SET, made)
+        return (yield _command(False, ("SUNION", *made), REPLY_VALUE_SET, made))
 
+    @described
     def sunionstore(
         self, destination: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> int:
+    ) -> Described[int]:
         made = [self.make_key(destination, version), *self._keys(keys, version)]
-        return self._run(True, ("SUNIONSTORE", *made), REPLY_INT, made)
+        return (yield _command(True, ("SUNIONSTORE", *made), REPLY_INT, made))
 
+    @described
     def sismember(
         self, key: Any, member: Any, version: int | None = None, client: Any = None
-    ) -> bool:
+    ) -> Described[bool]:
         args = ("SISMEMBER", self.make_key(key, version), self._native.encode(member))
-        return self._run(False, args, REPLY_BOOL)
+        return (yield _command(False, args, REPLY_BOOL))
 
+    @described
     def smismember(
         self, key: Any, *members: Any, version: int | None = None, client: Any = None
-    ) -> list[bool]:
+    ) -> Described[list[bool]]:
         args = ("SMISMEMBER", self.make_key(key, version), *self._values(members))
-        return self._run(False, args, REPLY_BOOLS)
+        return (yield _command(False, args, REPLY_BOOLS))
 
-    def smembers(self, key: Any, version: int | None = None, client: Any = None) -> Set[Any]:
-        return self._run(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET)
+    @described
+    def smembers(
+        self, key: Any, version: int | None = None, client: Any = None
+    ) -> Described[Set[Any]]:
+        return (yield _command(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET))
 
+    @described
     def smove(
         self,
         source: Any,
@@ -564,30 +667,41 @@ class DefaultClient:
         member: Any,
         version: int | None = None,
         client: Any = None,
-    ) -> bool:
+    ) -> Described[bool]:
         made = [self.make_key(source, version), self.make_key(destination, version)]
-        return self._run(True, ("SMOVE", *made, self._native.encode(member)), REPLY_BOOL, made)
+        return (
+            yield _command(True, ("SMOVE", *made, self._native.encode(member)), REPLY_BOOL, made)
+        )
 
+    @described
     def spop(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
+    ) -> Described[Any]:
         """One random member removed (or None), or a set of ``count`` of them."""
         if count is None:
-            return self._run(True, ("SPOP", self.make_key(key, version)), REPLY_VALUE)
-        return self._run(True, ("SPOP", self.make_key(key, version), count), REPLY_VALUE_SET)
+            return (yield _command(True, ("SPOP", self.make_key(key, version)), REPLY_VALUE))
+        return (yield _command(True, ("SPOP", self.make_key(key, version), count), REPLY_VALUE_SET))
 
+    @described
     def srandmember(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
+    ) -> Described[Any]:
         """One random member (or None), or a list of ``count`` of them."""
         if count is None:
-            return self._run(False, ("SRANDMEMBER", self.make_key(key, version)), REPLY_VALUE)
+            return (
+                yield _command(False, ("SRANDMEMBER", self.make_key(key, version)), REPLY_VALUE)
+            )
         args = ("SRANDMEMBER", self.make_key(key, version), count)
-        return self._run(False, args, REPLY_VALUES)
+        return (yield _command(False, args, REPLY_VALUES))
 
-    def srem(self, key: Any, *members: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(
-            True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT
+    @described
+    def srem(
+        self, key: Any, *members: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
+        return (
+            yield _command(
+                True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT
+            )
         )
 
     def sscan_iter(
@@ -629,6 +743,7 @@ class DefaultClient:
 
     # ---- hashes ------------------------------------------------------------------------------
 
+    @described
     def hset(
         self,
         key: Any,
@@ -637,7 +752,7 @@ class DefaultClient:
         mapping: Mapping[Any, Any] | None = None,
         version: int | None = None,
         client: Any = None,
-    ) -> int:
+    ) -> Described[int]:
         """Set ``field`` to ``value`` and/or every field of ``mapping``; returns fields added."""
         pairs: list[Any] = []
         if field is not None:
@@ -646,30 +761,47 @@ class DefaultClient:
             pairs += [f, self._native.encode(v)]
         if not pairs:
             raise ValueError("hset needs a field and value, or a mapping")
-        return self._run(True, ("HSET", self.make_key(key, version), *pairs), REPLY_INT)
+        return (yield _command(True, ("HSET", self.make_key(key, version), *pairs), REPLY_INT))
 
-    def hdel(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(True, ("HDEL", self.make_key(key, version), field), REPLY_INT)
+    @described
+    def hdel(
+        self, key: Any, field: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
+        return (yield _command(True, ("HDEL", self.make_key(key, version), field), REPLY_INT))
 
-    def hlen(self, key: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(False, ("HLEN", self.make_key(key, version)), REPLY_INT)
+    @described
+    def hlen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
+        return (yield _command(False, ("HLEN", self.make_key(key, version)), REPLY_INT))
 
-    def hkeys(self, key: Any, version: int | None = None, client: Any = None) -> list[str]:
-        return self._run(False, ("HKEYS", self.make_key(key, version)), REPLY_STRINGS)
+    @described
+    def hkeys(
+        self, key: Any, version: int | None = None, client: Any = None
+    ) -> Described[list[str]]:
+        return (yield _command(False, ("HKEYS", self.make_key(key, version)), REPLY_STRINGS))
 
-    def hexists(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> bool:
-        return self._run(False, ("HEXISTS", self.make_key(key, version), field), REPLY_BOOL)
+    @described
+    def hexists(
+        self, key: Any, field: Any, version: int | None = None, client: Any = None
+    ) -> Described[bool]:
+        return (yield _command(False, ("HEXISTS", self.make_key(key, version), field), REPLY_BOOL))
 
-    def hget(self, key: Any, field: Any, version: int | None = None, client: Any = None) -> Any:
-        return self._run(False, ("HGET", self.make_key(key, version), field), REPLY_VALUE)
+    @described
+    def hget(
+        self, key: Any, field: Any, version: int | None = None, client: Any = None
+    ) -> Described[Any]:
+        return (yield _command(False, ("HGET", self.make_key(key, version), field), REPLY_VALUE))
 
-    def hgetall(self, key: Any, version: int | None = None, client: Any = None) -> dict[str, Any]:
-        flat = self._run(False, ("HGETALL", self.make_key(key, version)))
+    @described
+    def hgetall(
+        self, key: Any, version: int | None = None, client: Any = None
+    ) -> Described[dict[str, Any]]:
+        flat = yield _command(False, ("HGETALL", self.make_key(key, version)))
         decode = self._native.decode
         return {flat[i].decode(): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # ---- sorted sets (django-redis 7.0 signatures) -------------------------------------------
 
+    @described
     def zadd(
         self,
         key: Any,
@@ -682,53 +814,62 @@ class DefaultClient:
         lt: bool = False,
         version: int | None = None,
         client: Any = None,
-    ) -> int | float | None:
+    ) -> Described[int | float | None]:
         flags = [name for name, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
         flags += [name for name, on in (("CH", ch), ("INCR", incr)) if on]
         pairs: list[Any] = []
         for member, score in mapping.items():
             pairs += [score, self._native.encode_member(member)]
         args = ("ZADD", self.make_key(key, version), *flags, *pairs)
-        return self._run(True, args, REPLY_FLOAT if incr else REPLY_INT)
+        return (yield _command(True, args, REPLY_FLOAT if incr else REPLY_INT))
 
-    def zcard(self, key: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(False, ("ZCARD", self.make_key(key, version)), REPLY_INT)
+    @described
+    def zcard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
+        return (yield _command(False, ("ZCARD", self.make_key(key, version)), REPLY_INT))
 
+    @described
     def zcount(
         self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> int:
-        return self._run(False, ("ZCOUNT", self.make_key(key, version), min, max), REPLY_INT)
+    ) -> Described[int]:
+        return (yield _command(False, ("ZCOUNT", self.make_key(key, version), min, max), REPLY_INT))
 
+    @described
     def zincrby(
         self, key: Any, amount: float, value: Any, version: int | None = None, client: Any = None
-    ) -> float:
+    ) -> Described[float]:
         args = ("ZINCRBY", self.make_key(key, version), amount, self._native.encode_member(value))
-        return self._run(True, args, REPLY_FLOAT)
+        return (yield _command(True, args, REPLY_FLOAT))
 
-    def _zpop(self, command: str, key: Any, count: int | None, version: int | None) -> Any:
+    def _zpop(
+        self, command: str, key: Any, count: int | None, version: int | None
+    ) -> Described[Any]:
         args: tuple[Any, ...] = (command, self.make_key(key, version))
         if count is not None:
             args += (count,)
-        popped = self._run(True, args, REPLY_SCORED)
+        popped = yield _command(True, args, REPLY_SCORED)
         if count is None:
             return popped[0] if popped else None
         return popped
 
+    @described
     def zpopmax(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
-        return self._zpop("ZPOPMAX", key, count, version)
+    ) -> Described[Any]:
+        return (yield from self._zpop("ZPOPMAX", key, count, version))
 
+    @described
     def zpopmin(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
-        return self._zpop("ZPOPMIN", key, count, version)
+    ) -> Described[Any]:
+        return (yield from self._zpop("ZPOPMIN", key, count, version))
 
-    def _zlist(self, args: tuple[Any, ...], withscores: bool, score_cast_func: Any) -> list[Any]:
+    def _zlist(
+        self, args: tuple[Any, ...], withscores: bool, score_cast_func: Any
+    ) -> Described[list[Any]]:
         """Members, or (member, score) pairs when ``args`` ask WITHSCORES."""
         if not withscores:
-            return self._run(False, args, REPLY_VALUES)
-        scored = self._run(False, args, REPLY_SCORED)
+            return (yield _command(False, args, REPLY_VALUES))
+        scored = yield _command(False, args, REPLY_SCORED)
         if score_cast_func is not float:
             scored = [(member, score_cast_func(score)) for member, score in scored]
         return scored
@@ -743,7 +884,7 @@ class DefaultClient:
         withscores: bool,
         score_cast_func: Any,
         version: int | None,
-    ) -> list[Any]:
+    ) -> Described[list[Any]]:
         if (start is None) != (num is None):
             raise ValueError("start and num must both be given, or neither")
         args: tuple[Any, ...] = (command, self.make_key(key, version), *bounds)
@@ -751,8 +892,9 @@ class DefaultClient:
             args += ("WITHSCORES",)
         if start is not None:
             args += ("LIMIT", start, num)
-        return self._zlist(args, withscores, score_cast_func)
+        return (yield from self._zlist(args, withscores, score_cast_func))
 
+    @described
     def zrange(
         self,
         key: Any,
@@ -763,7 +905,7 @@ class DefaultClient:
         score_cast_func: Any = float,
         version: int | None = None,
         client: Any = None,
-    ) -> list[Any]:
+    ) -> Described[list[Any]]:
         args: tuple[Any, ...] = (
             "ZRANGE",
             self.make_key(key, version),
@@ -772,8 +914,9 @@ class DefaultClient:
             *(("REV",) if desc else ()),
         )
         args += ("WITHSCORES",) if withscores else ()
-        return self._zlist(args, withscores, score_cast_func)
+        return (yield from self._zlist(args, withscores, score_cast_func))
 
+    @described
     def zrevrange(
         self,
         key: Any,
@@ -783,11 +926,12 @@ class DefaultClient:
         score_cast_func: Any = float,
         version: int | None = None,
         client: Any = None,
-    ) -> list[Any]:
+    ) -> Described[list[Any]]:
         args: tuple[Any, ...] = ("ZREVRANGE", self.make_key(key, version), start, end)
         args += ("WITHSCORES",) if withscores else ()
-        return self._zlist(args, withscores, score_cast_func)
+        return (yield from self._zlist(args, withscores, score_cast_func))
 
+    @described
     def zrangebyscore(
         self,
         key: Any,
@@ -799,11 +943,14 @@ class DefaultClient:
         score_cast_func: Any = float,
         version: int | None = None,
         client: Any = None,
-    ) -> list[Any]:
-        return self._zlist_by_score(
-            "ZRANGEBYSCORE", key, (min, max), start, num, withscores, score_cast_func, version
+    ) -> Described[list[Any]]:
+        return (
+            yield from self._zlist_by_score(
+                "ZRANGEBYSCORE", key, (min, max), start, num, withscores, score_cast_func, version
+            )
         )
 
+    @described
     def zrevrangebyscore(
         self,
         key: Any,
@@ -815,11 +962,21 @@ class DefaultClient:
         score_cast_func: Any = float,
         version: int | None = None,
         client: Any = None,
-    ) -> list[Any]:
-        return self._zlist_by_score(
-            "ZREVRANGEBYSCORE", key, (max, min), start, num, withscores, score_cast_func, version
+    ) -> Described[list[Any]]:
+        return (
+            yield from self._zlist_by_score(
+                "ZREVRANGEBYSCORE",
+                key,
+                (max, min),
+                start,
+                num,
+                withscores,
+                score_cast_func,
+                version,
+            )
         )
 
+    @described
     def zrank(
         self,
         key: Any,
@@ -827,85 +984,116 @@ class DefaultClient:
         withscore: bool = False,
         version: int | None = None,
         client: Any = None,
-    ) -> Any:
+    ) -> Described[Any]:
         args: tuple[Any, ...] = (
             "ZRANK",
             self.make_key(key, version),
             self._native.encode_member(value),
         )
         if not withscore:
-            return self._run(False, args, REPLY_INT)
-        reply = self._run(False, (*args, "WITHSCORE"))
+            return (yield _command(False, args, REPLY_INT))
+        reply = yield _command(False, (*args, "WITHSCORE"))
         return None if reply is None else [reply[0], float(reply[1])]
 
+    @described
     def zrevrank(
         self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> int | None:
+    ) -> Described[int | None]:
         args = ("ZREVRANK", self.make_key(key, version), self._native.encode_member(value))
-        return self._run(False, args, REPLY_INT)
+        return (yield _command(False, args, REPLY_INT))
 
-    def zrem(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
+    @described
+    def zrem(
+        self, key: Any, *values: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
         members = [self._native.encode_member(v) for v in values]
-        return self._run(True, ("ZREM", self.make_key(key, version), *members), REPLY_INT)
+        return (yield _command(True, ("ZREM", self.make_key(key, version), *members), REPLY_INT))
 
+    @described
     def zremrangebyscore(
         self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> int:
+    ) -> Described[int]:
         args = ("ZREMRANGEBYSCORE", self.make_key(key, version), min, max)
-        return self._run(True, args, REPLY_INT)
+        return (yield _command(True, args, REPLY_INT))
 
+    @described
     def zscore(
         self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> float | None:
+    ) -> Described[float | None]:
         args = ("ZSCORE", self.make_key(key, version), self._native.encode_member(value))
-        return self._run(False, args, REPLY_FLOAT)
+        return (yield _command(False, args, REPLY_FLOAT))
 
     # ---- lists -------------------------------------------------------------------------------
 
-    def lpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(
-            True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+    @described
+    def lpush(
+        self, key: Any, *values: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
+        return (
+            yield _command(
+                True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+            )
         )
 
-    def rpush(self, key: Any, *values: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(
-            True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+    @described
+    def rpush(
+        self, key: Any, *values: Any, version: int | None = None, client: Any = None
+    ) -> Described[int]:
+        return (
+            yield _command(
+                True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
+            )
         )
 
-    def _pop(self, command: str, key: Any, count: int | None, version: int | None) -> Any:
+    def _pop(
+        self, command: str, key: Any, count: int | None, version: int | None
+    ) -> Described[Any]:
         if count is None:
-            return self._run(True, (command, self.make_key(key, version)), REPLY_VALUE)
-        popped = self._run(True, (command, self.make_key(key, version), count), REPLY_VALUES)
+            return (yield _command(True, (command, self.make_key(key, version)), REPLY_VALUE))
+        popped = yield _command(True, (command, self.make_key(key, version), count), REPLY_VALUES)
         return popped or None
 
+    @described
     def lpop(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
-        return self._pop("LPOP", key, count, version)
+    ) -> Described[Any]:
+        return (yield from self._pop("LPOP", key, count, version))
 
+    @described
     def rpop(
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Any:
-        return self._pop("RPOP", key, count, version)
+    ) -> Described[Any]:
+        return (yield from self._pop("RPOP", key, count, version))
 
+    @described
     def lrange(
         self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> list[Any]:
-        return self._run(False, ("LRANGE", self.make_key(key, version), start, end), REPLY_VALUES)
+    ) -> Described[list[Any]]:
+        return (
+            yield _command(False, ("LRANGE", self.make_key(key, version), start, end), REPLY_VALUES)
+        )
 
-    def llen(self, key: Any, version: int | None = None, client: Any = None) -> int:
-        return self._run(False, ("LLEN", self.make_key(key, version)), REPLY_INT)
+    @described
+    def llen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
+        return (yield _command(False, ("LLEN", self.make_key(key, version)), REPLY_INT))
 
+    @described
     def lrem(
         self, key: Any, count: int, value: Any, version: int | None = None, client: Any = None
-    ) -> int:
+    ) -> Described[int]:
         args = ("LREM", self.make_key(key, version), count, self._native.encode(value))
-        return self._run(True, args, REPLY_INT)
+        return (yield _command(True, args, REPLY_INT))
 
+    @described
     def ltrim(
         self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> bool:
-        return self._run(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL)
+    ) -> Described[bool]:
+        return (
+            yield _command(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL)
+        )
 
-    def lindex(self, key: Any, index: int, version: int | None = None, client: Any = None) -> Any:
-        return self._run(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE)
+    @described
+    def lindex(
+        self, key: Any, index: int, version: int | None = None, client: Any = None
+    ) -> Described[Any]:
+        return (yield _command(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE))
