@@ -152,3 +152,99 @@ def test_async_herd(make_cache: Callable[..., RedisCache]) -> None:
             await cache.aincr("k")
 
     run(scenario())
+
+
+def test_async_twins_of_the_extras(cache: RedisCache) -> None:
+    async def scenario() -> None:
+        await cache.aset("k", 1, timeout=100)
+        assert 90 < await cache.attl("k") <= 100
+        assert await cache.apersist("k") is True
+        assert await cache.attl("k") is None
+        assert await cache.aexpire("k", 50) is True
+        assert await cache.asadd("s", 1, 2, 3) == 3
+        assert await cache.asmembers("s") == {1, 2, 3}
+        assert {m async for m in cache.asscan_iter("s", count=1)} == {1, 2, 3}
+        assert await cache.asscan("s") == {1, 2, 3}
+        assert await cache.ahset("h", mapping={"a": 1, "b": [2]}) == 2
+        assert await cache.ahgetall("h") == {"a": 1, "b": [2]}
+        assert await cache.azadd("z", {"x": 1.0, "y": 2.0}) == 2
+        assert await cache.azrange("z", 0, -1, withscores=True) == [("x", 1.0), ("y", 2.0)]
+        assert await cache.azpopmax("z") == ("y", 2.0)
+        assert await cache.alpush("l", "a", "b") == 2
+        assert await cache.alrange("l", 0, -1) == ["b", "a"]
+        assert await cache.alpop("l", 5) == ["b", "a"]
+        for i in range(30):
+            await cache.aset(f"scan{i}", i)
+        assert sorted(await cache.akeys("scan*")) == sorted(f"scan{i}" for i in range(30))
+        assert sorted([k async for k in cache.aiter_keys("scan*", itersize=7)]) == sorted(
+            f"scan{i}" for i in range(30)
+        )
+        assert await cache.adelete_pattern("scan*") == 30
+
+    run(scenario())
+
+
+def test_every_sync_method_has_a_native_async_twin() -> None:
+    import inspect
+
+    from django_redis_rs.client import DefaultClient
+
+    sync = {
+        name
+        for name, member in inspect.getmembers(DefaultClient, inspect.isfunction)
+        if not name.startswith("_")
+        and not inspect.iscoroutinefunction(member)
+        and not inspect.isasyncgenfunction(member)
+    }
+    local = {"make_key", "make_pattern", "encode", "decode", "get_client", "close", "lock", "alock"}
+    # iterators have async-iterator twins
+    missing = {
+        name
+        for name in sync - local
+        if not inspect.iscoroutinefunction(getattr(DefaultClient, "a" + name, None))
+        and not inspect.isasyncgenfunction(getattr(DefaultClient, "a" + name, None))
+    }
+    # incr_version/decr_version/clear use Django's async defaults (built on the twins above)
+    assert missing == {"incr_version", "decr_version", "clear"}
+
+
+def test_ignore_exceptions_covers_the_async_api(dead_url: str) -> None:
+    from tests.test_pool import API_CALLS
+
+    cache = RedisCache(dead_url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
+    strict = RedisCache(dead_url, {})
+
+    async def scenario() -> int:
+        checked = 0
+        for name, args, neutral in API_CALLS:
+            twin = getattr(cache, "a" + name, None)
+            if twin is None or name in ("incr_version", "decr_version", "clear"):
+                continue
+            assert await twin(*args) == neutral, name
+            with pytest.raises(ConnectionInterrupted):
+                await getattr(strict, "a" + name)(*args)
+            checked += 1
+        assert [k async for k in cache.aiter_keys("*")] == []
+        return checked
+
+    assert run(scenario()) >= 60
+
+
+def test_async_lock(cache: RedisCache) -> None:
+    from django_redis_rs.exceptions import LockError
+
+    async def scenario() -> None:
+        async with cache.alock("job", timeout=5) as lock:
+            assert await lock.alocked() and await lock.aowned()
+            other = cache.alock("job", timeout=5, blocking=False)
+            assert await other.aacquire() is False
+            assert await lock.aextend(5) is True
+        assert await cache.alock("job").alocked() is False
+        held = cache.alock("job", timeout=5)
+        assert await held.aacquire()
+        with pytest.raises(LockError):
+            async with cache.alock("job", blocking_timeout=0.1, sleep=0.02):
+                pass
+        await held.arelease()
+
+    run(scenario())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -77,6 +77,21 @@ def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
     method.__doc__ = f"The native async twin of ``{name[1:]}``."
+    return method
+
+
+def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
+    """`_forward_iterator` for async iterators."""
+
+    async def method(self: RedisCache, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in getattr(self._client, name)(*args, **kwargs):
+                yield item
+        except ConnectionInterrupted:
+            self._handle_failure()
+
+    method.__name__ = name
+    method.__qualname__ = f"RedisCache.{name}"
     return method
 
 
@@ -167,6 +182,15 @@ class RedisCache(BaseCache):
             self._handle_failure()
             return False
 
+    async def adelete_pattern(self, *args: Any, **kwargs: Any) -> int:
+        kwargs.setdefault("itersize", self._default_scan_itersize)
+        try:
+            result: int = await self._client.adelete_pattern(*args, **kwargs)
+            return result
+        except ConnectionInterrupted:
+            self._handle_failure()
+            return 0
+
     async def aclear(self) -> None:
         # FLUSHDB on every primary: rare, so the sync call runs in a thread.
         from asgiref.sync import sync_to_async
@@ -198,8 +222,10 @@ class RedisCache(BaseCache):
     pexpire = _forward("pexpire", False)
     pexpire_at = _forward("pexpire_at", False)
     lock = _forward("lock")
+    alock = _forward("alock")
     keys = _forward("keys", EMPTY_LIST)
     iter_keys = _forward_iterator("iter_keys")
+    aiter_keys = _aforward_iterator("aiter_keys")
     sadd = _forward("sadd", 0)
     scard = _forward("scard", 0)
     sdiff = _forward("sdiff", EMPTY_SET)
@@ -215,6 +241,7 @@ class RedisCache(BaseCache):
     srem = _forward("srem", 0)
     sscan = _forward("sscan", EMPTY_SET)
     sscan_iter = _forward_iterator("sscan_iter")
+    asscan_iter = _aforward_iterator("asscan_iter")
     sunion = _forward("sunion", EMPTY_SET)
     sunionstore = _forward("sunionstore", 0)
     hset = _forward("hset", 0)

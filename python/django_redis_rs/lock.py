@@ -180,3 +180,82 @@ class ForgivingLock(Lock):
     release = _forgiving("release", None)
     extend = _forgiving("extend", False)
     reacquire = _forgiving("reacquire", False)
+
+
+class AsyncLock(Lock):
+    """The lock for async code: ``async with cache.alock("name", timeout=10): ...``, and
+    ``await lock.aacquire()`` / ``arelease()`` / ``aextend()`` / ``alocked()`` / ``aowned()``.
+    The token is kept per lock object (asyncio tasks share a thread)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["thread_local"] = False
+        super().__init__(*args, **kwargs)
+
+    async def __aenter__(self) -> AsyncLock:
+        if await self.aacquire():
+            return self
+        raise LockError("Unable to acquire lock within the time specified")
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.arelease()
+
+    async def aacquire(
+        self,
+        sleep: float | None = None,
+        blocking: bool | None = None,
+        blocking_timeout: float | None = None,
+        token: str | bytes | None = None,
+    ) -> bool:
+        import asyncio
+
+        sleep = self.sleep if sleep is None else sleep
+        blocking = self.blocking if blocking is None else blocking
+        blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
+        token_bytes = (
+            uuid.uuid4().hex.encode()
+            if token is None
+            else (token.encode() if isinstance(token, str) else token)
+        )
+        args: tuple[Any, ...] = ("SET", self.name, token_bytes, "NX")
+        if self.timeout is not None:
+            args += ("PX", self._ttl_ms(self.timeout))
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        while True:
+            if await self._client.aexecute(True, args, REPLY_BOOL):
+                self._local.token = token_bytes
+                return True
+            if not blocking or (deadline is not None and time.monotonic() + sleep > deadline):
+                return False
+            await asyncio.sleep(sleep)
+
+    async def arelease(self) -> None:
+        token = self.token
+        if token is None:
+            raise LockError("Cannot release an unlocked lock")
+        self._local.token = None
+        args = ("EVAL", _RELEASE, 1, self.name, token)
+        if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
+            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+
+    async def aextend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        if self.token is None or self.timeout is None:
+            raise LockError("Cannot extend an unlocked lock or a lock with no timeout")
+        args = (
+            "EVAL",
+            _EXTEND,
+            1,
+            self.name,
+            self.token,
+            self._ttl_ms(additional_time),
+            "1" if replace_ttl else "0",
+        )
+        if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
+            raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
+        return True
+
+    async def alocked(self) -> bool:
+        return bool(await self._client.aexecute(False, ("EXISTS", self.name), REPLY_INT))
+
+    async def aowned(self) -> bool:
+        stored = await self._client.aexecute(False, ("GET", self.name), REPLY_RAW)
+        return self.token is not None and stored == self.token

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
 
@@ -31,7 +32,7 @@ from django_redis_rs._native import (
     REPLY_VALUES,
 )
 from django_redis_rs.exceptions import ConfigError, ResponseError
-from django_redis_rs.lock import ForgivingLock, Lock
+from django_redis_rs.lock import AsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
     client_options,
     locations,
@@ -535,6 +536,27 @@ class DefaultClient:
             thread_local=thread_local,
         )
 
+    def alock(
+        self,
+        key: Any,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        client: Any = None,
+        thread_local: bool = True,
+    ) -> AsyncLock:
+        """``lock`` for async code (``async with cache.alock(...)``)."""
+        return AsyncLock(
+            self._native,
+            self.make_key(key, version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+        )
+
     # ---- key search --------------------------------------------------------------------------
 
     def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
@@ -568,6 +590,40 @@ class DefaultClient:
         itersize: int | None = None,
     ) -> int:
         return self._native.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
+
+    async def akeys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
+        """KEYS on every primary runs in a thread: it is an administrative command."""
+        return await sync_to_async(self.keys)(search, version)
+
+    async def adelete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        client: Any = None,
+        itersize: int | None = None,
+    ) -> int:
+        """SCAN + UNLINK over every primary, in a thread (it is long and native already)."""
+        return await sync_to_async(self.delete_pattern)(pattern, version, prefix, None, itersize)
+
+    async def aiter_keys(
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Any = None,
+        version: int | None = None,
+    ) -> AsyncIterator[str]:
+        """``iter_keys`` as an async iterator: one SCAN page per step, each in a thread."""
+        pattern = self.make_pattern(search, version)
+        reverse, scan = self.reverse_key, sync_to_async(self._native.scan)
+        for node in range(self._native.node_count):
+            cursor = 0
+            while True:
+                cursor, keys = await scan(cursor, pattern, itersize, node)
+                for k in keys:
+                    yield reverse(k)
+                if cursor == 0:
+                    break
 
     # ---- sets --------------------------------------------------------------------------------
 
@@ -729,6 +785,41 @@ class DefaultClient:
                 yield self._native.decode(member)
             if cursor == b"0":
                 return
+
+    async def asscan_iter(
+        self,
+        key: Any,
+        match: Any = None,
+        count: int | None = 10,
+        version: int | None = None,
+        client: Any = None,
+    ) -> AsyncIterator[Any]:
+        """``sscan_iter`` as an async iterator (native SSCAN per page)."""
+        if match is not None and self._compressed:
+            raise ValueError("Using match with compression is not supported.")
+        made = self.make_key(key, version)
+        extra: tuple[Any, ...] = ()
+        if match is not None:
+            extra += ("MATCH", self._native.encode(match))
+        if count is not None:
+            extra += ("COUNT", count)
+        cursor = b"0"
+        while True:
+            cursor, members = await self._native.aexecute(False, ("SSCAN", made, cursor, *extra))
+            for member in members:
+                yield self._native.decode(member)
+            if cursor == b"0":
+                return
+
+    async def asscan(
+        self,
+        key: Any,
+        match: Any = None,
+        count: int | None = 10,
+        version: int | None = None,
+        client: Any = None,
+    ) -> Set[Any]:
+        return {member async for member in self.asscan_iter(key, match, count, version)}
 
     def sscan(
         self,
