@@ -70,15 +70,19 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        data = self.encode(self._get_session(no_load=must_create))  # type: ignore[attr-defined]
-        age = self.get_expiry_age()
-        # An expiry already past still goes through SET (for its NX/XX answer), with a
-        # deadline in the past (PXAT 1): Redis drops the key at once.
-        expiry = ("EX", age) if age > 0 else ("PXAT", 1)
-        condition = "NX" if must_create else "XX"
-        args = ("SET", self._key(self.session_key), data, *expiry, condition)
+        session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        args = self._write(session, self.get_expiry_age(), must_create)
         if not self._native.execute(True, args, REPLY_BOOL):
             raise CreateError if must_create else UpdateError
+
+    def _write(self, session: dict[str, Any], age: int, must_create: bool) -> tuple[Any, ...]:
+        """The SET that stores the session: NX to create, XX to update. An expiry already past
+        still goes through SET (for its NX/XX answer), with a deadline in the past (PXAT 1):
+        Redis drops the key at once."""
+        expiry = ("EX", age) if age > 0 else ("PXAT", 1)
+        condition = "NX" if must_create else "XX"
+        assert self.session_key is not None
+        return ("SET", self._key(self.session_key), self.encode(session), *expiry, condition)
 
     def exists(self, session_key: str | None) -> bool:
         if not session_key:
@@ -94,4 +98,53 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
+        """Redis expires sessions itself."""
+
+    # ---- native async twins (Django's defaults would run the sync methods in a thread) ----
+
+    async def aload(self) -> dict[str, Any]:
+        data = None
+        if self.session_key:
+            key = self._key(self.session_key)
+            data = await self._native.aexecute(False, ("GET", key), REPLY_RAW)
+        if data is None:
+            self._session_key = None
+            return {}
+        session: dict[str, Any] = self.decode(data.decode())
+        return session
+
+    async def acreate(self) -> None:
+        for _ in range(100):
+            self._session_key = await self._aget_new_session_key()  # type: ignore[attr-defined]
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key.")
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return await self.acreate()
+        session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
+        args = self._write(session, await self.aget_expiry_age(), must_create)
+        if not await self._native.aexecute(True, args, REPLY_BOOL):
+            raise CreateError if must_create else UpdateError
+
+    async def aexists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        key = self._key(session_key)
+        return bool(await self._native.aexecute(False, ("EXISTS", key), REPLY_INT))
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        await self._native.aexecute(True, ("DEL", self._key(session_key)), REPLY_INT)
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
         """Redis expires sessions itself."""
