@@ -36,6 +36,7 @@ rust-test:
 py-test: build
 	$(PY) benches/codecs.py --quick
 	$(PY) benches/core.py --quick
+	$(PY) benches/async.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
@@ -43,6 +44,7 @@ test: lint typecheck rust-test py-test
 bench: build
 	taskset -c 1 $(PY) benches/core.py || $(PY) benches/core.py
 	$(PY) benches/codecs.py
+	$(PY) benches/async.py
 
 clean:
 	rm -rf $(VENV) target dist
