@@ -24,6 +24,18 @@ def free_port() -> int:
         return port
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (held open together while they are chosen)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def server_binary(kind: str) -> str | None:
     if kind == "redis":
         return shutil.which("redis-server")
@@ -147,11 +159,13 @@ CLUSTER_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 def start_cluster(kind: str, binary: str) -> list[Server]:
     """Three primaries splitting the 16384 slots, joined with CLUSTER MEET (no redis-cli)."""
     # The bus port defaults to port + 10000, which a high free port overflows: choose it.
-    bus_ports = [free_port() for _ in CLUSTER_RANGES]
+    ports = free_ports(2 * len(CLUSTER_RANGES))
+    bus_ports, node_ports = ports[: len(CLUSTER_RANGES)], ports[len(CLUSTER_RANGES) :]
     nodes = [
         Server(
             kind,
             binary,
+            port=port,
             extra=[
                 "--cluster-enabled",
                 "yes",
@@ -161,7 +175,7 @@ def start_cluster(kind: str, binary: str) -> list[Server]:
                 str(bus),
             ],
         ).start()
-        for bus in bus_ports
+        for bus, port in zip(bus_ports, node_ports, strict=True)
     ]
     try:
         for srv, (start, end) in zip(nodes, CLUSTER_RANGES, strict=True):
