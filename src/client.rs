@@ -509,12 +509,7 @@ fn int_of(value: &Value) -> i64 {
     }
 }
 
-fn scan_page(
-    pool: &RedisPool,
-    cursor: &[u8],
-    pattern: &[u8],
-    count: i64,
-) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+fn scan_command(cursor: &[u8], pattern: &[u8], count: i64) -> Packed {
     let mut packed = Packed::new();
     packed
         .start(6)
@@ -524,7 +519,12 @@ fn scan_page(
         .arg(pattern)
         .arg(b"COUNT")
         .int_arg(count);
-    match run_one(pool, &packed)? {
+    packed
+}
+
+/// A SCAN reply: (next cursor, keys).
+fn scan_reply(reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    match reply {
         Value::Array(mut parts) if parts.len() == 2 => {
             let keys = match parts.pop() {
                 Some(Value::Array(keys)) => keys
@@ -543,9 +543,45 @@ fn scan_page(
             Ok((next, keys))
         }
         other => Err(Error::new(
-            crate::errors::ErrorKind::Response,
+            ErrorKind::Response,
             format!("unexpected SCAN reply {other:?}"),
         )),
+    }
+}
+
+fn scan_page(
+    pool: &RedisPool,
+    cursor: &[u8],
+    pattern: &[u8],
+    count: i64,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    scan_reply(run_one(pool, &scan_command(cursor, pattern, count))?)
+}
+
+/// One UNLINK per batch the topology allows (per slot in a cluster) for keys of one node.
+fn unlink_command(topology: &Topology, keys: &[Vec<u8>]) -> Result<Packed> {
+    let mut packed = Packed::new();
+    for (_, batches) in topology.group(keys, true)? {
+        for batch in batches {
+            packed.start(batch.len() + 1).arg(b"UNLINK");
+            batch.iter().for_each(|&i| {
+                packed.arg(&keys[i]);
+            });
+        }
+    }
+    Ok(packed)
+}
+
+fn keys_of(reply: Value) -> Vec<String> {
+    match reply {
+        Value::Array(keys) => keys
+            .into_iter()
+            .filter_map(|k| match k {
+                Value::BulkString(k) => Some(String::from_utf8_lossy(&k).into_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -862,15 +898,8 @@ impl Client {
                 let mut cursor = b"0".to_vec();
                 loop {
                     let (next, keys) = scan_page(pool, &cursor, &pattern, count)?;
-                    // One UNLINK per batch the topology allows (per slot in a cluster).
-                    for (_, batches) in self.topology.group(&keys, true)? {
-                        let mut packed = Packed::new();
-                        for batch in batches {
-                            packed.start(batch.len() + 1).arg(b"UNLINK");
-                            batch.iter().for_each(|&i| {
-                                packed.arg(&keys[i]);
-                            });
-                        }
+                    if !keys.is_empty() {
+                        let packed = unlink_command(&self.topology, &keys)?;
                         deleted += run_all(pool, &packed)?.iter().map(int_of).sum::<i64>() as u64;
                     }
                     if next == b"0" {
@@ -933,15 +962,7 @@ impl Client {
         let mut all = Vec::new();
         for pool in self.primaries(py)? {
             let packed = Packed::command(&[b"KEYS", &pattern]);
-            let reply = py.detach(|| run_one(&pool, &packed))?;
-            for key in match reply {
-                Value::Array(keys) => keys,
-                _ => Vec::new(),
-            } {
-                if let Value::BulkString(k) = key {
-                    all.push(String::from_utf8_lossy(&k).into_owned());
-                }
-            }
+            all.extend(keys_of(py.detach(|| run_one(&pool, &packed))?));
         }
         Ok(all)
     }
@@ -1103,6 +1124,116 @@ impl Client {
         ignore_key_check: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.arun_key(py, incr_command(&cache_key(key)?, delta, ignore_key_check))
+    }
+
+    /// `clear`, as an awaitable: FLUSHDB on every primary.
+    fn aclear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+                arun_all(&pool, &Packed::command(&[b"FLUSHDB"])).await?;
+            }
+            Ok(())
+        };
+        awaitable(py, work, |py, ()| Ok(py.None()))
+    }
+
+    /// `keys`, as an awaitable: KEYS on every primary.
+    fn akeys<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (shared, packed) = (
+            Arc::clone(&self.shared),
+            Packed::command(&[b"KEYS", &arg(pattern)?]),
+        );
+        let work = async move {
+            let mut all = Vec::new();
+            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+                let replies = arun_all(&pool, &packed).await?;
+                all.extend(replies.into_iter().flat_map(keys_of));
+            }
+            Ok(all)
+        };
+        awaitable(py, work, |py, keys| keys.into_py_any(py))
+    }
+
+    /// `scan`, as an awaitable: one SCAN page on primary `node`.
+    #[pyo3(signature = (cursor, pattern, count=None, node=0))]
+    fn ascan<'py>(
+        &self,
+        py: Python<'py>,
+        cursor: u64,
+        pattern: &Bound<'py, PyAny>,
+        count: Option<i64>,
+        node: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let shared = Arc::clone(&self.shared);
+        let packed = scan_command(
+            cursor.to_string().as_bytes(),
+            &arg(pattern)?,
+            count.unwrap_or(10).max(1),
+        );
+        let work = async move {
+            let primaries = tokio::task::block_in_place(|| shared.topology.primaries())?;
+            let pool = primaries
+                .get(node)
+                .ok_or_else(|| Error::new(ErrorKind::Response, "no such node"))?;
+            let reply = arun_all(pool, &packed).await?.pop().unwrap_or(Value::Nil);
+            let (next, keys) = scan_reply(reply)?;
+            let next: u64 = std::str::from_utf8(&next)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Ok((
+                next,
+                keys.iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        awaitable(py, work, |py, page| page.into_py_any(py))
+    }
+
+    /// `delete_pattern`, as an awaitable: SCAN + UNLINK per page on every primary.
+    #[pyo3(signature = (pattern, itersize=None))]
+    fn adelete_pattern<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: &Bound<'py, PyAny>,
+        itersize: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
+        let count = itersize.unwrap_or(1000).max(1);
+        let work = async move {
+            let mut deleted = 0u64;
+            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+                let mut cursor = b"0".to_vec();
+                loop {
+                    let reply = arun_all(&pool, &scan_command(&cursor, &pattern, count))
+                        .await?
+                        .pop();
+                    let (next, keys) = scan_reply(reply.unwrap_or(Value::Nil))?;
+                    if !keys.is_empty() {
+                        let packed = tokio::task::block_in_place(|| {
+                            unlink_command(&shared.topology, &keys)
+                        })?;
+                        deleted += arun_all(&pool, &packed)
+                            .await?
+                            .iter()
+                            .map(int_of)
+                            .sum::<i64>() as u64;
+                    }
+                    if next == b"0" {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(deleted)
+        };
+        awaitable(py, work, |py, deleted| deleted.into_py_any(py))
     }
 
     /// `get_many`, as an awaitable: one request per node, all nodes at once.

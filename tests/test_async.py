@@ -204,8 +204,8 @@ def test_every_sync_method_has_a_native_async_twin() -> None:
         if not inspect.iscoroutinefunction(getattr(DefaultClient, "a" + name, None))
         and not inspect.isasyncgenfunction(getattr(DefaultClient, "a" + name, None))
     }
-    # incr_version/decr_version/clear use Django's async defaults (built on the twins above)
-    assert missing == {"incr_version", "decr_version", "clear"}
+    # incr_version/decr_version use Django's async defaults (built on the twins above)
+    assert missing == {"incr_version", "decr_version"}
 
 
 def test_ignore_exceptions_covers_the_async_api(dead_url: str) -> None:
@@ -218,7 +218,7 @@ def test_ignore_exceptions_covers_the_async_api(dead_url: str) -> None:
         checked = 0
         for name, args, neutral in API_CALLS:
             twin = getattr(cache, "a" + name, None)
-            if twin is None or name in ("incr_version", "decr_version", "clear"):
+            if twin is None or name in ("incr_version", "decr_version"):
                 continue
             assert await twin(*args) == neutral, name
             with pytest.raises(ConnectionInterrupted):

@@ -191,12 +191,6 @@ class RedisCache(BaseCache):
             self._handle_failure()
             return 0
 
-    async def aclear(self) -> None:
-        # FLUSHDB on every primary: rare, so the sync call runs in a thread.
-        from asgiref.sync import sync_to_async
-
-        await sync_to_async(self.clear)()
-
     async def aclose(self, **kwargs: Any) -> None:
         self.close(**kwargs)
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
 
@@ -592,8 +591,9 @@ class DefaultClient:
         return self._native.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
 
     async def akeys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
-        """KEYS on every primary runs in a thread: it is an administrative command."""
-        return await sync_to_async(self.keys)(search, version)
+        reverse = self.reverse_key
+        keys = await self._native.akeys(self.make_pattern(search, version))
+        return [reverse(k) for k in keys]
 
     async def adelete_pattern(
         self,
@@ -603,8 +603,9 @@ class DefaultClient:
         client: Any = None,
         itersize: int | None = None,
     ) -> int:
-        """SCAN + UNLINK over every primary, in a thread (it is long and native already)."""
-        return await sync_to_async(self.delete_pattern)(pattern, version, prefix, None, itersize)
+        made = self.make_pattern(pattern, version, prefix)
+        deleted: int = await self._native.adelete_pattern(made, itersize)
+        return deleted
 
     async def aiter_keys(
         self,
@@ -613,17 +614,20 @@ class DefaultClient:
         client: Any = None,
         version: int | None = None,
     ) -> AsyncIterator[str]:
-        """``iter_keys`` as an async iterator: one SCAN page per step, each in a thread."""
+        """``iter_keys`` as an async iterator, one SCAN page per step."""
         pattern = self.make_pattern(search, version)
-        reverse, scan = self.reverse_key, sync_to_async(self._native.scan)
+        reverse = self.reverse_key
         for node in range(self._native.node_count):
             cursor = 0
             while True:
-                cursor, keys = await scan(cursor, pattern, itersize, node)
+                cursor, keys = await self._native.ascan(cursor, pattern, itersize, node)
                 for k in keys:
                     yield reverse(k)
                 if cursor == 0:
                     break
+
+    async def aclear(self, client: Any = None) -> None:
+        await self._native.aclear()
 
     # ---- sets --------------------------------------------------------------------------------
 
