@@ -441,6 +441,31 @@ class DefaultClient:
     ) -> int:
         return await self.aincr(key, -delta, version)
 
+    async def aincr_version(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        """``incr_version``'s async twin: the same atomic RENAME, or a copy between shards."""
+        if version is None:
+            version = self._backend.version
+        old, new = self.make_key(key, version), self.make_key(key, version + delta)
+        if self._native.same_node([old, new]):
+            args = ("EVAL", _RENAME_IF_EXISTS, 2, old, new)
+            if not await self._native.aexecute(True, args, REPLY_BOOL, [old, new]):
+                raise ValueError(f"Key '{key}' not found")
+            return version + delta
+        value = await self._native.aget(old, _MISSING)
+        if value is _MISSING:
+            raise ValueError(f"Key '{key}' not found")
+        ttl_ms: int = await self._native.aexecute(False, ("PTTL", old), REPLY_INT)
+        await self._native.aset(new, value, None if ttl_ms < 0 else max(ttl_ms, 1))
+        await self._native.adelete(old)
+        return version + delta
+
+    async def adecr_version(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        return await self.aincr_version(key, -delta, version)
+
     async def aexecute(
         self, write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW, keys: Any = None
     ) -> Any:
