@@ -407,26 +407,50 @@ impl Client {
         }
     }
 
-    /// The requests of a multi-key call, one per node (see `per_node`), ready to send.
-    #[allow(clippy::type_complexity)]
-    fn requests_per_node<K: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-        write: bool,
-        mut build: impl FnMut(&[Vec<usize>]) -> PyResult<Packed>,
-    ) -> PyResult<Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>> {
-        let mut requests = Vec::new();
-        for (pool, batches) in self.topology.group(keys, write)? {
-            let packed = build(&batches)?;
-            requests.push((pool, batches, packed));
-        }
-        Ok(requests)
-    }
-
     /// The nodes that own keys, found with the GIL released.
     fn primaries(&self, py: Python<'_>) -> Result<Vec<Arc<RedisPool>>> {
         py.detach(|| self.topology.primaries())
     }
+}
+
+impl Shared {
+    /// The async twin of `Client::per_node`: group `keys` by node, `build` each node's request
+    /// (from owned data, so it can be built again), send all at once, and run once more when
+    /// the topology changed under the call (`MOVED`, a failover).
+    async fn aper_node(
+        &self,
+        keys: &[Vec<u8>],
+        write: bool,
+        build: impl Fn(&[Vec<usize>]) -> Packed,
+    ) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
+        let mut retried = false;
+        loop {
+            let groups = tokio::task::block_in_place(|| self.topology.group(keys, write))?;
+            let requests = groups
+                .into_iter()
+                .map(|(pool, batches)| {
+                    let packed = build(&batches);
+                    (pool, batches, packed)
+                })
+                .collect();
+            match fan_out(requests).await {
+                Ok(results) => return Ok(results),
+                Err(err) if !retried && self.topology.failed(&err) => retried = true,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+fn mget_request<K: AsRef<[u8]>>(batches: &[Vec<usize>], keys: &[K]) -> Packed {
+    let mut packed = Packed::new();
+    for batch in batches {
+        packed.start(batch.len() + 1).arg(b"MGET");
+        batch.iter().for_each(|&i| {
+            packed.arg(keys[i].as_ref());
+        });
+    }
+    packed
 }
 
 /// Send each node its request at once (a task per node) and collect every node's replies.
@@ -452,10 +476,10 @@ async fn fan_out(
 
 /// `set_many`'s request to one node: MSET per batch, or one SET PX per key, or (an expiry
 /// already past) DEL — the values still had to be serializable, as with SET.
-fn set_many_request<K: AsRef<[u8]>>(
+fn set_many_request<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     batches: &[Vec<usize>],
     made: &[K],
-    encoded: &[Encoded<'_>],
+    encoded: &[V],
     timeout_ms: Option<i64>,
 ) -> Packed {
     let mut packed = Packed::new();
@@ -464,7 +488,7 @@ fn set_many_request<K: AsRef<[u8]>>(
             None => {
                 packed.start(1 + 2 * members.len()).arg(b"MSET");
                 for &i in members {
-                    packed.arg(made[i].as_ref()).arg(encoded[i].as_bytes());
+                    packed.arg(made[i].as_ref()).arg(encoded[i].as_ref());
                 }
             }
             Some(ms) if ms <= 0 => {
@@ -479,7 +503,7 @@ fn set_many_request<K: AsRef<[u8]>>(
                         .start(5)
                         .arg(b"SET")
                         .arg(made[i].as_ref())
-                        .arg(encoded[i].as_bytes())
+                        .arg(encoded[i].as_ref())
                         .arg(b"PX")
                         .int_arg(ms);
                 }
@@ -1246,19 +1270,16 @@ impl Client {
             .iter()
             .map(|(key, original)| Ok((original.unbind(), cache_key(&key)?.into_owned())))
             .collect::<PyResult<_>>()?;
-        let made: Vec<&[u8]> = pairs.iter().map(|(_, k)| k.as_slice()).collect();
-        let requests = self.requests_per_node(&made, false, |batches| {
-            let mut packed = Packed::new();
-            for batch in batches {
-                packed.start(batch.len() + 1).arg(b"MGET");
-                batch.iter().for_each(|&i| {
-                    packed.arg(made[i]);
-                });
-            }
-            Ok(packed)
-        })?;
+        let (originals, keys): (Vec<Py<PyAny>>, Vec<Vec<u8>>) = pairs.into_iter().unzip();
+        let keys = Arc::new(keys);
+        let (shared, sent) = (Arc::clone(&self.shared), Arc::clone(&keys));
+        let work = async move {
+            shared
+                .aper_node(&sent, false, |batches| mget_request(batches, &sent))
+                .await
+        };
         let decoder = Arc::clone(&self.shared);
-        awaitable(py, fan_out(requests), move |py, results| {
+        awaitable(py, work, move |py, results| {
             let found = PyDict::new(py);
             for (batches, replies) in results {
                 for (batch, reply) in batches.into_iter().zip(replies) {
@@ -1267,10 +1288,8 @@ impl Client {
                     };
                     for (i, value) in batch.into_iter().zip(values) {
                         if let Value::BulkString(data) = value {
-                            found.set_item(
-                                pairs[i].0.bind(py),
-                                decoder.codec.decode(py, &data, &pairs[i].1)?,
-                            )?;
+                            let value = decoder.codec.decode(py, &data, &keys[i])?;
+                            found.set_item(originals[i].bind(py), value)?;
                         }
                     }
                 }
@@ -1292,14 +1311,19 @@ impl Client {
             .iter()
             .map(|(key, _)| cache_key(key))
             .collect::<PyResult<_>>()?;
-        let encoded: Vec<Encoded<'_>> = pairs
+        // Owned copies: the request may have to be built again after a topology change.
+        let keys: Vec<Vec<u8>> = made.iter().map(|k| k.to_vec()).collect();
+        let values: Vec<Vec<u8>> = pairs
             .iter()
-            .map(|(_, value)| self.codec.encode(value))
+            .map(|(_, value)| Ok(self.codec.encode(value)?.as_bytes().to_vec()))
             .collect::<PyResult<_>>()?;
-        let requests = self.requests_per_node(&made, true, |batches| {
-            Ok(set_many_request(batches, &made, &encoded, timeout_ms))
-        })?;
-        awaitable(py, fan_out(requests), |py, _| Ok(py.None()))
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            let build =
+                |batches: &[Vec<usize>]| set_many_request(batches, &keys, &values, timeout_ms);
+            shared.aper_node(&keys, true, build).await
+        };
+        awaitable(py, work, |py, _| Ok(py.None()))
     }
 
     /// `delete_many`, as an awaitable: the number of keys deleted.
@@ -1309,10 +1333,17 @@ impl Client {
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
-        let made: Vec<Cow<'_, [u8]>> = keys.iter().map(cache_key).collect::<PyResult<_>>()?;
-        let requests =
-            self.requests_per_node(&made, true, |batches| Ok(delete_request(batches, &made)))?;
-        awaitable(py, fan_out(requests), |py, results| {
+        let keys: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| Ok(cache_key(k)?.into_owned()))
+            .collect::<PyResult<_>>()?;
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            shared
+                .aper_node(&keys, true, |batches| delete_request(batches, &keys))
+                .await
+        };
+        awaitable(py, work, |py, results| {
             let deleted: i64 = results
                 .iter()
                 .flat_map(|(_, values)| values)

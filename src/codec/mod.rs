@@ -76,6 +76,12 @@ pub enum Encoded<'py> {
     Owned(Vec<u8>),
 }
 
+impl AsRef<[u8]> for Encoded<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl Encoded<'_> {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
