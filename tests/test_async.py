@@ -138,6 +138,7 @@ def test_async_errors_and_ignore_exceptions(dead_url: str) -> None:
         assert await lenient.aget_many(["k"]) == {}
         assert await lenient.adelete("k") is False
         assert await lenient.aincr("k") is None
+        assert await lenient.alock("L", blocking=False).aacquire() is False
 
     started = time.monotonic()
     run(scenario())

@@ -259,3 +259,27 @@ class AsyncLock(Lock):
     async def aowned(self) -> bool:
         stored = await self._client.aexecute(False, ("GET", self.name), REPLY_RAW)
         return self.token is not None and stored == self.token
+
+
+def _aforgiving(name: str, neutral: Any) -> Any:
+    """AsyncLock.<name>, answering ``neutral`` when Redis cannot be reached."""
+    strict = getattr(AsyncLock, name)
+
+    async def method(self: AsyncLock, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await strict(self, *args, **kwargs)
+        except ConnectionInterrupted:
+            return neutral
+
+    method.__name__ = name
+    return method
+
+
+class ForgivingAsyncLock(AsyncLock):
+    """`ForgivingLock` for async code (``cache.alock`` under IGNORE_EXCEPTIONS)."""
+
+    aacquire = _aforgiving("aacquire", False)
+    alocked = _aforgiving("alocked", False)
+    aowned = _aforgiving("aowned", False)
+    arelease = _aforgiving("arelease", None)
+    aextend = _aforgiving("aextend", False)

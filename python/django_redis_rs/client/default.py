@@ -31,7 +31,7 @@ from django_redis_rs._native import (
     REPLY_VALUES,
 )
 from django_redis_rs.exceptions import ConfigError, ResponseError
-from django_redis_rs.lock import AsyncLock, ForgivingLock, Lock
+from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
     client_options,
     locations,
@@ -140,6 +140,7 @@ class DefaultClient:
         self._compressed = options.native_kwargs["compressor"] != ("identity",)
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
+        self._async_lock_class = ForgivingAsyncLock if ignoring else AsyncLock
         try:
             self._native = _native.Client(self._server, **options.native_kwargs, **layout)
         except ConfigError as e:
@@ -572,7 +573,7 @@ class DefaultClient:
         thread_local: bool = True,
     ) -> AsyncLock:
         """``lock`` for async code (``async with cache.alock(...)``)."""
-        return AsyncLock(
+        return self._async_lock_class(
             self._native,
             self.make_key(key, version),
             timeout=timeout,
