@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
@@ -31,6 +32,21 @@ _REACQUIRE = (
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
     "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1"
 )
+
+
+@dataclass
+class _Attempt:
+    args: tuple[Any, ...]
+    token: bytes
+    sleep: float
+    blocking: bool
+    deadline: float | None
+
+    def may_wait(self) -> bool:
+        """Whether another try fits before the deadline."""
+        if not self.blocking:
+            return False
+        return self.deadline is None or time.monotonic() + self.sleep <= self.deadline
 
 
 class Lock:
@@ -85,6 +101,23 @@ class Lock:
         token: str | bytes | None = None,
     ) -> bool:
         """Take the lock; wait (sleeping ``sleep`` between tries) up to ``blocking_timeout``."""
+        attempt = self._attempt(sleep, blocking, blocking_timeout, token)
+        while True:
+            if self._client.execute(True, attempt.args, REPLY_BOOL):
+                self._local.token = attempt.token
+                return True
+            if not attempt.may_wait():
+                return False
+            time.sleep(attempt.sleep)
+
+    def _attempt(
+        self,
+        sleep: float | None,
+        blocking: bool | None,
+        blocking_timeout: float | None,
+        token: str | bytes | None,
+    ) -> _Attempt:
+        """What acquiring sends (SET NX with the lock's expiry) and how long it may wait."""
         sleep = self.sleep if sleep is None else sleep
         blocking = self.blocking if blocking is None else blocking
         blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
@@ -97,13 +130,7 @@ class Lock:
         if self.timeout is not None:
             args += ("PX", self._ttl_ms(self.timeout))
         deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
-        while True:
-            if self._client.execute(True, args, REPLY_BOOL):
-                self._local.token = token_bytes
-                return True
-            if not blocking or (deadline is not None and time.monotonic() + sleep > deadline):
-                return False
-            time.sleep(sleep)
+        return _Attempt(args, token_bytes, sleep, blocking, deadline)
 
     def locked(self) -> bool:
         """Whether anyone holds the lock."""
@@ -208,25 +235,14 @@ class AsyncLock(Lock):
     ) -> bool:
         import asyncio
 
-        sleep = self.sleep if sleep is None else sleep
-        blocking = self.blocking if blocking is None else blocking
-        blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
-        token_bytes = (
-            uuid.uuid4().hex.encode()
-            if token is None
-            else (token.encode() if isinstance(token, str) else token)
-        )
-        args: tuple[Any, ...] = ("SET", self.name, token_bytes, "NX")
-        if self.timeout is not None:
-            args += ("PX", self._ttl_ms(self.timeout))
-        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        attempt = self._attempt(sleep, blocking, blocking_timeout, token)
         while True:
-            if await self._client.aexecute(True, args, REPLY_BOOL):
-                self._local.token = token_bytes
+            if await self._client.aexecute(True, attempt.args, REPLY_BOOL):
+                self._local.token = attempt.token
                 return True
-            if not blocking or (deadline is not None and time.monotonic() + sleep > deadline):
+            if not attempt.may_wait():
                 return False
-            await asyncio.sleep(sleep)
+            await asyncio.sleep(attempt.sleep)
 
     async def arelease(self) -> None:
         token = self.token

@@ -56,10 +56,23 @@ class HerdClient(DefaultClient):
             return unpacked, _is_expired(now - soft_expiry, self._herd_timeout)
         return unpacked, False
 
-    def _packed_timeout(self, timeout: Any) -> Any:
+    def _herded(self, values: dict[Any, Any], timeout: Any) -> tuple[dict[Any, Any], Any]:
+        """What set and set_many store, and for how long: values packed with their soft expiry
+        and the herd window added to the timeout; as given for no timeout or one <= 0."""
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
-        return timeout
+        if timeout is None or timeout <= 0:
+            return values, timeout
+        packed = {key: self._pack(value, timeout) for key, value in values.items()}
+        return packed, timeout + self._herd_timeout
+
+    def _unherded(self, found: dict[Any, Any]) -> dict[Any, Any]:
+        """get_many's values unpacked; those a refresh is due for read as None."""
+        unpacked = {}
+        for key, packed in found.items():
+            value, refresh = self._unpack(packed)
+            unpacked[key] = None if refresh else value
+        return unpacked
 
     def set(
         self,
@@ -71,11 +84,8 @@ class HerdClient(DefaultClient):
         nx: bool = False,
         xx: bool = False,
     ) -> bool:
-        timeout = self._packed_timeout(timeout)
-        if timeout is None or timeout <= 0:
-            return super().set(key, value, timeout, version, nx=nx, xx=xx)
-        packed = self._pack(value, timeout)
-        return super().set(key, packed, timeout + self._herd_timeout, version, nx=nx, xx=xx)
+        stored, timeout = self._herded({key: value}, timeout)
+        return super().set(key, stored[key], timeout, version, nx=nx, xx=xx)
 
     def add(
         self,
@@ -96,11 +106,7 @@ class HerdClient(DefaultClient):
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        found = {}
-        for key, packed in super().get_many(keys, version).items():
-            value, refresh = self._unpack(packed)
-            found[key] = None if refresh else value
-        return found
+        return self._unherded(super().get_many(keys, version))
 
     def set_many(
         self,
@@ -110,11 +116,9 @@ class HerdClient(DefaultClient):
         client: Any = None,
         herd: bool = True,
     ) -> list[Any]:
-        timeout = self._packed_timeout(timeout)
-        if not herd or timeout is None or timeout <= 0:
+        if not herd:
             return super().set_many(data, timeout, version)
-        packed = {key: self._pack(value, timeout) for key, value in data.items()}
-        return super().set_many(packed, timeout + self._herd_timeout, version)
+        return super().set_many(*self._herded(dict(data), timeout), version)
 
     async def aset(
         self,
@@ -126,12 +130,8 @@ class HerdClient(DefaultClient):
         nx: bool = False,
         xx: bool = False,
     ) -> bool:
-        timeout = self._packed_timeout(timeout)
-        if timeout is None or timeout <= 0:
-            return await super().aset(key, value, timeout, version, nx=nx, xx=xx)
-        packed = self._pack(value, timeout)
-        real = timeout + self._herd_timeout
-        return await super().aset(key, packed, real, version, nx=nx, xx=xx)
+        stored, timeout = self._herded({key: value}, timeout)
+        return await super().aset(key, stored[key], timeout, version, nx=nx, xx=xx)
 
     async def aadd(
         self,
@@ -152,11 +152,7 @@ class HerdClient(DefaultClient):
     async def aget_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        found = {}
-        for key, packed in (await super().aget_many(keys, version)).items():
-            value, refresh = self._unpack(packed)
-            found[key] = None if refresh else value
-        return found
+        return self._unherded(await super().aget_many(keys, version))
 
     async def aset_many(
         self,
@@ -166,11 +162,9 @@ class HerdClient(DefaultClient):
         client: Any = None,
         herd: bool = True,
     ) -> list[Any]:
-        timeout = self._packed_timeout(timeout)
-        if not herd or timeout is None or timeout <= 0:
+        if not herd:
             return await super().aset_many(data, timeout, version)
-        packed = {key: self._pack(value, timeout) for key, value in data.items()}
-        return await super().aset_many(packed, timeout + self._herd_timeout, version)
+        return await super().aset_many(*self._herded(dict(data), timeout), version)
 
     async def atouch(
         self,
