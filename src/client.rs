@@ -442,10 +442,11 @@ impl Shared {
     }
 }
 
-fn mget_request<K: AsRef<[u8]>>(batches: &[Vec<usize>], keys: &[K]) -> Packed {
+/// One multi-key command (`MGET`, `DEL`, `UNLINK`) per batch of `keys` — a node's request.
+fn per_batch<K: AsRef<[u8]>>(command: &[u8], batches: &[Vec<usize>], keys: &[K]) -> Packed {
     let mut packed = Packed::new();
     for batch in batches {
-        packed.start(batch.len() + 1).arg(b"MGET");
+        packed.start(batch.len() + 1).arg(command);
         batch.iter().for_each(|&i| {
             packed.arg(keys[i].as_ref());
         });
@@ -513,18 +514,6 @@ fn set_many_request<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     packed
 }
 
-/// `delete_many`'s request to one node: DEL per batch.
-fn delete_request<K: AsRef<[u8]>>(batches: &[Vec<usize>], made: &[K]) -> Packed {
-    let mut packed = Packed::new();
-    for batch in batches {
-        packed.start(batch.len() + 1).arg(b"DEL");
-        batch.iter().for_each(|&i| {
-            packed.arg(made[i].as_ref());
-        });
-    }
-    packed
-}
-
 fn int_of(value: &Value) -> i64 {
     match value {
         Value::Int(n) => *n,
@@ -586,12 +575,7 @@ fn scan_page(
 fn unlink_command(topology: &Topology, keys: &[Vec<u8>]) -> Result<Packed> {
     let mut packed = Packed::new();
     for (_, batches) in topology.group(keys, true)? {
-        for batch in batches {
-            packed.start(batch.len() + 1).arg(b"UNLINK");
-            batch.iter().for_each(|&i| {
-                packed.arg(&keys[i]);
-            });
-        }
+        packed.extend(&per_batch(b"UNLINK", &batches, keys));
     }
     Ok(packed)
 }
@@ -826,14 +810,7 @@ impl Client {
             .map(|(key, _)| cache_key(key))
             .collect::<PyResult<_>>()?;
         let replies = self.per_node(py, &made, false, |batches| {
-            let mut packed = Packed::new();
-            for batch in batches {
-                packed.start(batch.len() + 1).arg(b"MGET");
-                batch.iter().for_each(|&i| {
-                    packed.arg(&made[i]);
-                });
-            }
-            Ok(packed)
+            Ok(per_batch(b"MGET", batches, &made))
         })?;
         for (batches, replies) in replies {
             for (batch, reply) in batches.into_iter().zip(replies) {
@@ -883,7 +860,7 @@ impl Client {
             return Ok(0);
         }
         let replies = self.per_node(py, &made, true, |batches| {
-            Ok(delete_request(batches, &made))
+            Ok(per_batch(b"DEL", batches, &made))
         })?;
         Ok(replies
             .iter()
@@ -1275,7 +1252,7 @@ impl Client {
         let (shared, sent) = (Arc::clone(&self.shared), Arc::clone(&keys));
         let work = async move {
             shared
-                .aper_node(&sent, false, |batches| mget_request(batches, &sent))
+                .aper_node(&sent, false, |batches| per_batch(b"MGET", batches, &sent))
                 .await
         };
         let decoder = Arc::clone(&self.shared);
@@ -1340,7 +1317,7 @@ impl Client {
         let shared = Arc::clone(&self.shared);
         let work = async move {
             shared
-                .aper_node(&keys, true, |batches| delete_request(batches, &keys))
+                .aper_node(&keys, true, |batches| per_batch(b"DEL", batches, &keys))
                 .await
         };
         awaitable(py, work, |py, results| {
