@@ -2,6 +2,7 @@
 //! packs its command while attached to the interpreter, releases the GIL for the round trip, and
 //! converts the reply once it is attached again.
 
+use crate::breaker::BreakerConfig;
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor, Encoded};
 use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
@@ -601,7 +602,8 @@ impl Client {
         pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
         shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
         read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
-        ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true
+        ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true,
+        health_check_interval=None, circuit_breaker=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -625,6 +627,8 @@ impl Client {
         ssl_keyfile: Option<PathBuf>,
         ssl_verify_peer: bool,
         ssl_check_hostname: bool,
+        health_check_interval: Option<f64>,
+        circuit_breaker: Option<(u32, f64)>,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
         let base = ConnectionOptions {
@@ -635,6 +639,14 @@ impl Client {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64)
                 .unwrap_or(defaults.pool_timeout),
+            health_check_interval: seconds(health_check_interval),
+            breaker: match circuit_breaker {
+                Some((failures, reset_timeout)) => BreakerConfig {
+                    failures,
+                    reset_timeout: seconds(Some(reset_timeout)).unwrap_or_default(),
+                },
+                None => BreakerConfig::default(),
+            },
             tls: TlsOptions {
                 ca_certs: ssl_ca_certs,
                 certfile: ssl_certfile,

@@ -2,6 +2,7 @@
 //!
 //! Pure Rust: no Python types here, so `cargo test` covers every parsing rule.
 
+use crate::breaker::BreakerConfig;
 use crate::errors::{Error, Result};
 use percent_encoding::percent_decode_str;
 use std::fmt;
@@ -75,6 +76,11 @@ pub struct ConnectionOptions {
     pub max_connections: usize,
     /// How long a caller waits for a free connection when `max_connections` are all in use.
     pub pool_timeout: Duration,
+    /// redis-py's `health_check_interval`: a connection idle longer than this is checked with a
+    /// PING before use. None: never.
+    pub health_check_interval: Option<Duration>,
+    /// Fail fast after consecutive connection failures (off unless `CIRCUIT_BREAKER` is set).
+    pub breaker: BreakerConfig,
     /// Used by `rediss://` servers only.
     pub tls: TlsOptions,
 }
@@ -121,6 +127,17 @@ impl TlsOptions {
     }
 }
 
+impl ConnectionOptions {
+    /// How long opening a connection (TCP, TLS, AUTH, SELECT) may take. Without
+    /// `SOCKET_CONNECT_TIMEOUT`, `SOCKET_TIMEOUT` bounds it, as in redis-py: a stalled server must
+    /// not hang the handshake.
+    pub fn effective_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+            .or(self.socket_timeout)
+            .filter(|t| !t.is_zero())
+    }
+}
+
 impl Default for ConnectionOptions {
     fn default() -> Self {
         Self {
@@ -128,6 +145,8 @@ impl Default for ConnectionOptions {
             connect_timeout: None,
             max_connections: usize::MAX,
             pool_timeout: Duration::from_secs(5),
+            health_check_interval: None,
+            breaker: BreakerConfig::default(),
             tls: TlsOptions::default(),
         }
     }
@@ -135,7 +154,6 @@ impl Default for ConnectionOptions {
 
 /// redis-py query parameters that are accepted for compatibility but have no effect here.
 const IGNORED_QUERY_PARAMS: &[&str] = &[
-    "health_check_interval",
     "retry_on_timeout",
     "socket_keepalive",
     "client_name",
@@ -264,6 +282,10 @@ pub fn parse_url(url: &str, base: &ConnectionOptions) -> Result<(ServerConfig, C
                 options.connect_timeout =
                     Some(parse_seconds(url, "socket_connect_timeout", &value)?)
             }
+            "health_check_interval" => {
+                let every = parse_seconds(url, "health_check_interval", &value)?;
+                options.health_check_interval = Some(every).filter(|t| !t.is_zero());
+            }
             "max_connections" => {
                 options.max_connections =
                     value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -381,7 +403,9 @@ mod tests {
         let (_, o) = parse_url("redis://h?socket_timeout=0.5", &base).unwrap();
         assert_eq!(o.socket_timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.max_connections, 3);
-        assert!(parse("redis://h?health_check_interval=30").is_ok());
+        let (_, o) = parse("redis://h?health_check_interval=30").unwrap();
+        assert_eq!(o.health_check_interval, Some(Duration::from_secs(30)));
+        assert!(parse("redis://h?health_check_interval=soon").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::config::{Address, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
-use crate::pool::{Connector, Pool};
+use crate::pool::{Connector, Pool, Pooled};
 use crate::resp::Packed;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
@@ -16,6 +16,7 @@ use redis::{
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Once};
+use std::time::Duration;
 
 pub struct RedisConnector {
     server: ServerConfig,
@@ -121,13 +122,14 @@ impl RedisConnector {
 
     /// The shared multiplexed connection, opened on first use with our timeouts (redis-rs's
     /// own defaults, 1 s to connect and 500 ms per reply, would override the cache's options).
-    pub async fn multiplexed(&self) -> Result<MultiplexedConnection> {
+    /// The flag says whether it was opened by this call.
+    pub async fn multiplexed(&self) -> Result<(MultiplexedConnection, bool)> {
         let slot = self.multiplexed.current();
         if let Some(conn) = slot.lock().clone() {
-            return Ok(conn);
+            return Ok((conn, false));
         }
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.options.connect_timeout.filter(|t| !t.is_zero()))
+            .set_connection_timeout(self.options.effective_connect_timeout())
             .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
         let conn = self
             .client
@@ -135,7 +137,7 @@ impl RedisConnector {
             .await
             .map_err(|e| Error::from_redis(&e, &self.describe()))?;
         *slot.lock() = Some(conn.clone());
-        Ok(conn)
+        Ok((conn, true))
     }
 
     /// After a connection failure: the next async call connects afresh.
@@ -152,9 +154,9 @@ impl Connector for RedisConnector {
     type Conn = redis::Connection;
 
     fn connect(&self) -> Result<redis::Connection> {
-        let connected = match self.options.connect_timeout {
-            Some(timeout) if !timeout.is_zero() => self.client.get_connection_with_timeout(timeout),
-            _ => self.client.get_connection(),
+        let connected = match self.options.effective_connect_timeout() {
+            Some(timeout) => self.client.get_connection_with_timeout(timeout),
+            None => self.client.get_connection(),
         };
         let conn = connected.map_err(|e| {
             let mut err = Error::from_redis(&e, &self.describe());
@@ -175,7 +177,19 @@ impl Connector for RedisConnector {
     fn describe(&self) -> String {
         format!("Redis at {}", self.server)
     }
+
+    /// redis-py's `health_check_interval`: PING a connection that sat idle longer than that.
+    fn healthy(&self, conn: &mut redis::Connection, idle: Duration) -> bool {
+        match self.options.health_check_interval {
+            Some(every) if idle >= every => {
+                matches!(conn.req_packed_command(PING), Ok(Value::SimpleString(ref s)) if s == "PONG")
+            }
+            _ => true,
+        }
+    }
 }
+
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 pub type RedisPool = Pool<RedisConnector>;
 
@@ -196,6 +210,7 @@ pub fn shared_pool(server: &ServerConfig, options: &ConnectionOptions) -> Result
         connector,
         options.max_connections,
         options.pool_timeout,
+        options.breaker,
     ));
     pools.insert(key, Arc::clone(&pool));
     Ok(pool)
@@ -212,51 +227,110 @@ fn server_error(value: &Value) -> Option<Error> {
 /// that failed mid-exchange is closed rather than returned, so no later caller reads a stale reply.
 /// Blocks: call it with the GIL released.
 pub fn run(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    attempt(pool, packed, true)
+}
+
+fn attempt(pool: &RedisPool, packed: &Packed, may_resend: bool) -> Result<Vec<Value>> {
     let mut conn = pool.get()?;
     let replies = if packed.commands() == 1 {
         conn.req_packed_command(packed.bytes()).map(|v| vec![v])
     } else {
         conn.req_packed_commands(packed.bytes(), 0, packed.commands())
     };
-    replies.map_err(|e| {
-        let err = Error::from_redis(&e, &pool.connector().describe());
-        if err.breaks_connection() || !conn.is_open() {
-            conn.mark_broken();
+    let result = replies.map_err(|e| broke(pool, &mut conn, &e));
+    let resend = may_resend && conn.reused();
+    drop(conn);
+    settle(pool, packed, result, resend)
+}
+
+/// Classify a failed exchange; a connection that may hold half a reply is closed, not reused.
+fn broke(pool: &RedisPool, conn: &mut Pooled<'_, RedisConnector>, e: &redis::RedisError) -> Error {
+    let err = Error::from_redis(e, &pool.connector().describe());
+    if err.breaks_connection() || !conn.is_open() {
+        conn.mark_broken();
+    }
+    err
+}
+
+/// A fan-out request: sent and awaiting its replies, or already answered after a resend.
+enum Sent<'a> {
+    Pending(Pooled<'a, RedisConnector>),
+    Done(Vec<Value>),
+}
+
+/// After an exchange: tell the circuit breaker how the server did, and recover from a pooled
+/// connection that died while idle (the server restarted meanwhile). Such a failure says nothing
+/// about the server now: the other idle connections, opened before the same outage, are closed
+/// too, and the request is sent once more on a new connection when it is safe to repeat.
+/// `reused`: the connection sat idle in the pool, and this is the request's first attempt.
+fn settle(
+    pool: &RedisPool,
+    packed: &Packed,
+    result: Result<Vec<Value>>,
+    reused: bool,
+) -> Result<Vec<Value>> {
+    match result {
+        Err(err) if reused && err.kind == ErrorKind::Connection => {
+            pool.discard_idle();
+            if packed.repeatable() {
+                attempt(pool, packed, false)
+            } else {
+                record(pool, Err(err))
+            }
         }
-        err
-    })
+        result => record(pool, result),
+    }
+}
+
+/// Tell the server's circuit breaker how an exchange went: an error reply means the server is up.
+fn record<T>(pool: &RedisPool, result: Result<T>) -> Result<T> {
+    match &result {
+        Err(err) if err.breaks_connection() => pool.breaker().failure(),
+        _ => pool.breaker().success(),
+    }
+    result
 }
 
 /// Send each request to its node first, then read every node's replies: the round trips overlap,
 /// so several nodes cost about one round trip, without threads. Requests must go to distinct
 /// pools (one connection is taken from each). Blocks: call it with the GIL released.
 pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>> {
-    let describe = |pool: &RedisPool| pool.connector().describe();
     let sent: Vec<Result<_>> = requests
         .iter()
         .map(|(pool, packed)| {
             let mut conn = pool.get()?;
-            if let Err(e) = conn.send_packed_command(packed.bytes()) {
-                conn.mark_broken();
-                return Err(Error::from_redis(&e, &describe(pool)));
+            match conn.send_packed_command(packed.bytes()) {
+                Ok(()) => Ok(Sent::Pending(conn)),
+                Err(e) => {
+                    let err = broke(pool, &mut conn, &e);
+                    let reused = conn.reused();
+                    drop(conn);
+                    settle(pool, packed, Err(err), reused).map(Sent::Done)
+                }
             }
-            Ok(conn)
         })
         .collect();
     sent.into_iter()
         .zip(requests)
-        .map(|(conn, (pool, packed))| {
-            let mut conn = conn?;
+        .map(|(sent, (pool, packed))| {
+            let mut conn = match sent? {
+                Sent::Pending(conn) => conn,
+                Sent::Done(replies) => return Ok(replies),
+            };
             let mut replies = Vec::with_capacity(packed.commands());
+            let mut result = Ok(());
             for _ in 0..packed.commands() {
                 match conn.recv_response() {
                     Ok(reply) => replies.push(reply),
                     Err(e) => {
-                        conn.mark_broken();
-                        return Err(Error::from_redis(&e, &describe(pool)));
+                        result = Err(broke(pool, &mut conn, &e));
+                        break;
                     }
                 }
             }
+            let reused = conn.reused();
+            drop(conn);
+            let replies = settle(pool, packed, result.map(|()| replies), reused)?;
             match replies.iter().find_map(server_error) {
                 Some(err) => Err(err),
                 None => Ok(replies),
@@ -275,10 +349,34 @@ pub fn run_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
     Ok(replies)
 }
 
-/// The async twin of `run_all`, on the server's multiplexed connection.
+/// The async twin of `run_all`, on the server's multiplexed connection. As in `run`, a shared
+/// connection found dead (the server restarted since it was opened) is replaced, and a request
+/// that is safe to repeat is sent once more on the new one.
 pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    let connector = pool.connector();
-    let mut conn = connector.multiplexed().await?;
+    pool.admit()?;
+    let replies = record(pool, aattempt(pool.connector(), packed).await)?;
+    match replies.iter().find_map(server_error) {
+        Some(err) => Err(err),
+        None => Ok(replies),
+    }
+}
+
+async fn aattempt(connector: &RedisConnector, packed: &Packed) -> Result<Vec<Value>> {
+    let (conn, opened) = connector.multiplexed().await?;
+    match aexchange(connector, conn, packed).await {
+        Err(err) if !opened && err.kind == ErrorKind::Connection && packed.repeatable() => {
+            let (conn, _) = connector.multiplexed().await?;
+            aexchange(connector, conn, packed).await
+        }
+        result => result,
+    }
+}
+
+async fn aexchange(
+    connector: &RedisConnector,
+    mut conn: MultiplexedConnection,
+    packed: &Packed,
+) -> Result<Vec<Value>> {
     let pipeline = packed.to_pipeline();
     let replies = if packed.commands() == 1 {
         let cmd = pipeline.cmd_iter().next().expect("one command");
@@ -287,17 +385,13 @@ pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
         conn.send_packed_commands(&pipeline, 0, packed.commands())
             .await
     };
-    let replies = replies.map_err(|e| {
+    replies.map_err(|e| {
         let err = Error::from_redis(&e, &connector.describe());
         if err.breaks_connection() {
             connector.forget_multiplexed();
         }
         err
-    })?;
-    match replies.iter().find_map(server_error) {
-        Some(err) => Err(err),
-        None => Ok(replies),
-    }
+    })
 }
 
 /// The async twin of `run_asking`.

@@ -1,5 +1,6 @@
 //! `django_redis_rs._native`: the module registry. Logic lives in the sibling modules.
 
+pub mod breaker;
 pub mod client;
 pub mod cluster;
 pub mod codec;

@@ -2,6 +2,7 @@
 //!
 //! Pure Rust: tested with a fake connector; `connection.rs` plugs in real Redis connections.
 
+use crate::breaker::{Breaker, BreakerConfig, Verdict};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::{ForkLocal, Stamped};
 use parking_lot::{Condvar, Mutex};
@@ -15,6 +16,10 @@ pub trait Connector: Send + Sync {
     fn connect(&self) -> Result<Self::Conn>;
     /// Names the server in messages (no credentials).
     fn describe(&self) -> String;
+    /// Whether a connection that sat idle for `idle` may be handed out (a health check).
+    fn healthy(&self, _conn: &mut Self::Conn, _idle: Duration) -> bool {
+        true
+    }
 }
 
 struct Slots<T> {
@@ -23,7 +28,8 @@ struct Slots<T> {
 }
 
 struct SlotsInner<T> {
-    idle: Vec<T>,
+    /// Each idle connection with the time it came back.
+    idle: Vec<(T, Instant)>,
     /// Connections that exist: idle plus checked out.
     open: usize,
 }
@@ -43,6 +49,7 @@ pub struct Pool<C: Connector> {
     max_size: usize,
     wait: Duration,
     slots: ForkLocal<Slots<C::Conn>>,
+    breaker: Breaker,
 }
 
 /// Connection counts, for metrics and tests.
@@ -53,12 +60,34 @@ pub struct PoolStats {
 }
 
 impl<C: Connector> Pool<C> {
-    pub fn new(connector: C, max_size: usize, wait: Duration) -> Self {
+    pub fn new(connector: C, max_size: usize, wait: Duration, breaker: BreakerConfig) -> Self {
         Self {
             connector,
             max_size: max_size.max(1),
             wait,
             slots: ForkLocal::new(empty_slots),
+            breaker: Breaker::new(breaker),
+        }
+    }
+
+    /// The server's circuit breaker; callers report how their exchanges went.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Fail fast while the server's circuit is open.
+    pub fn admit(&self) -> Result<()> {
+        match self.breaker.check() {
+            Verdict::Proceed => Ok(()),
+            Verdict::Reject(next_probe) => Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "{}: circuit open after {} consecutive connection failures; next attempt in {:.1}s",
+                    self.connector.describe(),
+                    self.breaker.threshold(),
+                    next_probe.as_secs_f64()
+                ),
+            )),
         }
     }
 
@@ -68,24 +97,35 @@ impl<C: Connector> Pool<C> {
 
     /// Check a connection out: an idle one (most recently used first), a new one while fewer than
     /// `max_size` exist, or — when all are in use — the first one returned within the wait.
+    /// Idle connections that fail the connector's health check are closed and skipped.
     /// Blocks, so call it with the GIL released.
     pub fn get(&self) -> Result<Pooled<'_, C>> {
+        self.admit()?;
         let slots = self.slots.current();
         let mut inner = slots.inner.lock();
         let mut deadline = None;
         loop {
-            if let Some(conn) = inner.idle.pop() {
+            if let Some((mut conn, since)) = inner.idle.pop() {
                 drop(inner);
-                return Ok(self.pooled(slots, conn));
+                if self.connector.healthy(&mut conn, since.elapsed()) {
+                    return Ok(self.pooled(slots, conn, true));
+                }
+                drop(conn);
+                inner = slots.inner.lock();
+                inner.open -= 1;
+                continue;
             }
             if inner.open < self.max_size {
                 inner.open += 1;
                 drop(inner);
                 return match self.connector.connect() {
-                    Ok(conn) => Ok(self.pooled(slots, conn)),
+                    Ok(conn) => Ok(self.pooled(slots, conn, false)),
                     Err(err) => {
                         slots.inner.lock().open -= 1;
                         slots.returned.notify_one();
+                        if err.breaks_connection() {
+                            self.breaker.failure();
+                        }
                         Err(err)
                     }
                 };
@@ -108,18 +148,36 @@ impl<C: Connector> Pool<C> {
         }
     }
 
-    fn pooled(&self, slots: Arc<Stamped<Slots<C::Conn>>>, conn: C::Conn) -> Pooled<'_, C> {
+    fn pooled(
+        &self,
+        slots: Arc<Stamped<Slots<C::Conn>>>,
+        conn: C::Conn,
+        reused: bool,
+    ) -> Pooled<'_, C> {
         Pooled {
             pool: self,
             slots,
             conn: Some(conn),
             broken: false,
+            reused,
         }
     }
 
     /// Close idle connections now; connections in use are closed when they come back.
     pub fn clear(&self) {
         self.slots.reset();
+    }
+
+    /// Close the idle connections only: after a connection broke, the others opened before the
+    /// same outage are likely dead too. Connections in use are left to their callers.
+    pub fn discard_idle(&self) {
+        let slots = self.slots.current();
+        let mut inner = slots.inner.lock();
+        let stale = std::mem::take(&mut inner.idle);
+        inner.open -= stale.len();
+        drop(inner);
+        slots.returned.notify_all();
+        drop(stale); // close the sockets outside the lock
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -138,12 +196,19 @@ pub struct Pooled<'a, C: Connector> {
     slots: Arc<Stamped<Slots<C::Conn>>>,
     conn: Option<C::Conn>,
     broken: bool,
+    reused: bool,
 }
 
 impl<C: Connector> Pooled<'_, C> {
     /// The connection may hold a half-read reply or be dead: close it instead of reusing it.
     pub fn mark_broken(&mut self) {
         self.broken = true;
+    }
+
+    /// Whether the connection sat idle in the pool before this checkout (rather than being
+    /// opened for it): such a connection may have died unnoticed while the server restarted.
+    pub fn reused(&self) -> bool {
+        self.reused
     }
 }
 
@@ -166,7 +231,7 @@ impl<C: Connector> Drop for Pooled<'_, C> {
         let keep = !self.broken && self.pool.slots.is_current(&self.slots);
         let mut inner = self.slots.inner.lock();
         let closed = if keep {
-            inner.idle.push(conn);
+            inner.idle.push((conn, Instant::now()));
             None
         } else {
             inner.open -= 1;
@@ -199,9 +264,13 @@ mod tests {
         fn describe(&self) -> String {
             "test".into()
         }
+        /// Even-numbered connections fail their health check once idle for 20 ms.
+        fn healthy(&self, conn: &mut usize, idle: Duration) -> bool {
+            *conn % 2 == 1 || idle < Duration::from_millis(20)
+        }
     }
 
-    fn pool(max: usize, fail: bool) -> Pool<Counter> {
+    fn pool_with(max: usize, fail: bool, breaker: BreakerConfig) -> Pool<Counter> {
         Pool::new(
             Counter {
                 made: AtomicUsize::new(0),
@@ -209,7 +278,62 @@ mod tests {
             },
             max,
             Duration::from_millis(50),
+            breaker,
         )
+    }
+
+    fn pool(max: usize, fail: bool) -> Pool<Counter> {
+        pool_with(max, fail, BreakerConfig::default())
+    }
+
+    #[test]
+    fn knows_reused_from_new_connections() {
+        let p = pool(2, false);
+        let first = p.get().unwrap();
+        assert!(!first.reused());
+        drop(first);
+        assert!(p.get().unwrap().reused());
+    }
+
+    #[test]
+    fn unhealthy_idle_connections_are_replaced() {
+        let p = pool(2, false);
+        drop(p.get().unwrap()); // connection 0: fails its check once idle 20 ms
+        std::thread::sleep(Duration::from_millis(25));
+        let c = p.get().unwrap();
+        assert_eq!(*c, 1);
+        assert!(!c.reused());
+        drop(c);
+        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+    }
+
+    #[test]
+    fn discard_idle_keeps_connections_in_use() {
+        let p = pool(3, false);
+        let held = p.get().unwrap();
+        drop(p.get().unwrap());
+        assert_eq!(p.stats(), PoolStats { open: 2, idle: 1 });
+        p.discard_idle();
+        assert_eq!(p.stats(), PoolStats { open: 1, idle: 0 });
+        drop(held);
+        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+    }
+
+    #[test]
+    fn failed_connects_open_the_circuit() {
+        let p = pool_with(
+            2,
+            true,
+            BreakerConfig {
+                failures: 2,
+                reset_timeout: Duration::from_secs(60),
+            },
+        );
+        assert!(p.get().err().unwrap().message.contains("refused"));
+        assert!(p.get().err().unwrap().message.contains("refused"));
+        let fast = p.get().err().unwrap();
+        assert_eq!(fast.kind, ErrorKind::Connection);
+        assert!(fast.message.contains("circuit open"), "{}", fast.message);
     }
 
     #[test]

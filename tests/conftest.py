@@ -59,6 +59,16 @@ def cache(make_cache: Callable[..., RedisCache]) -> RedisCache:
 
 
 @pytest.fixture
+def own_server(server: Server) -> Iterator[Server]:
+    """A server of the session's kind that this test alone may stop, pause or kill."""
+    binary = server_binary(server.kind)
+    assert binary is not None
+    srv = Server(server.kind, binary).start()
+    yield srv
+    srv.cleanup()
+
+
+@pytest.fixture
 def dead_url() -> str:
     """A port nobody listens on."""
     from tests.servers import free_port

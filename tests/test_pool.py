@@ -6,7 +6,6 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,7 +15,6 @@ from django.test import override_settings
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.client import DefaultClient
 from django_redis_rs.exceptions import ConnectionInterrupted
-from tests.servers import Server, server_binary
 
 
 def pool_stats(cache: RedisCache) -> dict[str, int]:
@@ -268,43 +266,3 @@ def test_ignored_exceptions_are_logged(dead_url, caplog) -> None:
 def test_global_ignore_exceptions_setting(dead_url) -> None:
     with override_settings(DJANGO_REDIS_IGNORE_EXCEPTIONS=True):
         assert RedisCache(dead_url, {}).get("k", 5) == 5
-
-
-@pytest.fixture
-def own_server(server: Server) -> Iterator[Server]:
-    """A server of the same kind that this test alone may stop, pause or kill."""
-    binary = server_binary(server.kind)
-    assert binary is not None
-    srv = Server(server.kind, binary).start()
-    yield srv
-    srv.cleanup()
-
-
-def test_stalled_server_fails_within_socket_timeout(own_server: Server) -> None:
-    cache = RedisCache(own_server.url, {"OPTIONS": {"SOCKET_TIMEOUT": 0.3}})
-    cache.set("k", 1)
-    own_server.pause()
-    try:
-        started = time.monotonic()
-        with pytest.raises(ConnectionInterrupted) as info:
-            cache.get("k")
-        elapsed = time.monotonic() - started
-        assert isinstance(info.value.__cause__, TimeoutError)
-        assert 0.25 < elapsed < 0.33 + 0.05
-    finally:
-        own_server.resume()
-    assert cache.get("k") == 1  # the timed-out connection was dropped, not reused
-    assert pool_stats(cache)["open"] == 1
-
-
-def test_broken_connections_are_dropped_after_a_restart(own_server: Server) -> None:
-    cache = RedisCache(own_server.url, {"OPTIONS": {"SOCKET_TIMEOUT": 1}})
-    cache.set("k", 1)
-    own_server.kill()
-    with pytest.raises(ConnectionInterrupted):
-        cache.get("k")
-    own_server.start()
-    assert cache.get("k") is None  # a fresh server (no persistence), a fresh connection
-    cache.set("k", 2)
-    assert cache.get("k") == 2
-    assert pool_stats(cache)["open"] == 1

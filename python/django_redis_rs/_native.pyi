@@ -80,6 +80,8 @@ class Client:
         ssl_keyfile: str | None = None,
         ssl_verify_peer: bool = True,
         ssl_check_hostname: bool = True,
+        health_check_interval: float | None = None,
+        circuit_breaker: tuple[int, float] | None = None,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...

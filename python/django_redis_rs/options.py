@@ -51,6 +51,7 @@ KNOWN_OPTIONS = {
     "SENTINELS",
     "SENTINEL_KWARGS",
     "CONNECTION_FACTORY",
+    "CIRCUIT_BREAKER",
 }
 NO_EFFECT_OPTIONS = {
     "PARSER_CLASS",
@@ -60,8 +61,8 @@ NO_EFFECT_OPTIONS = {
     "REDIS_CLIENT_KWARGS",
 }
 _TLS_KWARGS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
-_POOL_KWARGS = {"max_connections", "timeout"} | _TLS_KWARGS
-_NO_EFFECT_POOL_KWARGS = {"retry_on_timeout", "health_check_interval", "socket_keepalive"}
+_POOL_KWARGS = {"max_connections", "timeout", "health_check_interval"} | _TLS_KWARGS
+_NO_EFFECT_POOL_KWARGS = {"retry_on_timeout", "socket_keepalive"}
 
 
 def resolve_path(path: str, option: str) -> str:
@@ -137,6 +138,26 @@ def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
         raise ImproperlyConfigured("CONNECTION_POOL_KWARGS['ssl_check_hostname'] must be a bool")
     kwargs["ssl_check_hostname"] = check_hostname
     return kwargs
+
+
+def circuit_breaker(value: Any) -> tuple[int, float] | None:
+    """CIRCUIT_BREAKER = {"failures": N, "reset_timeout": T}: after N consecutive connection
+    failures to a server, calls to it fail at once for T seconds, then one call probes it."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"failures", "reset_timeout"}:
+        raise ImproperlyConfigured(
+            "CIRCUIT_BREAKER must be a dict with keys 'failures' and 'reset_timeout'"
+        )
+    failures = value.get("failures", 5)
+    if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures < 2**32:
+        raise ImproperlyConfigured(
+            f"CIRCUIT_BREAKER['failures'] must be a positive integer, not {failures!r}"
+        )
+    reset_timeout = seconds(value, "reset_timeout", "CIRCUIT_BREAKER['reset_timeout']")
+    if reset_timeout == 0:
+        raise ImproperlyConfigured("CIRCUIT_BREAKER['reset_timeout'] must be more than 0 seconds")
+    return failures, 10.0 if reset_timeout is None else reset_timeout
 
 
 SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
@@ -239,6 +260,10 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
         )
     kwargs["max_connections"] = max_connections
     kwargs["pool_timeout"] = seconds(pool, "timeout", "CONNECTION_POOL_KWARGS['timeout']")
+    kwargs["health_check_interval"] = seconds(
+        pool, "health_check_interval", "CONNECTION_POOL_KWARGS['health_check_interval']"
+    )
+    kwargs["circuit_breaker"] = circuit_breaker(options.get("CIRCUIT_BREAKER"))
     kwargs.update(tls_kwargs(pool))
 
     for name in ("USERNAME", "PASSWORD"):
