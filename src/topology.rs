@@ -17,6 +17,7 @@ use crate::ring::HashRing;
 use crate::sentinel::Sentinels;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,20 +92,27 @@ impl SentinelLayout {
 struct ClusterLayout {
     seeds: Vec<ServerConfig>,
     options: ConnectionOptions,
+    /// The slot map last fetched; kept when stale, as the list of nodes to ask for a new one.
     map: ArcSwapOption<SlotMap>,
+    stale: AtomicBool,
     discovering: Mutex<()>,
 }
 
 impl ClusterLayout {
     fn map(&self) -> Result<Arc<SlotMap>> {
-        if let Some(map) = self.map.load_full() {
+        let current = || {
+            self.map
+                .load_full()
+                .filter(|_| !self.stale.load(Ordering::Acquire))
+        };
+        if let Some(map) = current() {
             return Ok(map);
         }
         let _one_at_a_time = self.discovering.lock();
-        if let Some(map) = self.map.load_full() {
+        if let Some(map) = current() {
             return Ok(map);
         }
-        // Known nodes first (the seeds may be gone), then the seeds.
+        // Known nodes first (a seed may be the node that died), then the seeds.
         let mut candidates: Vec<ServerConfig> = Vec::new();
         if let Some(old) = self.map.load_full() {
             candidates.extend(
@@ -116,6 +124,7 @@ impl ClusterLayout {
         candidates.extend(self.seeds.iter().cloned());
         let map = Arc::new(cluster::discover(&candidates, &self.options)?);
         self.map.store(Some(Arc::clone(&map)));
+        self.stale.store(false, Ordering::Release);
         Ok(map)
     }
 
@@ -198,6 +207,7 @@ impl Topology {
                 seeds,
                 options,
                 map: ArcSwapOption::empty(),
+                stale: AtomicBool::new(false),
                 discovering: Mutex::new(()),
             })),
         }
@@ -358,7 +368,7 @@ impl Topology {
             Layout::Cluster(c) => {
                 let moved = Redirect::parse(err).is_some_and(|r| !r.ask);
                 if moved || err.breaks_connection() || err.message.starts_with("CLUSTERDOWN") {
-                    c.map.store(None);
+                    c.stale.store(true, Ordering::Release);
                 }
                 moved
             }

@@ -66,6 +66,8 @@ class Server:
     leading: list[str] = field(default_factory=list)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="drr-server-")))
     process: subprocess.Popen[bytes] | None = None
+    # Cluster nodes: the cluster bus port.
+    bus_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -156,32 +158,34 @@ def wait_for(check: Any, what: str, seconds: float = 20) -> None:
 CLUSTER_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
 
+def cluster_node(kind: str, binary: str) -> Server:
+    """A cluster-enabled server, not yet joined to any cluster."""
+    # The bus port defaults to port + 10000, which a high free port overflows: choose it.
+    port, bus = free_ports(2)
+    return Server(
+        kind,
+        binary,
+        port=port,
+        bus_port=bus,
+        extra=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        + ["--cluster-port", str(bus)],
+    ).start()
+
+
+def node_id(srv: Server) -> str:
+    return srv.command("CLUSTER", "MYID").split(b"\r\n")[1].decode()
+
+
 def start_cluster(kind: str, binary: str) -> list[Server]:
     """Three primaries splitting the 16384 slots, joined with CLUSTER MEET (no redis-cli)."""
-    # The bus port defaults to port + 10000, which a high free port overflows: choose it.
-    ports = free_ports(2 * len(CLUSTER_RANGES))
-    bus_ports, node_ports = ports[: len(CLUSTER_RANGES)], ports[len(CLUSTER_RANGES) :]
-    nodes = [
-        Server(
-            kind,
-            binary,
-            port=port,
-            extra=[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-node-timeout",
-                "2000",
-                "--cluster-port",
-                str(bus),
-            ],
-        ).start()
-        for bus, port in zip(bus_ports, node_ports, strict=True)
-    ]
+    nodes: list[Server] = []
     try:
+        for _ in CLUSTER_RANGES:
+            nodes.append(cluster_node(kind, binary))
         for srv, (start, end) in zip(nodes, CLUSTER_RANGES, strict=True):
             srv.command("CLUSTER", "ADDSLOTSRANGE", str(start), str(end))
-        for other, bus in zip(nodes[1:], bus_ports[1:], strict=True):
-            nodes[0].command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(bus))
+        for other in nodes[1:]:
+            nodes[0].command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(other.bus_port))
         wait_for(
             lambda: all(b"cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes),
             "the cluster to form",
@@ -195,6 +199,33 @@ def start_cluster(kind: str, binary: str) -> list[Server]:
             srv.cleanup()
         raise
     return nodes
+
+
+def add_cluster_replica(nodes: list[Server], primary: Server) -> Server:
+    """A replica of `primary`, joined to the cluster and in sync with it."""
+    replica = cluster_node(primary.kind, primary.binary)
+    try:
+        replica.command("CLUSTER", "MEET", "127.0.0.1", str(primary.port), str(primary.bus_port))
+        primary_id = node_id(primary)
+        wait_for(
+            lambda: primary_id.encode() in replica.command("CLUSTER", "NODES"),
+            "the replica to meet the cluster",
+        )
+        replica.command("CLUSTER", "REPLICATE", primary_id)
+        wait_for(
+            lambda: b"master_link_status:up" in replica.command("INFO", "replication"),
+            "the cluster replica to sync",
+        )
+        wait_for(
+            lambda: all(
+                node_id(replica).encode() in n.command("CLUSTER", "NODES") for n in nodes
+            ),
+            "every node to know the replica",
+        )
+    except BaseException:
+        replica.cleanup()
+        raise
+    return replica
 
 
 SERVICE = "mymaster"

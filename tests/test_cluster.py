@@ -11,14 +11,18 @@ from typing import Any
 import pytest
 
 from django_redis_rs.cache import RedisCache
-from django_redis_rs.exceptions import ResponseError
-from tests.servers import CLUSTER_RANGES, Server, server_binary, start_cluster
+from django_redis_rs.exceptions import ConnectionInterrupted, ResponseError
+from tests.servers import (
+    CLUSTER_RANGES,
+    Server,
+    add_cluster_replica,
+    node_id,
+    server_binary,
+    start_cluster,
+    wait_for,
+)
 
 CLUSTER_CLIENT = "django_redis_rs.client.ClusterClient"
-
-
-def node_id(srv: Server) -> str:
-    return srv.command("CLUSTER", "MYID").split(b"\r\n")[1].decode()
 
 
 @pytest.fixture
@@ -138,3 +142,34 @@ def test_cluster_rejects_a_database(cluster: list[Server]) -> None:
 
     with pytest.raises(ImproperlyConfigured, match="database 0"):
         RedisCache(f"{cluster[0].url}/3", {"OPTIONS": {"CLIENT_CLASS": CLUSTER_CLIENT}})
+
+
+def test_writes_resume_when_a_primary_dies_and_its_replica_takes_over(
+    cluster: list[Server],
+) -> None:
+    """The seed node (the only one LOCATION names) is SIGKILLed; the cluster promotes its
+    replica; the client finds the new owner of those slots through the nodes it knew."""
+    replica = add_cluster_replica(cluster, cluster[0])
+    try:
+        cache = cluster_cache(cluster, TIMEOUT=None)
+        keys = [k for k in (f"k{i}" for i in range(200)) if owner(cluster, k) is cluster[0]][:5]
+        cache.set_many({k: 1 for k in keys})
+        wait_for(lambda: replica.command("DBSIZE") == b":5\r\n", "the replica to copy the keys")
+        cluster[0].kill()
+        killed_at = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                cache.set(keys[0], 2)
+                break
+            except ConnectionInterrupted:  # until the replica is promoted
+                failures += 1
+                assert time.monotonic() - killed_at < 30, "no failover"
+                time.sleep(0.1)
+        assert b"role:master" in replica.command("INFO", "replication")
+        assert failures > 0
+        assert cache.get(keys[0]) == 2
+        assert cache.get_many(keys[1:]) == {k: 1 for k in keys[1:]}
+        assert cache.incr(keys[1]) == 2
+    finally:
+        replica.cleanup()

@@ -71,6 +71,29 @@ def test_writes_resume_after_a_failover(deployment: Deployment) -> None:
     assert cache.incr("before") == 2
 
 
+def test_writes_resume_after_the_primary_is_killed(deployment: Deployment) -> None:
+    """SIGKILL, not a polite failover: sentinel notices (down-after 1 s), promotes the replica,
+    and the client's next discovery finds it."""
+    cache = RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": deployment.options()})
+    cache.set("before", 1)
+    replicated(deployment, ":1:before")
+    deployment.primary.kill()
+    killed_at = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            assert cache.set("after", 2) is True
+            break
+        except ConnectionInterrupted:
+            failures += 1
+            assert time.monotonic() - killed_at < 30, "no failover"
+            time.sleep(0.1)
+    assert failures > 0
+    assert deployment.primary_port() == deployment.replica.port
+    assert cache.incr("before") == 2
+    assert deployment.replica.command("GET", ":1:after") == b"$1\r\n2\r\n"
+
+
 def test_django_redis_connection_factory_style(deployment: Deployment) -> None:
     options = deployment.options()
     options.pop("CLIENT_CLASS")
