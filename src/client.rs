@@ -9,7 +9,7 @@ use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOpti
 use crate::connection::{
     arun_all, arun_asking, run_all, run_asking, run_fanout, run_one, RedisPool,
 };
-use crate::errors::{Error, ErrorKind, Result};
+use crate::errors::{check_bulk_len, Error, ErrorKind, Result};
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
 use crate::runtime::awaitable;
@@ -33,19 +33,25 @@ static CACHE_KEY_WARNING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// An argument as bytes: str as UTF-8, ints and floats in decimal (as redis-py sends them).
 fn arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Cow::Borrowed(s.to_str()?.as_bytes()));
-    }
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Cow::Borrowed(b.as_bytes()));
-    }
+    let bytes = if let Ok(s) = obj.cast::<PyString>() {
+        s.to_str()?.as_bytes()
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        b.as_bytes()
+    } else {
+        return number_arg(obj).map(Cow::Owned);
+    };
+    check_bulk_len(bytes.len(), || "an argument".into())?;
+    Ok(Cow::Borrowed(bytes))
+}
+
+fn number_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if obj.is_instance_of::<PyBool>() {
         return Err(PyTypeError::new_err(
             "a bool is not a valid Redis argument; convert it to int, str or bytes",
         ));
     }
     if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
-        return Ok(Cow::Owned(obj.str()?.to_str()?.as_bytes().to_vec()));
+        return Ok(obj.str()?.to_str()?.as_bytes().to_vec());
     }
     Err(PyTypeError::new_err(format!(
         "invalid Redis argument of type {}: use str, bytes, int or float",
@@ -57,6 +63,7 @@ fn arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
 fn cache_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = key.cast::<PyString>() {
         let text = s.to_str()?;
+        check_bulk_len(text.len(), || "the key".into())?;
         let too_long =
             text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
         if too_long {

@@ -80,6 +80,21 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The largest string Redis accepts (`proto-max-bulk-len`'s default): a longer key or value would
+/// only be refused by the server after being sent whole, and would cost the connection.
+pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+
+/// Refuse, before sending, an argument Redis would refuse.
+pub fn check_bulk_len(len: usize, what: impl FnOnce() -> String) -> pyo3::PyResult<()> {
+    if len > MAX_BULK_LEN {
+        return Err(py::ValueTooLargeError::new_err(format!(
+            "{} is {len} bytes, over Redis's limit of {MAX_BULK_LEN} bytes (512 MB); not sent",
+            what()
+        )));
+    }
+    Ok(())
+}
+
 /// The Python side of the errors: exception classes and the single conversion.
 pub mod py {
     use super::{Error, ErrorKind};
@@ -109,6 +124,12 @@ pub mod py {
         CompressorError,
         PyException,
         "A value could not be compressed or decompressed."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
+        ValueTooLargeError,
+        PyValueError,
+        "A key or value is larger than Redis accepts (512 MB); nothing was sent."
     );
     pyo3::create_exception!(
         django_redis_rs.exceptions,

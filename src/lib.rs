@@ -27,6 +27,7 @@ mod _native {
     #[pymodule_export]
     use crate::errors::py::{
         CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
+        ValueTooLargeError,
     };
     #[pymodule_export]
     use crate::runtime::_resolve_future;

@@ -217,9 +217,7 @@ def add_cluster_replica(nodes: list[Server], primary: Server) -> Server:
             "the cluster replica to sync",
         )
         wait_for(
-            lambda: all(
-                node_id(replica).encode() in n.command("CLUSTER", "NODES") for n in nodes
-            ),
+            lambda: all(node_id(replica).encode() in n.command("CLUSTER", "NODES") for n in nodes),
             "every node to know the replica",
         )
     except BaseException:

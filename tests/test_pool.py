@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import threading
@@ -70,25 +71,34 @@ def test_fork_child_never_uses_the_parents_sockets(cache: RedisCache) -> None:
     assert cache.get("from-child") == pid
 
 
-def test_multiprocessing_fork_children(cache: RedisCache) -> None:
+def test_multiprocessing_fork_children(make_cache) -> None:
     import multiprocessing
 
     global _inherited
+    cache = make_cache(options={"CONNECTION_POOL_KWARGS": {"max_connections": 2}})
     cache.set("shared", 1)
+    asyncio.run(cache.aset("async", 1))  # the parent's runtime and connections exist
     _inherited = cache  # the children inherit it through fork
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(3) as pool:
         results = pool.map(_child_incr, range(30))
-    assert sorted(results) == list(range(2, 32))
+    assert sorted(n for n, _ in results) == list(range(2, 32))
+    assert sorted(n for _, n in results) == list(range(2, 32))
     assert cache.get("shared") == 31
+    assert asyncio.run(cache.aget("async")) == 31  # the parent's async side still works
 
 
 _inherited: RedisCache | None = None
 
 
-def _child_incr(_: int) -> int:
+def _child_incr(_: int) -> tuple[int, int]:
+    """In a forked child: sync and async calls on fresh connections, within max_connections."""
     assert _inherited is not None
-    return _inherited.incr("shared")
+    synced = _inherited.incr("shared")
+    with ThreadPoolExecutor(4) as threads:
+        list(threads.map(lambda _: _inherited.get("shared"), range(20)))  # type: ignore[union-attr]
+    assert pool_stats(_inherited)["open"] <= 2
+    return synced, asyncio.run(_inherited.aincr("async"))
 
 
 def test_exhausted_pool_fails_after_the_pool_timeout(make_cache) -> None:

@@ -1,6 +1,6 @@
 """Exceptions raised by django-redis-rs.
 
-The first five are defined by the native module and re-exported here so that they pickle and
+The first six are defined by the native module and re-exported here so that they pickle and
 compare by this module's name.
 """
 
@@ -10,6 +10,7 @@ from django_redis_rs._native import (
     ConnectionInterrupted,
     ResponseError,
     SerializerError,
+    ValueTooLargeError,
 )
 
 
@@ -29,4 +30,5 @@ __all__ = [
     "LockNotOwnedError",
     "ResponseError",
     "SerializerError",
+    "ValueTooLargeError",
 ]

@@ -397,4 +397,62 @@ mod tests {
         c.kind = Kind::Zstd;
         assert!(c.validate().is_ok());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A valid stream of `kind`, then damaged: truncated, a byte flipped, bytes appended.
+        fn damaged(kind: Kind) -> impl Strategy<Value = Vec<u8>> {
+            let packed = NativeCompressor::new(kind).compress(&sample(3000));
+            let len = packed.len();
+            (
+                0..len,
+                0..len,
+                any::<u8>(),
+                proptest::collection::vec(any::<u8>(), 0..16),
+            )
+                .prop_map(move |(cut, at, byte, tail)| {
+                    let mut bad = packed.clone();
+                    bad[at] ^= byte | 1;
+                    bad.truncate(cut.max(at + 1));
+                    bad.extend(tail);
+                    bad
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the bytes, every decoder answers (data or a clear error) within its bound.
+            #[test]
+            fn foreign_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+                for kind in ALL {
+                    let mut c = NativeCompressor::new(kind);
+                    c.max_decompressed = 1 << 16;
+                    if let Ok(out) = c.decompress(&data) {
+                        prop_assert!(out.len() <= 1 << 16);
+                    }
+                }
+            }
+
+            #[test]
+            fn damaged_streams_never_panic(
+                zlib in damaged(Kind::Zlib),
+                gzip in damaged(Kind::Gzip),
+                lzma in damaged(Kind::Lzma),
+                lz4 in damaged(Kind::Lz4),
+                zstd in damaged(Kind::Zstd),
+            ) {
+                for (kind, data) in [(Kind::Zlib, zlib), (Kind::Gzip, gzip), (Kind::Lzma, lzma),
+                                     (Kind::Lz4, lz4), (Kind::Zstd, zstd)] {
+                    let mut c = NativeCompressor::new(kind);
+                    c.max_decompressed = 1 << 16;
+                    if let Ok(out) = c.decompress(&data) {
+                        prop_assert!(out.len() <= 1 << 16);
+                    }
+                }
+            }
+        }
+    }
 }

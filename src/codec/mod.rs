@@ -10,6 +10,7 @@ pub mod msgpack;
 pub mod serialize;
 pub mod standalone;
 
+use crate::errors::check_bulk_len;
 use crate::errors::py::{CompressorError, SerializerError};
 use compress::{DecompressError, Kind, NativeCompressor};
 use pyo3::exceptions::PyValueError;
@@ -160,6 +161,12 @@ impl Codec {
 
     /// Encode without the integer rule (sorted-set members, as django-redis does).
     pub fn encode_serialized<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
+        let encoded = self.serialize_and_compress(value)?;
+        check_bulk_len(encoded.as_bytes().len(), || "the encoded value".into())?;
+        Ok(encoded)
+    }
+
+    fn serialize_and_compress<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
         let py = value.py();
         let serialized = self.serializer.dumps(value)?;
         match &self.compressor {
