@@ -37,6 +37,8 @@ py-test: build
 	$(PY) benches/codecs.py --quick
 	$(PY) benches/core.py --quick
 	$(PY) benches/async.py --quick
+	$(PY) benches/faults.py --quick
+	$(PY) benches/soak.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
@@ -45,6 +47,8 @@ bench: build
 	taskset -c 1 $(PY) benches/core.py || $(PY) benches/core.py
 	$(PY) benches/codecs.py
 	$(PY) benches/async.py
+	$(PY) benches/faults.py
+	$(PY) benches/soak.py
 
 clean:
 	rm -rf $(VENV) target dist
