@@ -63,27 +63,98 @@ fn number_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 fn cache_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = key.cast::<PyString>() {
         let text = s.to_str()?;
-        check_bulk_len(text.len(), || "the key".into())?;
-        let too_long =
-            text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
+        check_key_text(key.py(), text)?;
+        return Ok(Cow::Borrowed(text.as_bytes()));
+    }
+    arg(key)
+}
+
+/// Django's checks on a made key: memcached's length and character limits (warnings only), and
+/// Redis's own limit (an error).
+fn check_key_text(py: Python<'_>, text: &str) -> PyResult<()> {
+    check_bulk_len(text.len(), || "the key".into())?;
+    let too_long =
+        text.len() > MEMCACHE_MAX_KEY_LENGTH && text.chars().count() > MEMCACHE_MAX_KEY_LENGTH;
+    let odd_characters = text.bytes().any(|b| b < 33 || b == 127);
+    if too_long || odd_characters {
+        let key = PyString::new(py, text).into_any();
         if too_long {
             warn_key(
-                key,
+                &key,
                 &format!(
                     "Cache key will cause errors if used with memcached: {} (longer than {MEMCACHE_MAX_KEY_LENGTH})",
                     key.repr()?
                 ),
             )?;
         }
-        if text.bytes().any(|b| b < 33 || b == 127) {
+        if odd_characters {
             warn_key(
-                key,
+                &key,
                 &format!("Cache key contains characters that will cause errors if used with memcached: {}", key.repr()?),
             )?;
         }
-        return Ok(Cow::Borrowed(text.as_bytes()));
     }
-    arg(key)
+    Ok(())
+}
+
+/// Django's default key function, `"%s:%s:%s" % (KEY_PREFIX, version, key)`, applied here to
+/// many keys at once: a Python call per key would cost more than the rest of `get_many`.
+fn format_key(prefix: &str, version: i64, key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let shown;
+    let text = match key.cast_exact::<PyString>() {
+        Ok(s) => s.to_str()?,
+        Err(_) => {
+            shown = key.str()?;
+            shown.to_str()?
+        }
+    };
+    let mut digits = itoa::Buffer::new();
+    let version = digits.format(version);
+    let mut made = String::with_capacity(prefix.len() + version.len() + text.len() + 2);
+    for part in [prefix, ":", version, ":", text] {
+        made.push_str(part);
+    }
+    check_key_text(key.py(), &made)?;
+    Ok(made.into_bytes())
+}
+
+/// One key of a multi-key call: made here with `version` (see `call_keys`), else already made.
+fn made_key(
+    prefix: Option<&str>,
+    key: &Bound<'_, PyAny>,
+    version: Option<i64>,
+) -> PyResult<Cow<'static, [u8]>> {
+    match (prefix, version) {
+        (Some(prefix), Some(version)) => Ok(Cow::Owned(format_key(prefix, version, key)?)),
+        (None, Some(_)) => Err(PyTypeError::new_err(
+            "this client makes keys in Python: pass made keys, not a version",
+        )),
+        (_, None) => Ok(Cow::Owned(cache_key(key)?.into_owned())),
+    }
+}
+
+/// The keys of a multi-key call with the caller's key objects (the result maps those back).
+/// With `version` they are made here (`format_key`); without, `keys` maps made keys to the
+/// caller's keys, or lists made keys.
+fn call_keys<'py>(
+    prefix: Option<&str>,
+    keys: &Bound<'py, PyAny>,
+    version: Option<i64>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Cow<'static, [u8]>)>> {
+    match (version, keys.cast::<PyDict>()) {
+        (None, Ok(dict)) => dict
+            .iter()
+            .map(|(made, key)| Ok((key, made_key(prefix, &made, None)?)))
+            .collect(),
+        _ => keys
+            .try_iter()?
+            .map(|key| {
+                let key = key?;
+                let made = made_key(prefix, &key, version)?;
+                Ok((key, made))
+            })
+            .collect(),
+    }
 }
 
 fn warn_key(key: &Bound<'_, PyAny>, message: &str) -> PyResult<()> {
@@ -116,6 +187,9 @@ pub struct Client {
     shared: Arc<Shared>,
     /// Servers as `host:port db=N`, never with credentials.
     servers: Vec<String>,
+    /// `KEY_PREFIX` when the cache uses Django's default key function: multi-key calls given a
+    /// `version` then make their keys here.
+    key_prefix: Option<String>,
 }
 
 pub struct Shared {
@@ -610,7 +684,7 @@ impl Client {
         shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
         read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true,
-        health_check_interval=None, circuit_breaker=None
+        health_check_interval=None, circuit_breaker=None, key_prefix=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -636,6 +710,7 @@ impl Client {
         ssl_check_hostname: bool,
         health_check_interval: Option<f64>,
         circuit_breaker: Option<(u32, f64)>,
+        key_prefix: Option<String>,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
         let base = ConnectionOptions {
@@ -738,6 +813,7 @@ impl Client {
         Ok(Self {
             shared: Arc::new(Shared { topology, codec }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
+            key_prefix,
         })
     }
 
@@ -812,22 +888,23 @@ impl Client {
         Ok(self.run_key(py, has_key_command(&cache_key(key)?))?)
     }
 
-    /// `keys` maps made keys to the caller's keys; the result maps the caller's keys to the
-    /// values found.
+    /// `keys` maps made keys to the caller's keys — or, with `version`, lists the caller's keys
+    /// (made here); the result maps the caller's keys to the values found.
+    #[pyo3(signature = (keys, version=None))]
     fn get_many<'py>(
         &self,
         py: Python<'py>,
-        keys: &Bound<'py, PyDict>,
+        keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let found = PyDict::new(py);
-        if keys.is_empty() {
+        let (callers, made): (Vec<_>, Vec<_>) =
+            call_keys(self.key_prefix.as_deref(), keys, version)?
+                .into_iter()
+                .unzip();
+        if made.is_empty() {
             return Ok(found);
         }
-        let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = keys.iter().collect();
-        let made: Vec<Cow<'_, [u8]>> = pairs
-            .iter()
-            .map(|(key, _)| cache_key(key))
-            .collect::<PyResult<_>>()?;
         let replies = self.per_node(py, &made, false, |batches| {
             Ok(per_batch(b"MGET", batches, &made))
         })?;
@@ -838,7 +915,7 @@ impl Client {
                 };
                 for (i, value) in batch.into_iter().zip(values) {
                     if let Value::BulkString(data) = value {
-                        found.set_item(&pairs[i].1, self.codec.decode(py, &data, &made[i])?)?;
+                        found.set_item(&callers[i], self.codec.decode(py, &data, &made[i])?)?;
                     }
                 }
             }
@@ -847,12 +924,14 @@ impl Client {
     }
 
     /// Store every made key -> value of `items` in one round trip (MSET, or SET PX per key).
-    #[pyo3(signature = (items, timeout_ms=None))]
+    /// With `version`, the keys of `items` are the caller's (made here).
+    #[pyo3(signature = (items, timeout_ms=None, version=None))]
     fn set_many(
         &self,
         py: Python<'_>,
         items: &Bound<'_, PyDict>,
         timeout_ms: Option<i64>,
+        version: Option<i64>,
     ) -> PyResult<()> {
         if items.is_empty() {
             return Ok(());
@@ -860,7 +939,7 @@ impl Client {
         let pairs: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = items.iter().collect();
         let made: Vec<Cow<'_, [u8]>> = pairs
             .iter()
-            .map(|(key, _)| cache_key(key))
+            .map(|(key, _)| made_key(self.key_prefix.as_deref(), key, version))
             .collect::<PyResult<_>>()?;
         let encoded: Vec<Encoded<'_>> = pairs
             .iter()
@@ -872,9 +951,18 @@ impl Client {
         Ok(())
     }
 
-    fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
-        let made: Vec<Cow<'_, [u8]>> = keys.iter().map(cache_key).collect::<PyResult<_>>()?;
+    /// With `version`, `keys` are the caller's (made here).
+    #[pyo3(signature = (keys, version=None))]
+    fn delete_many(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        version: Option<i64>,
+    ) -> PyResult<i64> {
+        let made: Vec<Cow<'_, [u8]>> = call_keys(self.key_prefix.as_deref(), keys, version)?
+            .into_iter()
+            .map(|(_, made)| made)
+            .collect();
         if made.is_empty() {
             return Ok(0);
         }
@@ -1257,16 +1345,18 @@ impl Client {
     }
 
     /// `get_many`, as an awaitable: one request per node, all nodes at once.
+    #[pyo3(signature = (keys, version=None))]
     fn aget_many<'py>(
         &self,
         py: Python<'py>,
-        keys: &Bound<'py, PyDict>,
+        keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let pairs: Vec<(Py<PyAny>, Vec<u8>)> = keys
-            .iter()
-            .map(|(key, original)| Ok((original.unbind(), cache_key(&key)?.into_owned())))
-            .collect::<PyResult<_>>()?;
-        let (originals, keys): (Vec<Py<PyAny>>, Vec<Vec<u8>>) = pairs.into_iter().unzip();
+        let (originals, keys): (Vec<Py<PyAny>>, Vec<Vec<u8>>) =
+            call_keys(self.key_prefix.as_deref(), keys, version)?
+                .into_iter()
+                .map(|(key, made)| (key.unbind(), made.into_owned()))
+                .unzip();
         let keys = Arc::new(keys);
         let (shared, sent) = (Arc::clone(&self.shared), Arc::clone(&keys));
         let work = async move {
@@ -1295,17 +1385,18 @@ impl Client {
     }
 
     /// `set_many`, as an awaitable.
-    #[pyo3(signature = (items, timeout_ms=None))]
+    #[pyo3(signature = (items, timeout_ms=None, version=None))]
     fn aset_many<'py>(
         &self,
         py: Python<'py>,
         items: &Bound<'py, PyDict>,
         timeout_ms: Option<i64>,
+        version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = items.iter().collect();
         let made: Vec<Cow<'_, [u8]>> = pairs
             .iter()
-            .map(|(key, _)| cache_key(key))
+            .map(|(key, _)| made_key(self.key_prefix.as_deref(), key, version))
             .collect::<PyResult<_>>()?;
         // Owned copies: the request may have to be built again after a topology change.
         let keys: Vec<Vec<u8>> = made.iter().map(|k| k.to_vec()).collect();
@@ -1323,16 +1414,17 @@ impl Client {
     }
 
     /// `delete_many`, as an awaitable: the number of keys deleted.
+    #[pyo3(signature = (keys, version=None))]
     fn adelete_many<'py>(
         &self,
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let keys: Vec<Bound<'_, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
-        let keys: Vec<Vec<u8>> = keys
-            .iter()
-            .map(|k| Ok(cache_key(k)?.into_owned()))
-            .collect::<PyResult<_>>()?;
+        let keys: Vec<Vec<u8>> = call_keys(self.key_prefix.as_deref(), keys, version)?
+            .into_iter()
+            .map(|(_, made)| made.into_owned())
+            .collect();
         let shared = Arc::clone(&self.shared);
         let work = async move {
             shared

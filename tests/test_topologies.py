@@ -137,7 +137,7 @@ class ReadYourWrites(RedisCache):
         attr = super().__getattribute__(name)
         if (
             name.startswith("_")
-            or name in ("get", "get_many", "has_key", "client")
+            or name in ("get", "get_many", "has_key", "client", "key_func")
             or not callable(attr)
         ):
             return attr

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native
@@ -141,6 +141,10 @@ class DefaultClient:
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         self._async_lock_class = ForgivingAsyncLock if ignoring else AsyncLock
+        # While the cache uses Django's default key function with this prefix, multi-key calls
+        # make their keys natively.
+        self._native_prefix = backend.key_prefix
+        layout["key_prefix"] = backend.key_prefix
         try:
             self._native = _native.Client(self._server, **options.native_kwargs, **layout)
         except ConfigError as e:
@@ -247,9 +251,21 @@ class DefaultClient:
     ) -> int:
         return self._native.delete(self.make_key(key, version, prefix))
 
+    def _native_version(self, version: int | None) -> int | None:
+        """The version to make keys with natively, or None when Python must make them (a
+        custom key function, or a prefix or key function changed since the cache was made)."""
+        backend = self._backend
+        if backend.key_func is not default_key_func or backend.key_prefix != self._native_prefix:
+            return None
+        version = backend.version if version is None else version
+        return version if type(version) is int else None
+
     def delete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
+        native_version = self._native_version(version)
+        if native_version is not None:
+            return self._native.delete_many(keys, native_version)
         return self._native.delete_many([self.make_key(k, version) for k in keys])
 
     def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
@@ -258,6 +274,9 @@ class DefaultClient:
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
+        native_version = self._native_version(version)
+        if native_version is not None:
+            return self._native.get_many(keys, native_version)
         return self._native.get_many({self.make_key(k, version): k for k in keys})
 
     def set_many(
@@ -268,6 +287,11 @@ class DefaultClient:
         client: Any = None,
     ) -> list[Any]:
         """Store all values in one round trip; returns the keys that failed (always none)."""
+        native_version = self._native_version(version)
+        if native_version is not None:
+            items = data if type(data) is dict else dict(data)
+            self._native.set_many(items, self._timeout_ms(timeout), native_version)
+            return []
         items = {self.make_key(k, version): v for k, v in data.items()}
         self._native.set_many(items, self._timeout_ms(timeout))
         return []
@@ -391,6 +415,10 @@ class DefaultClient:
     async def aget_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
+        native_version = self._native_version(version)
+        if native_version is not None:
+            found: dict[Any, Any] = await self._native.aget_many(keys, native_version)
+            return found
         result: dict[Any, Any] = await self._native.aget_many(
             {self.make_key(k, version): k for k in keys}
         )
@@ -403,6 +431,11 @@ class DefaultClient:
         version: int | None = None,
         client: Any = None,
     ) -> list[Any]:
+        native_version = self._native_version(version)
+        if native_version is not None:
+            items = data if type(data) is dict else dict(data)
+            await self._native.aset_many(items, self._timeout_ms(timeout), native_version)
+            return []
         items = {self.make_key(k, version): v for k, v in data.items()}
         await self._native.aset_many(items, self._timeout_ms(timeout))
         return []
@@ -410,6 +443,10 @@ class DefaultClient:
     async def adelete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
+        native_version = self._native_version(version)
+        if native_version is not None:
+            deleted: int = await self._native.adelete_many(keys, native_version)
+            return deleted
         result: int = await self._native.adelete_many([self.make_key(k, version) for k in keys])
         return result
 
