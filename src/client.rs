@@ -133,6 +133,9 @@ fn made_key(
     }
 }
 
+/// A caller's key object and the key made of it.
+type CallKey<'py> = (Bound<'py, PyAny>, Cow<'static, [u8]>);
+
 /// The keys of a multi-key call with the caller's key objects (the result maps those back).
 /// With `version` they are made here (`format_key`); without, `keys` maps made keys to the
 /// caller's keys, or lists made keys.
@@ -140,7 +143,7 @@ fn call_keys<'py>(
     prefix: Option<&str>,
     keys: &Bound<'py, PyAny>,
     version: Option<i64>,
-) -> PyResult<Vec<(Bound<'py, PyAny>, Cow<'static, [u8]>)>> {
+) -> PyResult<Vec<CallKey<'py>>> {
     match (version, keys.cast::<PyDict>()) {
         (None, Ok(dict)) => dict
             .iter()
