@@ -29,8 +29,6 @@ mod _native {
         CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
         ValueTooLargeError,
     };
-    #[pymodule_export]
-    use crate::runtime::_resolve_future;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
