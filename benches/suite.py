@@ -183,7 +183,7 @@ def standalone_rows(bench: Bench, server: Server) -> None:
     stored = bytes(made[OURS].client.get_client().get(f"{PREFIX[OURS]}:1:small") or b"")
     get_req = resp(b"GET", f"{PREFIX[OURS]}:1:small".encode())
     get_len = floor.reply_len(get_req)
-    set_req = resp(b"SET", b"floor:small", stored)
+    set_req = resp(b"SET", b"floor:small", stored, b"PX", b"300000")  # Django's default timeout
     set_len = floor.reply_len(set_req)
     many = {who: {f"d{i}": i for i in range(100)} for who in who_all}
 
