@@ -223,6 +223,14 @@ fn server_error(value: &Value) -> Option<Error> {
     }
 }
 
+/// The replies, or the first error reply among them as `ErrorKind::Response`.
+fn checked(replies: Vec<Value>) -> Result<Vec<Value>> {
+    match replies.iter().find_map(server_error) {
+        Some(err) => Err(err),
+        None => Ok(replies),
+    }
+}
+
 /// Send packed commands on one pooled connection and read one reply per command. A connection
 /// that failed mid-exchange is closed rather than returned, so no later caller reads a stale reply.
 /// Blocks: call it with the GIL released.
@@ -315,7 +323,7 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
         .map(|(sent, (pool, packed))| {
             let mut conn = match sent? {
                 Sent::Pending(conn) => conn,
-                Sent::Done(replies) => return Ok(replies),
+                Sent::Done(replies) => return checked(replies),
             };
             let mut replies = Vec::with_capacity(packed.commands());
             let mut result = Ok(());
@@ -330,11 +338,7 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
             }
             let reused = conn.reused();
             drop(conn);
-            let replies = settle(pool, packed, result.map(|()| replies), reused)?;
-            match replies.iter().find_map(server_error) {
-                Some(err) => Err(err),
-                None => Ok(replies),
-            }
+            checked(settle(pool, packed, result.map(|()| replies), reused)?)
         })
         .collect()
 }
@@ -354,11 +358,7 @@ pub fn run_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
 /// that is safe to repeat is sent once more on the new one.
 pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
     pool.admit()?;
-    let replies = record(pool, aattempt(pool.connector(), packed).await)?;
-    match replies.iter().find_map(server_error) {
-        Some(err) => Err(err),
-        None => Ok(replies),
-    }
+    checked(record(pool, aattempt(pool.connector(), packed).await)?)
 }
 
 async fn aattempt(connector: &RedisConnector, packed: &Packed) -> Result<Vec<Value>> {
@@ -414,9 +414,5 @@ pub fn run_one(pool: &RedisPool, packed: &Packed) -> Result<Value> {
 
 /// Several commands in one round trip; the first server error, if any, is returned.
 pub fn run_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    let replies = run(pool, packed)?;
-    match replies.iter().find_map(server_error) {
-        Some(err) => Err(err),
-        None => Ok(replies),
-    }
+    checked(run(pool, packed)?)
 }
