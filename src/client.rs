@@ -656,6 +656,56 @@ fn scan_page(
     scan_reply(run_one(pool, &scan_command(cursor, pattern, count))?)
 }
 
+/// `delete_pattern` on one node, one round trip per SCAN page: each request unlinks the keys the
+/// previous page found and asks for the next page.
+struct PatternDeletion<'a> {
+    pattern: &'a [u8],
+    count: i64,
+    /// The next page to ask for; None once the scan has come round to cursor 0.
+    cursor: Option<Vec<u8>>,
+    /// Found, not yet unlinked.
+    found: Vec<Vec<u8>>,
+    deleted: u64,
+}
+
+impl<'a> PatternDeletion<'a> {
+    fn new(pattern: &'a [u8], count: i64) -> Self {
+        Self {
+            pattern,
+            count,
+            cursor: Some(b"0".to_vec()),
+            found: Vec::new(),
+            deleted: 0,
+        }
+    }
+
+    /// The next request, or None when every key found is unlinked and the scan is over.
+    fn request(&self, topology: &Topology) -> Result<Option<Packed>> {
+        let mut packed = if self.found.is_empty() {
+            Packed::new()
+        } else {
+            unlink_command(topology, &self.found)?
+        };
+        if let Some(cursor) = &self.cursor {
+            packed.extend(&scan_command(cursor, self.pattern, self.count));
+        }
+        Ok((packed.commands() > 0).then_some(packed))
+    }
+
+    /// Count the unlinked keys and take the page the request's SCAN returned.
+    fn absorb(&mut self, mut replies: Vec<Value>) -> Result<()> {
+        let page = self.cursor.is_some().then(|| replies.pop()).flatten();
+        self.deleted += replies.iter().map(int_of).sum::<i64>() as u64;
+        self.found.clear();
+        if let Some(page) = page {
+            let (next, keys) = scan_reply(page)?;
+            self.found = keys;
+            self.cursor = (next != b"0").then_some(next);
+        }
+        Ok(())
+    }
+}
+
 /// One UNLINK per batch the topology allows (per slot in a cluster) for keys of one node.
 fn unlink_command(topology: &Topology, keys: &[Vec<u8>]) -> Result<Packed> {
     let mut packed = Packed::new();
@@ -1005,19 +1055,11 @@ impl Client {
         let deleted = py.detach(|| -> Result<u64> {
             let mut deleted = 0;
             for pool in self.topology.primaries()? {
-                let pool = pool.as_ref();
-                let mut cursor = b"0".to_vec();
-                loop {
-                    let (next, keys) = scan_page(pool, &cursor, &pattern, count)?;
-                    if !keys.is_empty() {
-                        let packed = unlink_command(&self.topology, &keys)?;
-                        deleted += run_all(pool, &packed)?.iter().map(int_of).sum::<i64>() as u64;
-                    }
-                    if next == b"0" {
-                        break;
-                    }
-                    cursor = next;
+                let mut deletion = PatternDeletion::new(&pattern, count);
+                while let Some(packed) = deletion.request(&self.topology)? {
+                    deletion.absorb(run_all(&pool, &packed)?)?;
                 }
+                deleted += deletion.deleted;
             }
             Ok(deleted)
         })?;
@@ -1320,27 +1362,13 @@ impl Client {
         let work = async move {
             let mut deleted = 0u64;
             for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
-                let mut cursor = b"0".to_vec();
-                loop {
-                    let reply = arun_all(&pool, &scan_command(&cursor, &pattern, count))
-                        .await?
-                        .pop();
-                    let (next, keys) = scan_reply(reply.unwrap_or(Value::Nil))?;
-                    if !keys.is_empty() {
-                        let packed = tokio::task::block_in_place(|| {
-                            unlink_command(&shared.topology, &keys)
-                        })?;
-                        deleted += arun_all(&pool, &packed)
-                            .await?
-                            .iter()
-                            .map(int_of)
-                            .sum::<i64>() as u64;
-                    }
-                    if next == b"0" {
-                        break;
-                    }
-                    cursor = next;
+                let mut deletion = PatternDeletion::new(&pattern, count);
+                while let Some(packed) =
+                    tokio::task::block_in_place(|| deletion.request(&shared.topology))?
+                {
+                    deletion.absorb(arun_all(&pool, &packed).await?)?;
                 }
+                deleted += deletion.deleted;
             }
             Ok(deleted)
         };
