@@ -16,7 +16,7 @@ use redis::{
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Once};
-use std::time::Duration;
+use std::time::Instant;
 
 pub struct RedisConnector {
     server: ServerConfig,
@@ -179,9 +179,9 @@ impl Connector for RedisConnector {
     }
 
     /// redis-py's `health_check_interval`: PING a connection that sat idle longer than that.
-    fn healthy(&self, conn: &mut redis::Connection, idle: Duration) -> bool {
+    fn healthy(&self, conn: &mut redis::Connection, idle_since: Instant) -> bool {
         match self.options.health_check_interval {
-            Some(every) if idle >= every => {
+            Some(every) if idle_since.elapsed() >= every => {
                 matches!(conn.req_packed_command(PING), Ok(Value::SimpleString(ref s)) if s == "PONG")
             }
             _ => true,

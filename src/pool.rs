@@ -16,8 +16,9 @@ pub trait Connector: Send + Sync {
     fn connect(&self) -> Result<Self::Conn>;
     /// Names the server in messages (no credentials).
     fn describe(&self) -> String;
-    /// Whether a connection that sat idle for `idle` may be handed out (a health check).
-    fn healthy(&self, _conn: &mut Self::Conn, _idle: Duration) -> bool {
+    /// Whether a connection idle since `idle_since` may be handed out (a health check; the
+    /// connector reads the clock only if it checks, keeping checkouts cheap when it does not).
+    fn healthy(&self, _conn: &mut Self::Conn, _idle_since: Instant) -> bool {
         true
     }
 }
@@ -107,7 +108,7 @@ impl<C: Connector> Pool<C> {
         loop {
             if let Some((mut conn, since)) = inner.idle.pop() {
                 drop(inner);
-                if self.connector.healthy(&mut conn, since.elapsed()) {
+                if self.connector.healthy(&mut conn, since) {
                     return Ok(self.pooled(slots, conn, true));
                 }
                 drop(conn);
@@ -265,8 +266,8 @@ mod tests {
             "test".into()
         }
         /// Even-numbered connections fail their health check once idle for 20 ms.
-        fn healthy(&self, conn: &mut usize, idle: Duration) -> bool {
-            *conn % 2 == 1 || idle < Duration::from_millis(20)
+        fn healthy(&self, conn: &mut usize, idle_since: Instant) -> bool {
+            *conn % 2 == 1 || idle_since.elapsed() < Duration::from_millis(20)
         }
     }
 
