@@ -16,10 +16,7 @@ import pytest
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.exceptions import ConnectionInterrupted
 from tests.servers import Server
-
-
-def pool_stats(cache: RedisCache) -> dict[str, int]:
-    return next(iter(cache.client._native.pool_stats().values()))
+from tests.test_pool import pool_stats
 
 
 def fill_pool(cache: RedisCache, n: int) -> None:
