@@ -208,6 +208,17 @@ impl std::ops::Deref for Client {
 }
 
 impl Shared {
+    /// Runs `route` on a runtime worker. Routing usually answers from memory; when the
+    /// topology must first ask a server (sentinel, a cluster slot map), the worker is handed
+    /// to blocking I/O — a costly hand-off, so only then.
+    fn routing<T>(&self, route: impl FnOnce() -> T) -> T {
+        if self.topology.settled() {
+            route()
+        } else {
+            tokio::task::block_in_place(route)
+        }
+    }
+
     /// The async twin of `Client::routed` (same failure handling); finding a node may block
     /// (sentinel or cluster discovery), which the runtime is told about.
     async fn arouted(
@@ -215,7 +226,7 @@ impl Shared {
         select: impl Fn() -> Result<Arc<RedisPool>>,
         packed: &Packed,
     ) -> Result<Vec<Value>> {
-        let select = || tokio::task::block_in_place(&select);
+        let select = || self.routing(&select);
         let err = match arun_all(&*select()?, packed).await {
             Ok(replies) => return Ok(replies),
             Err(err) => err,
@@ -510,7 +521,7 @@ impl Shared {
     ) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
         let mut retried = false;
         loop {
-            let groups = tokio::task::block_in_place(|| self.topology.group(keys, write))?;
+            let groups = self.routing(|| self.topology.group(keys, write))?;
             let requests = groups
                 .into_iter()
                 .map(|(pool, batches)| {
@@ -1283,7 +1294,7 @@ impl Client {
     fn aclear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+            for pool in shared.routing(|| shared.topology.primaries())? {
                 arun_all(&pool, &Packed::command(&[b"FLUSHDB"])).await?;
             }
             Ok(())
@@ -1303,7 +1314,7 @@ impl Client {
         );
         let work = async move {
             let mut all = Vec::new();
-            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+            for pool in shared.routing(|| shared.topology.primaries())? {
                 let replies = arun_all(&pool, &packed).await?;
                 all.extend(replies.into_iter().flat_map(keys_of));
             }
@@ -1329,7 +1340,7 @@ impl Client {
             count.unwrap_or(10).max(1),
         );
         let work = async move {
-            let primaries = tokio::task::block_in_place(|| shared.topology.primaries())?;
+            let primaries = shared.routing(|| shared.topology.primaries())?;
             let pool = primaries
                 .get(node)
                 .ok_or_else(|| Error::new(ErrorKind::Response, "no such node"))?;
@@ -1361,11 +1372,9 @@ impl Client {
         let count = itersize.unwrap_or(1000).max(1);
         let work = async move {
             let mut deleted = 0u64;
-            for pool in tokio::task::block_in_place(|| shared.topology.primaries())? {
+            for pool in shared.routing(|| shared.topology.primaries())? {
                 let mut deletion = PatternDeletion::new(&pattern, count);
-                while let Some(packed) =
-                    tokio::task::block_in_place(|| deletion.request(&shared.topology))?
-                {
+                while let Some(packed) = shared.routing(|| deletion.request(&shared.topology))? {
                     deletion.absorb(arun_all(&pool, &packed).await?)?;
                 }
                 deleted += deletion.deleted;

@@ -10,6 +10,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::cell::RefCell;
 use std::future::Future;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -62,45 +65,56 @@ struct Settlement {
 
 /// Finished calls waiting for their event loop. Settling each call with its own
 /// `call_soon_threadsafe` costs a GIL hand-off and a loop wake-up per call; here the first call
-/// to finish wakes the loop once, and the loop settles every call finished by then.
+/// to finish wakes the loop once, by writing a byte to a socket the loop watches (no GIL on the
+/// runtime thread), and the loop settles every call finished by then.
 struct Mailbox {
     /// A weak reference to the loop: the mailbox must not keep a closed loop alive.
     event_loop: Py<PyAny>,
     queue: Mutex<Vec<Settlement>>,
+    /// The loop watches `bell`'s other end (`add_reader`); runtime threads ring it.
+    bell: UnixStream,
+    watched: UnixStream,
 }
 
 impl Mailbox {
-    /// From a runtime thread: queue a settlement, and wake the loop if nothing was queued.
-    fn post(self: &Arc<Self>, settlement: Settlement) {
+    fn new(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
+        let py = event_loop.py();
+        let (bell, watched) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        watched.set_nonblocking(true)?;
+        let weak = py.import("weakref")?.getattr("ref")?.call1((event_loop,))?;
+        let mailbox = Arc::new(Mailbox {
+            event_loop: weak.unbind(),
+            queue: Mutex::new(Vec::new()),
+            bell,
+            watched,
+        });
+        let drain = Drain {
+            mailbox: Arc::clone(&mailbox),
+        };
+        event_loop.call_method1("add_reader", (mailbox.watched.as_raw_fd(), drain))?;
+        Ok(mailbox)
+    }
+
+    /// From a runtime thread: queue a settlement, and ring if nothing was queued.
+    fn post(&self, settlement: Settlement) {
         let first = {
             let mut queue = self.queue.lock();
             queue.push(settlement);
             queue.len() == 1
         };
-        if !first {
-            return; // a wake-up is already on its way
+        if first {
+            // A full socket buffer means the loop has a ring pending already; any other
+            // failure means the loop is gone, and with it everyone waiting.
+            let _ = (&self.bell).write(&[1]);
         }
-        Python::attach(|py| {
-            let drain = Drain {
-                mailbox: Arc::clone(self),
-            };
-            let woke = (|| -> PyResult<()> {
-                let event_loop = self.event_loop.bind(py).call0()?;
-                if event_loop.is_none() {
-                    return Ok(());
-                }
-                event_loop.call_method1("call_soon_threadsafe", (Py::new(py, drain)?,))?;
-                Ok(())
-            })();
-            if woke.is_err() {
-                // The loop is closed (or gone): nobody is left to tell.
-                self.queue.lock().clear();
-            }
-        });
     }
 
     /// On the loop's thread: settle every queued call (cancelled futures are left alone).
+    /// The bell is silenced first, so a call queued after the take rings again.
     fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        let mut rings = [0u8; 64];
+        while matches!((&self.watched).read(&mut rings), Ok(n) if n > 0) {}
         let settled = std::mem::take(&mut *self.queue.lock());
         for Settlement { future, outcome } in settled {
             let future = future.bind(py);
@@ -116,9 +130,22 @@ impl Mailbox {
         }
         Ok(())
     }
+
+    /// Stop watching the bell when the loop is still open (a new loop took over this thread).
+    fn retire(&self, py: Python<'_>) {
+        let event_loop = self.event_loop.bind(py).call0();
+        if let Some(event_loop) = event_loop.ok().filter(|l| !l.is_none()) {
+            let closed = event_loop
+                .call_method0("is_closed")
+                .and_then(|c| c.is_truthy());
+            if matches!(closed, Ok(false)) {
+                let _ = event_loop.call_method1("remove_reader", (self.watched.as_raw_fd(),));
+            }
+        }
+    }
 }
 
-/// The callback a wake-up schedules on the loop.
+/// The callback the loop runs when the bell rings.
 #[pyclass(frozen, module = "django_redis_rs._native")]
 struct Drain {
     mailbox: Arc<Mailbox>,
@@ -140,20 +167,13 @@ thread_local! {
 fn mailbox_for(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Mailbox>> {
     let py = event_loop.py();
     let cached = MAILBOX.with(|cell| cell.borrow().clone());
-    if let Some(mailbox) = cached {
+    if let Some(mailbox) = &cached {
         if mailbox.event_loop.bind(py).call0()?.is(event_loop) {
-            return Ok(mailbox);
+            return Ok(Arc::clone(mailbox));
         }
+        mailbox.retire(py);
     }
-    let weak = py
-        .import("weakref")?
-        .getattr("ref")?
-        .call1((event_loop,))?
-        .unbind();
-    let mailbox = Arc::new(Mailbox {
-        event_loop: weak,
-        queue: Mutex::new(Vec::new()),
-    });
+    let mailbox = Mailbox::new(event_loop)?;
     MAILBOX.with(|cell| *cell.borrow_mut() = Some(Arc::clone(&mailbox)));
     Ok(mailbox)
 }

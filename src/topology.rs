@@ -54,17 +54,21 @@ struct SentinelLayout {
 }
 
 impl SentinelLayout {
-    fn nodes(&self) -> Result<Arc<Nodes>> {
-        let fresh = |nodes: &Nodes| {
+    /// The nodes found last, unless it is time to ask the sentinels again.
+    fn fresh(&self) -> Option<Arc<Nodes>> {
+        self.current.load_full().filter(|nodes| {
             nodes
                 .found
                 .is_some_and(|at| at.elapsed() < REDISCOVER_AFTER)
-        };
-        if let Some(nodes) = self.current.load_full().filter(|n| fresh(n)) {
+        })
+    }
+
+    fn nodes(&self) -> Result<Arc<Nodes>> {
+        if let Some(nodes) = self.fresh() {
             return Ok(nodes);
         }
         let _one_at_a_time = self.discovering.lock();
-        if let Some(nodes) = self.current.load_full().filter(|n| fresh(n)) {
+        if let Some(nodes) = self.fresh() {
             return Ok(nodes);
         }
         let found = self.sentinels.discover()?;
@@ -99,17 +103,19 @@ struct ClusterLayout {
 }
 
 impl ClusterLayout {
+    /// The slot map, unless it must be fetched (first use, or found stale).
+    fn current(&self) -> Option<Arc<SlotMap>> {
+        self.map
+            .load_full()
+            .filter(|_| !self.stale.load(Ordering::Acquire))
+    }
+
     fn map(&self) -> Result<Arc<SlotMap>> {
-        let current = || {
-            self.map
-                .load_full()
-                .filter(|_| !self.stale.load(Ordering::Acquire))
-        };
-        if let Some(map) = current() {
+        if let Some(map) = self.current() {
             return Ok(map);
         }
         let _one_at_a_time = self.discovering.lock();
-        if let Some(map) = current() {
+        if let Some(map) = self.current() {
             return Ok(map);
         }
         // Known nodes first (a seed may be the node that died), then the seeds.
@@ -210,6 +216,16 @@ impl Topology {
                 stale: AtomicBool::new(false),
                 discovering: Mutex::new(()),
             })),
+        }
+    }
+
+    /// Whether routing can answer from memory now; when not, it will ask a server (sentinel
+    /// discovery, a cluster slot map) and so may block.
+    pub fn settled(&self) -> bool {
+        match &self.layout {
+            Layout::Replicated(_) | Layout::Sharded(..) => true,
+            Layout::Sentinel(s) => s.fresh().is_some(),
+            Layout::Cluster(c) => c.current().is_some(),
         }
     }
 
