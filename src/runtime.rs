@@ -4,6 +4,7 @@
 
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -63,13 +64,23 @@ struct Settlement {
     outcome: Outcome,
 }
 
-/// Finished calls waiting for their event loop. Settling each call with its own
+/// An async call's whole journey: the Redis exchange, then posting its result.
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The bridge between one event loop and the runtime, both ways.
+///
+/// Outward: calls made during one turn of the loop wait in `outbox` until the turn ends, then
+/// go to the runtime as one task. Their requests then reach the connection together, which
+/// writes them in one system call, and the runtime is woken once per turn, not per call.
+///
+/// Back: finished calls wait in `queue`. Settling each call with its own
 /// `call_soon_threadsafe` costs a GIL hand-off and a loop wake-up per call; here the first call
 /// to finish wakes the loop once, by writing a byte to a socket the loop watches (no GIL on the
 /// runtime thread), and the loop settles every call finished by then.
 struct Mailbox {
     /// A weak reference to the loop: the mailbox must not keep a closed loop alive.
     event_loop: Py<PyAny>,
+    outbox: Mutex<Vec<Job>>,
     queue: Mutex<Vec<Settlement>>,
     /// The loop watches `bell`'s other end (`add_reader`); runtime threads ring it.
     bell: UnixStream,
@@ -85,6 +96,7 @@ impl Mailbox {
         let weak = py.import("weakref")?.getattr("ref")?.call1((event_loop,))?;
         let mailbox = Arc::new(Mailbox {
             event_loop: weak.unbind(),
+            outbox: Mutex::new(Vec::new()),
             queue: Mutex::new(Vec::new()),
             bell,
             watched,
@@ -94,6 +106,33 @@ impl Mailbox {
         };
         event_loop.call_method1("add_reader", (mailbox.watched.as_raw_fd(), drain))?;
         Ok(mailbox)
+    }
+
+    /// On the loop's thread: hold `job` until this turn of the loop ends.
+    fn send_off(self: &Arc<Self>, event_loop: &Bound<'_, PyAny>, job: Job) -> PyResult<()> {
+        let first = {
+            let mut outbox = self.outbox.lock();
+            outbox.push(job);
+            outbox.len() == 1
+        };
+        if first {
+            let flush = Flush {
+                mailbox: Arc::clone(self),
+            };
+            event_loop.call_method1(intern!(event_loop.py(), "call_soon"), (flush,))?;
+        }
+        Ok(())
+    }
+
+    /// On the loop's thread, when the turn ends: the held jobs go to the runtime as one task.
+    fn flush(&self) {
+        let mut jobs = std::mem::take(&mut *self.outbox.lock());
+        if jobs.len() == 1 {
+            runtime().spawn(jobs.pop().expect("one job"));
+        } else {
+            let mut all: FuturesUnordered<Job> = jobs.into_iter().collect();
+            runtime().spawn(async move { while all.next().await.is_some() {} });
+        }
     }
 
     /// From a runtime thread: queue a settlement, and ring if nothing was queued.
@@ -142,6 +181,19 @@ impl Mailbox {
                 let _ = event_loop.call_method1("remove_reader", (self.watched.as_raw_fd(),));
             }
         }
+    }
+}
+
+/// The callback that ends a turn's calls to the runtime.
+#[pyclass(frozen, module = "django_redis_rs._native")]
+struct Flush {
+    mailbox: Arc<Mailbox>,
+}
+
+#[pymethods]
+impl Flush {
+    fn __call__(&self) {
+        self.mailbox.flush()
     }
 }
 
@@ -194,7 +246,8 @@ pub fn awaitable<'py, T: Send + 'static>(
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let mailbox = mailbox_for(&event_loop)?;
     let target = future.clone().unbind();
-    runtime().spawn(async move {
+    let reply_to = Arc::clone(&mailbox);
+    let job = async move {
         // A panic in the work comes back as an error, so the asyncio future is always settled.
         let outcome = match CatchUnwind(Box::pin(work)).await {
             Ok(outcome) => outcome,
@@ -203,10 +256,11 @@ pub fn awaitable<'py, T: Send + 'static>(
                 "the async call failed: a bug in django-redis-rs (a panic)",
             )),
         };
-        mailbox.post(Settlement {
+        reply_to.post(Settlement {
             future: target,
             outcome: Box::new(move |py| outcome.map_err(PyErr::from).and_then(|v| convert(py, v))),
         });
-    });
+    };
+    mailbox.send_off(&event_loop, Box::pin(job))?;
     Ok(future)
 }
