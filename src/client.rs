@@ -2,7 +2,7 @@
 //! packs its command while attached to the interpreter, releases the GIL for the round trip, and
 //! converts the reply once it is attached again.
 
-use crate::breaker::BreakerConfig;
+use crate::breaker::{BreakerConfig, State as BreakerState};
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor, Encoded};
 use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
@@ -10,11 +10,13 @@ use crate::connection::{
     arun_all, arun_asking, run_all, run_asking, run_fanout, run_one, RedisPool,
 };
 use crate::errors::{check_bulk_len, Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
 use crate::runtime::awaitable;
 use crate::sentinel::Sentinels;
 use crate::topology::Topology;
+use futures_util::future::join_all;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -22,9 +24,10 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use pyo3::IntoPyObjectExt;
 use redis::Value;
 use std::borrow::Cow;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Django warns about keys memcached would refuse, so code stays portable between backends.
 const MEMCACHE_MAX_KEY_LENGTH: usize = 250;
@@ -198,6 +201,7 @@ pub struct Client {
 pub struct Shared {
     topology: Topology,
     codec: Codec,
+    metrics: Metrics,
 }
 
 impl std::ops::Deref for Client {
@@ -208,6 +212,49 @@ impl std::ops::Deref for Client {
 }
 
 impl Shared {
+    /// A GET's reply as the caller's value (or `default`), counted as a hit or a miss.
+    fn found(
+        &self,
+        py: Python<'_>,
+        value: Value,
+        key: &[u8],
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        match value {
+            Value::Nil => {
+                self.metrics.misses(1);
+                Ok(default.unwrap_or_else(|| py.None()))
+            }
+            Value::BulkString(data) => {
+                self.metrics.hits(1);
+                self.codec.decode(py, &data, key)
+            }
+            other => reply::raw(py, other),
+        }
+    }
+
+    /// Send a request with `send`, timed and counted in this cache's metrics. Every request
+    /// the client sends goes through here or `ametered`.
+    fn metered<T>(&self, packed: &Packed, send: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let result = send();
+        self.metrics
+            .record(packed.name(), started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn ametered<T>(
+        &self,
+        packed: &Packed,
+        send: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let result = send.await;
+        self.metrics
+            .record(packed.name(), started.elapsed(), result.is_ok());
+        result
+    }
+
     /// Runs `route` on a runtime worker. Routing usually answers from memory; when the
     /// topology must first ask a server (sentinel, a cluster slot map), the worker is handed
     /// to blocking I/O — a costly hand-off, so only then.
@@ -227,15 +274,18 @@ impl Shared {
         packed: &Packed,
     ) -> Result<Vec<Value>> {
         let select = || self.routing(&select);
-        let err = match arun_all(&*select()?, packed).await {
+        let send = |pool: Arc<RedisPool>| async move {
+            self.ametered(packed, arun_all(&pool, packed)).await
+        };
+        let err = match send(select()?).await {
             Ok(replies) => return Ok(replies),
             Err(err) => err,
         };
         if let Some(target) = tokio::task::block_in_place(|| self.topology.asked(&err))? {
-            return arun_asking(&target, packed).await;
+            return self.ametered(packed, arun_asking(&target, packed)).await;
         }
         if self.topology.failed(&err) {
-            return arun_all(&*select()?, packed).await;
+            return send(select()?).await;
         }
         Err(err)
     }
@@ -392,15 +442,16 @@ impl Client {
         packed: &Packed,
     ) -> Result<Vec<Value>> {
         py.detach(|| {
-            let err = match run_all(&*select()?, packed) {
+            let send = |pool: Arc<RedisPool>| self.metered(packed, || run_all(&pool, packed));
+            let err = match send(select()?) {
                 Ok(replies) => return Ok(replies),
                 Err(err) => err,
             };
             if let Some(target) = self.topology.asked(&err)? {
-                return run_asking(&target, packed);
+                return self.metered(packed, || run_asking(&target, packed));
             }
             if self.topology.failed(&err) {
-                return run_all(&*select()?, packed);
+                return send(select()?);
             }
             Err(err)
         })
@@ -486,8 +537,14 @@ impl Client {
                     .iter()
                     .map(|(pool, _, packed)| (pool.as_ref(), packed))
                     .collect();
+                let started = Instant::now();
+                let results = run_fanout(&sends);
+                for ((_, packed), result) in sends.iter().zip(&results) {
+                    self.metrics
+                        .record(packed.name(), started.elapsed(), result.is_ok());
+                }
                 // A node's failure fails the call (after the other nodes' replies were read).
-                run_fanout(&sends).into_iter().collect::<Result<Vec<_>>>()
+                results.into_iter().collect::<Result<Vec<_>>>()
             });
             match outcome {
                 Ok(results) => {
@@ -510,6 +567,22 @@ impl Client {
 }
 
 impl Shared {
+    /// Send each node its request at once and collect every node's replies.
+    async fn fan_out(
+        &self,
+        requests: Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>,
+    ) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
+        let sends = requests
+            .iter()
+            .map(|(pool, _, packed)| self.ametered(packed, arun_all(pool, packed)));
+        let replies = join_all(sends).await;
+        requests
+            .into_iter()
+            .zip(replies)
+            .map(|((_, batches, _), replies)| Ok((batches, replies?)))
+            .collect()
+    }
+
     /// The async twin of `Client::per_node`: group `keys` by node, `build` each node's request
     /// (from owned data, so it can be built again), send all at once, and run once more when
     /// the topology changed under the call (`MOVED`, a failover).
@@ -529,7 +602,7 @@ impl Shared {
                     (pool, batches, packed)
                 })
                 .collect();
-            match fan_out(requests).await {
+            match self.fan_out(requests).await {
                 Ok(results) => return Ok(results),
                 Err(err) if !retried && self.topology.failed(&err) => retried = true,
                 Err(err) => return Err(err),
@@ -548,27 +621,6 @@ fn per_batch<K: AsRef<[u8]>>(command: &[u8], batches: &[Vec<usize>], keys: &[K])
         });
     }
     packed
-}
-
-/// Send each node its request at once (a task per node) and collect every node's replies.
-async fn fan_out(
-    requests: Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>,
-) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
-    let mut tasks = Vec::with_capacity(requests.len());
-    for (pool, batches, packed) in requests {
-        tasks.push((
-            batches,
-            tokio::spawn(async move { arun_all(&pool, &packed).await }),
-        ));
-    }
-    let mut results = Vec::with_capacity(tasks.len());
-    for (batches, task) in tasks {
-        let replies = task
-            .await
-            .map_err(|e| Error::new(ErrorKind::Connection, format!("async request lost: {e}")))??;
-        results.push((batches, replies));
-    }
-    Ok(results)
 }
 
 /// `set_many`'s request to one node: MSET per batch, or one SET PX per key, or (an expiry
@@ -659,12 +711,14 @@ fn scan_reply(reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
 }
 
 fn scan_page(
+    shared: &Shared,
     pool: &RedisPool,
     cursor: &[u8],
     pattern: &[u8],
     count: i64,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
-    scan_reply(run_one(pool, &scan_command(cursor, pattern, count))?)
+    let packed = scan_command(cursor, pattern, count);
+    scan_reply(shared.metered(&packed, || run_one(pool, &packed))?)
 }
 
 /// `delete_pattern` on one node, one round trip per SCAN page: each request unlinks the keys the
@@ -875,7 +929,11 @@ impl Client {
             },
         };
         Ok(Self {
-            shared: Arc::new(Shared { topology, codec }),
+            shared: Arc::new(Shared {
+                topology,
+                codec,
+                metrics: Metrics::default(),
+            }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
             key_prefix,
         })
@@ -904,11 +962,8 @@ impl Client {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let key = cache_key(key)?;
-        match self.command(py, false, &[b"GET", &key])? {
-            Value::Nil => Ok(default.unwrap_or_else(|| py.None())),
-            Value::BulkString(data) => self.codec.decode(py, &data, &key),
-            other => reply::raw(py, other),
-        }
+        let value = self.command(py, false, &[b"GET", &key])?;
+        self.found(py, value, &key, default)
     }
 
     /// SET with an optional expiry in milliseconds; an expiry <= 0 deletes instead (as
@@ -984,6 +1039,8 @@ impl Client {
                 }
             }
         }
+        self.metrics.hits(found.len() as u64);
+        self.metrics.misses((made.len() - found.len()) as u64);
         Ok(found)
     }
 
@@ -1068,7 +1125,7 @@ impl Client {
             for pool in self.topology.primaries()? {
                 let mut deletion = PatternDeletion::new(&pattern, count);
                 while let Some(packed) = deletion.request(&self.topology)? {
-                    deletion.absorb(run_all(&pool, &packed)?)?;
+                    deletion.absorb(self.metered(&packed, || run_all(&pool, &packed))?)?;
                 }
                 deleted += deletion.deleted;
             }
@@ -1096,6 +1153,7 @@ impl Client {
         let cursor = cursor.to_string();
         let (next, keys) = py.detach(|| {
             scan_page(
+                self,
                 &pool,
                 cursor.as_bytes(),
                 &pattern,
@@ -1126,7 +1184,9 @@ impl Client {
         let mut all = Vec::new();
         for pool in self.primaries(py)? {
             let packed = Packed::command(&[b"KEYS", &pattern]);
-            all.extend(keys_of(py.detach(|| run_one(&pool, &packed))?));
+            all.extend(keys_of(
+                py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?,
+            ));
         }
         Ok(all)
     }
@@ -1135,7 +1195,7 @@ impl Client {
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         for pool in self.primaries(py)? {
             let packed = Packed::command(&[b"FLUSHDB"]);
-            py.detach(|| run_one(&pool, &packed))?;
+            py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?;
         }
         Ok(())
     }
@@ -1221,10 +1281,8 @@ impl Client {
                 .await?;
             Ok((replies.into_iter().last().unwrap_or(Value::Nil), key))
         };
-        awaitable(py, work, move |py, (value, key)| match value {
-            Value::Nil => Ok(default.unwrap_or_else(|| py.None())),
-            Value::BulkString(data) => decoder.codec.decode(py, &data, &key),
-            other => reply::raw(py, other),
+        awaitable(py, work, move |py, (value, key)| {
+            decoder.found(py, value, &key, default)
         })
     }
 
@@ -1295,7 +1353,8 @@ impl Client {
         let shared = Arc::clone(&self.shared);
         let work = async move {
             for pool in shared.routing(|| shared.topology.primaries())? {
-                arun_all(&pool, &Packed::command(&[b"FLUSHDB"])).await?;
+                let packed = Packed::command(&[b"FLUSHDB"]);
+                shared.ametered(&packed, arun_all(&pool, &packed)).await?;
             }
             Ok(())
         };
@@ -1315,7 +1374,7 @@ impl Client {
         let work = async move {
             let mut all = Vec::new();
             for pool in shared.routing(|| shared.topology.primaries())? {
-                let replies = arun_all(&pool, &packed).await?;
+                let replies = shared.ametered(&packed, arun_all(&pool, &packed)).await?;
                 all.extend(replies.into_iter().flat_map(keys_of));
             }
             Ok(all)
@@ -1344,7 +1403,11 @@ impl Client {
             let pool = primaries
                 .get(node)
                 .ok_or_else(|| Error::new(ErrorKind::Response, "no such node"))?;
-            let reply = arun_all(pool, &packed).await?.pop().unwrap_or(Value::Nil);
+            let reply = shared
+                .ametered(&packed, arun_all(pool, &packed))
+                .await?
+                .pop()
+                .unwrap_or(Value::Nil);
             let (next, keys) = scan_reply(reply)?;
             let next: u64 = std::str::from_utf8(&next)
                 .ok()
@@ -1375,7 +1438,7 @@ impl Client {
             for pool in shared.routing(|| shared.topology.primaries())? {
                 let mut deletion = PatternDeletion::new(&pattern, count);
                 while let Some(packed) = shared.routing(|| deletion.request(&shared.topology))? {
-                    deletion.absorb(arun_all(&pool, &packed).await?)?;
+                    deletion.absorb(shared.ametered(&packed, arun_all(&pool, &packed)).await?)?;
                 }
                 deleted += deletion.deleted;
             }
@@ -1420,6 +1483,8 @@ impl Client {
                     }
                 }
             }
+            decoder.metrics.hits(found.len() as u64);
+            decoder.metrics.misses((keys.len() - found.len()) as u64);
             Ok(found.into_any().unbind())
         })
     }
@@ -1549,17 +1614,61 @@ impl Client {
         self.topology.known().iter().for_each(|pool| pool.clear());
     }
 
-    /// Connections per server: {"host:port db=N": {"open": n, "idle": n}}.
+    /// Connections per server (`host:port db=N`): `open` and `idle` now; `opened` and
+    /// `dropped` (closed after a failure) since start; `async_opened`, the async connection's
+    /// (re)connects; and the circuit breaker's `breaker` state and `breaker_trips`. A server's
+    /// pool is shared by the caches configured alike, and so are these figures.
     fn pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = PyDict::new(py);
         for pool in self.topology.known() {
-            let name = pool.connector().server().to_string();
             let s = pool.stats();
+            let breaker = pool.breaker();
             let entry = PyDict::new(py);
             entry.set_item("open", s.open)?;
             entry.set_item("idle", s.idle)?;
-            stats.set_item(name, entry)?;
+            entry.set_item("opened", s.opened)?;
+            entry.set_item("dropped", s.dropped)?;
+            entry.set_item("async_opened", pool.connector().multiplexed_opened())?;
+            let state = match breaker.state() {
+                BreakerState::Closed => "closed",
+                BreakerState::Open => "open",
+            };
+            entry.set_item("breaker", state)?;
+            entry.set_item("breaker_trips", breaker.trips())?;
+            stats.set_item(pool.connector().server().to_string(), entry)?;
         }
         Ok(stats)
+    }
+
+    /// This cache's figures since start or the last `reset_metrics`: `hits` and `misses` of
+    /// get/get_many; per Redis command, `calls`, `errors` and latencies in microseconds
+    /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8); and
+    /// `servers`, as `pool_stats` gives them.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        let (hits, misses) = self.metrics.lookups();
+        out.set_item("hits", hits)?;
+        out.set_item("misses", misses)?;
+        let commands = PyDict::new(py);
+        let us = |ns: u64| ns as f64 / 1000.0;
+        for (name, c) in self.metrics.commands() {
+            let entry = PyDict::new(py);
+            entry.set_item("calls", c.calls)?;
+            entry.set_item("errors", c.errors)?;
+            entry.set_item("mean_us", us(c.mean_ns))?;
+            entry.set_item("p50_us", us(c.p50_ns))?;
+            entry.set_item("p90_us", us(c.p90_ns))?;
+            entry.set_item("p99_us", us(c.p99_ns))?;
+            entry.set_item("max_us", us(c.max_ns))?;
+            commands.set_item(name, entry)?;
+        }
+        out.set_item("commands", commands)?;
+        out.set_item("servers", self.pool_stats(py)?)?;
+        Ok(out)
+    }
+
+    /// Start this cache's counters afresh (the servers' connection counts are not reset).
+    fn reset_metrics(&self) {
+        self.metrics.reset();
     }
 }

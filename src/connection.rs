@@ -15,6 +15,7 @@ use redis::{
 };
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 use std::time::Instant;
 
@@ -24,6 +25,8 @@ pub struct RedisConnector {
     client: redis::Client,
     /// The async path's one multiplexed connection to this server (per fork generation).
     multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
+    /// How many times that connection was opened (again after each failure).
+    multiplexed_opened: AtomicU64,
 }
 
 /// rustls needs a process-wide crypto provider; ours is ring, installed once.
@@ -117,6 +120,7 @@ impl RedisConnector {
             options,
             client,
             multiplexed: ForkLocal::new(|| Mutex::new(None)),
+            multiplexed_opened: AtomicU64::new(0),
         })
     }
 
@@ -137,12 +141,17 @@ impl RedisConnector {
             .await
             .map_err(|e| Error::from_redis(&e, &self.describe()))?;
         *slot.lock() = Some(conn.clone());
+        self.multiplexed_opened.fetch_add(1, Ordering::Relaxed);
         Ok((conn, true))
     }
 
     /// After a connection failure: the next async call connects afresh.
     pub fn forget_multiplexed(&self) {
         self.multiplexed.reset();
+    }
+
+    pub fn multiplexed_opened(&self) -> u64 {
+        self.multiplexed_opened.load(Ordering::Relaxed)
     }
 
     pub fn server(&self) -> &ServerConfig {

@@ -7,6 +7,7 @@ use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::{ForkLocal, Stamped};
 use parking_lot::{Condvar, Mutex};
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,10 @@ pub struct Pool<C: Connector> {
     wait: Duration,
     slots: ForkLocal<Slots<C::Conn>>,
     breaker: Breaker,
+    /// Connections opened, and closed because they failed (an error mid-exchange, a failed
+    /// health check, or dropped with the rest of an outage's idle connections).
+    opened: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// Connection counts, for metrics and tests.
@@ -58,6 +63,8 @@ pub struct Pool<C: Connector> {
 pub struct PoolStats {
     pub open: usize,
     pub idle: usize,
+    pub opened: u64,
+    pub dropped: u64,
 }
 
 impl<C: Connector> Pool<C> {
@@ -68,6 +75,8 @@ impl<C: Connector> Pool<C> {
             wait,
             slots: ForkLocal::new(empty_slots),
             breaker: Breaker::new(breaker),
+            opened: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +121,7 @@ impl<C: Connector> Pool<C> {
                     return Ok(self.pooled(slots, conn, true));
                 }
                 drop(conn);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
                 inner = slots.inner.lock();
                 inner.open -= 1;
                 continue;
@@ -120,7 +130,10 @@ impl<C: Connector> Pool<C> {
                 inner.open += 1;
                 drop(inner);
                 return match self.connector.connect() {
-                    Ok(conn) => Ok(self.pooled(slots, conn, false)),
+                    Ok(conn) => {
+                        self.opened.fetch_add(1, Ordering::Relaxed);
+                        Ok(self.pooled(slots, conn, false))
+                    }
                     Err(err) => {
                         slots.inner.lock().open -= 1;
                         slots.returned.notify_one();
@@ -176,6 +189,8 @@ impl<C: Connector> Pool<C> {
         let mut inner = slots.inner.lock();
         let stale = std::mem::take(&mut inner.idle);
         inner.open -= stale.len();
+        self.dropped
+            .fetch_add(stale.len() as u64, Ordering::Relaxed);
         drop(inner);
         slots.returned.notify_all();
         drop(stale); // close the sockets outside the lock
@@ -187,6 +202,8 @@ impl<C: Connector> Pool<C> {
         PoolStats {
             open: inner.open,
             idle: inner.idle.len(),
+            opened: self.opened.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -229,6 +246,9 @@ impl<C: Connector> DerefMut for Pooled<'_, C> {
 impl<C: Connector> Drop for Pooled<'_, C> {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
+        if self.broken {
+            self.pool.dropped.fetch_add(1, Ordering::Relaxed);
+        }
         let keep = !self.broken && self.pool.slots.is_current(&self.slots);
         let mut inner = self.slots.inner.lock();
         let closed = if keep {
@@ -296,6 +316,12 @@ mod tests {
         assert!(p.get().unwrap().reused());
     }
 
+    /// (open, idle)
+    fn counts<C: Connector>(p: &Pool<C>) -> (usize, usize) {
+        let stats = p.stats();
+        (stats.open, stats.idle)
+    }
+
     #[test]
     fn unhealthy_idle_connections_are_replaced() {
         let p = pool(2, false);
@@ -305,7 +331,8 @@ mod tests {
         assert_eq!(*c, 1);
         assert!(!c.reused());
         drop(c);
-        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+        assert_eq!(counts(&p), (1, 1));
+        assert_eq!((p.stats().opened, p.stats().dropped), (2, 1));
     }
 
     #[test]
@@ -313,11 +340,12 @@ mod tests {
         let p = pool(3, false);
         let held = p.get().unwrap();
         drop(p.get().unwrap());
-        assert_eq!(p.stats(), PoolStats { open: 2, idle: 1 });
+        assert_eq!(counts(&p), (2, 1));
         p.discard_idle();
-        assert_eq!(p.stats(), PoolStats { open: 1, idle: 0 });
+        assert_eq!(counts(&p), (1, 0));
         drop(held);
-        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+        assert_eq!(counts(&p), (1, 1));
+        assert_eq!((p.stats().opened, p.stats().dropped), (2, 1));
     }
 
     #[test]
@@ -343,7 +371,7 @@ mod tests {
         let a = *p.get().unwrap();
         let b = *p.get().unwrap();
         assert_eq!(a, b);
-        assert_eq!(p.stats(), PoolStats { open: 1, idle: 1 });
+        assert_eq!(counts(&p), (1, 1));
     }
 
     #[test]
@@ -377,8 +405,9 @@ mod tests {
         let mut c = p.get().unwrap();
         c.mark_broken();
         drop(c);
-        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+        assert_eq!(counts(&p), (0, 0));
         assert_eq!(*p.get().unwrap(), 1);
+        assert_eq!((p.stats().opened, p.stats().dropped), (2, 1));
     }
 
     #[test]
@@ -394,9 +423,9 @@ mod tests {
         let held = p.get().unwrap();
         drop(p.get().unwrap());
         p.clear();
-        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+        assert_eq!(counts(&p), (0, 0));
         drop(held);
-        assert_eq!(p.stats(), PoolStats { open: 0, idle: 0 });
+        assert_eq!(counts(&p), (0, 0));
     }
 
     #[test]

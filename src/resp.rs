@@ -182,6 +182,19 @@ impl Packed {
             .collect()
     }
 
+    /// The request's name for metrics: its first command's (after an `ASKING` redirect).
+    pub fn name(&self) -> &[u8] {
+        let first = |i: usize| {
+            let at = *self.starts.get(i)?;
+            let &(start, len) = self.args.get(at)?;
+            Some(&self.buf[start..start + len])
+        };
+        match first(0) {
+            Some(b"ASKING") => first(1).unwrap_or(b"ASKING"),
+            name => name.unwrap_or_default(),
+        }
+    }
+
     /// How many commands were packed (how many replies to read).
     pub fn commands(&self) -> usize {
         self.commands
@@ -197,6 +210,11 @@ mod tests {
         let p = Packed::command(&[b"SET", b"k", b""]);
         assert_eq!(p.bytes(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
         assert_eq!(p.commands(), 1);
+        assert_eq!(p.name(), b"SET");
+        let mut asking = Packed::command(&[b"ASKING"]);
+        asking.extend(&p);
+        assert_eq!(asking.name(), b"SET");
+        assert_eq!(Packed::new().name(), b"");
     }
 
     #[test]

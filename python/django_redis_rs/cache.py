@@ -194,6 +194,15 @@ class RedisCache(BaseCache):
     async def aclose(self, **kwargs: Any) -> None:
         self.close(**kwargs)
 
+    def metrics(self) -> dict[str, Any]:
+        """Hits and misses, calls, errors and latency percentiles per Redis command, and the
+        servers' connection counts and circuit state: read from counters, no I/O."""
+        return self._client.metrics()
+
+    def reset_metrics(self) -> None:
+        """Start this cache's counters afresh."""
+        self._client.reset_metrics()
+
     # Django's API
     set = _forward("set", False)
     add = _forward("add", False)

@@ -354,6 +354,13 @@ class DefaultClient:
     def clear(self, client: Any = None) -> None:
         self._native.clear()
 
+    def metrics(self) -> dict[str, Any]:
+        """This cache's counters (README, "Metrics"): read from memory, no I/O."""
+        return self._native.metrics()
+
+    def reset_metrics(self) -> None:
+        self._native.reset_metrics()
+
     def close(self, **kwargs: Any) -> None:
         """Called by Django at the end of each request: disconnect only if CLOSE_CONNECTION."""
         if self._close_connection:
