@@ -36,7 +36,7 @@ fn bucket_ceiling(index: usize) -> u64 {
     let exponent = index / sub_buckets - 1 + u64::from(SUB_BITS);
     let sub = index % sub_buckets;
     let low = (sub_buckets + sub) << (exponent - u64::from(SUB_BITS));
-    low + (1u64 << (exponent - u64::from(SUB_BITS))) - 1
+    low + ((1u64 << (exponent - u64::from(SUB_BITS))) - 1)
 }
 
 struct CommandStats {
