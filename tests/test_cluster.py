@@ -141,7 +141,7 @@ def test_cluster_rejects_a_database(cluster: list[Server]) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     with pytest.raises(ImproperlyConfigured, match="database 0"):
-        RedisCache(f"{cluster[0].url}/3", {"OPTIONS": {"CLIENT_CLASS": CLUSTER_CLIENT}})
+        RedisCache(f"{cluster[0].url}/3", {"OPTIONS": {"CLIENT_CLASS": CLUSTER_CLIENT}}).get("k")
 
 
 def test_writes_resume_when_a_primary_dies_and_its_replica_takes_over(

@@ -35,12 +35,12 @@ from tests.servers import Server
 )
 def test_bad_settings_raise_improperly_configured(location, options, message) -> None:
     with pytest.raises(ImproperlyConfigured, match=message):
-        RedisCache(location, {"OPTIONS": options})
+        RedisCache(location, {"OPTIONS": options}).get("k")
 
 
 def test_errors_never_show_the_password() -> None:
     with pytest.raises(ImproperlyConfigured) as info:
-        RedisCache("redis://user:hunter2@h/abc", {})
+        RedisCache("redis://user:hunter2@h/abc", {}).get("k")
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
 

@@ -127,7 +127,9 @@ def test_idle_connections_that_died_in_a_restart_are_replaced(own_server: Server
     # Every idle socket is dead. The first call meets one, learns of the restart, drops the
     # other idle sockets and sends the GET again on a new connection.
     assert cache.get("k", "default") == "default"
-    assert pool_stats(cache) == {"open": 1, "idle": 1}
+    stats = pool_stats(cache)
+    assert (stats["open"], stats["idle"]) == (1, 1)
+    assert stats["dropped"] == stats["opened"] - 1 >= 1  # all but the new one: the restart
     cache.set("k", 1)
     assert cache.incr("k") == 2
 

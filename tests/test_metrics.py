@@ -22,6 +22,8 @@ def only_server(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_hits_misses_and_commands(cache: RedisCache) -> None:
+    # The server's pool is process-wide: earlier tests' caches used it too.
+    before = only_server(cache.metrics())
     cache.set("a", 1)
     cache.set("b", 2)
     assert cache.get("a") == 1
@@ -48,8 +50,9 @@ def test_hits_misses_and_commands(cache: RedisCache) -> None:
         assert 0 < figures["mean_us"] <= figures["max_us"]
     stats = only_server(metrics)
     assert stats["open"] == stats["idle"] == 1
-    assert stats["opened"] == 1 and stats["dropped"] == 0
-    assert stats["async_opened"] == 1
+    assert stats["opened"] - before["opened"] <= 1
+    assert stats["dropped"] == before["dropped"]
+    assert stats["async_opened"] >= 1
     assert (stats["breaker"], stats["breaker_trips"]) == ("closed", 0)
 
 

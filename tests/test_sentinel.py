@@ -151,4 +151,4 @@ def test_bad_sentinel_settings(options: dict[str, Any]) -> None:
         RedisCache(
             f"redis://{SERVICE}/0",
             {"OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient", **options}},
-        )
+        ).get("k")

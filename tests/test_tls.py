@@ -78,4 +78,4 @@ def test_client_certificates(server: Server, certs: Path) -> None:
 )
 def test_bad_tls_options(pool: dict[str, Any], message: str) -> None:
     with pytest.raises(ImproperlyConfigured, match=message):
-        cache("rediss://localhost:1", **pool)
+        cache("rediss://localhost:1", **pool).get("k")

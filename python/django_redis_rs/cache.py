@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache.backends.base import BaseCache
+from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs.client import DefaultClient
 from django_redis_rs.exceptions import ConnectionInterrupted
@@ -95,6 +96,19 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
     return method
 
 
+class _Refused:
+    """The client of a cache whose settings were refused: every use raises why."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise ImproperlyConfigured(self._reason)
+
+    def close(self, **kwargs: Any) -> None:
+        """Django closes every cache after each request: nothing was opened."""
+
+
 class RedisCache(BaseCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -115,9 +129,16 @@ class RedisCache(BaseCache):
             if self._log_ignored_exceptions
             else None
         )
-        client_cls = import_option(options.get("CLIENT_CLASS", DEFAULT_CLIENT), "CLIENT_CLASS")
-        # Built now, so a bad LOCATION or option fails at startup; sockets open on first use.
-        self._client: DefaultClient = client_cls(server, params, self)
+        # Built now, so LOCATION and every option are validated at once; sockets open on first
+        # use. Refused settings are kept, not raised: Django's own system checks build every
+        # cache, and ours (checks.py) must get to report them with an id. Any use raises them.
+        self.configuration_error: ImproperlyConfigured | None = None
+        try:
+            client_cls = import_option(options.get("CLIENT_CLASS", DEFAULT_CLIENT), "CLIENT_CLASS")
+            self._client: DefaultClient = client_cls(server, params, self)
+        except ImproperlyConfigured as refused:
+            self.configuration_error = refused
+            self._client = cast(DefaultClient, _Refused(str(refused)))
 
     @property
     def client(self) -> DefaultClient:

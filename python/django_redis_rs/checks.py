@@ -1,0 +1,116 @@
+"""System checks (``manage.py check``) for the caches that use this backend.
+
+Each cache is built the way Django builds it — which validates ``LOCATION`` and every option
+without opening a socket — and the settings it refused (kept in ``configuration_error``, and
+raised by any use of the cache) become check messages with ids:
+
+- ``django_redis_rs.E001`` — ``LOCATION`` is not a valid server URL (or names no server);
+- ``django_redis_rs.E002`` — a class option (``CLIENT_CLASS``, ``SERIALIZER``, ``COMPRESSOR``,
+  ``REVERSE_KEY_FUNCTION``, …) cannot be imported;
+- ``django_redis_rs.E003`` — an unknown option (a typo, most often);
+- ``django_redis_rs.E004`` — a timeout that is not a number of seconds (``TIMEOUT``,
+  ``SOCKET_TIMEOUT``, ``SOCKET_CONNECT_TIMEOUT``, the pool's ``timeout``, …);
+- ``django_redis_rs.E005`` — any other invalid option value;
+- ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once;
+- ``django_redis_rs.W002`` — a django-redis option that has no effect here.
+
+Enabled by adding ``"django_redis_rs"`` to ``INSTALLED_APPS``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from django_redis_rs.options import KNOWN_OPTIONS, NO_EFFECT_OPTIONS
+
+
+def _ours(backend: Any) -> bool:
+    from django_redis_rs.cache import RedisCache
+
+    try:
+        cls = import_string(backend) if isinstance(backend, str) else None
+    except ImportError:
+        return False  # Django's own check reports a BACKEND that cannot be imported
+    return isinstance(cls, type) and issubclass(cls, RedisCache)
+
+
+def _refusal(alias: str, message: str) -> checks.CheckMessage:
+    where = f"CACHES[{alias!r}]"
+    if message.startswith("LOCATION"):
+        return checks.Error(
+            f"{where}: {message}",
+            hint="LOCATION takes redis://, rediss://, valkey://, valkeys:// or unix:// URLs.",
+            id="django_redis_rs.E001",
+        )
+    if "cannot be imported" in message or "must be a dotted path" in message:
+        return checks.Error(f"{where}: {message}", id="django_redis_rs.E002")
+    if message.startswith("Unknown"):
+        names = re.findall(r"'([^']+)'", message.split(";")[0])
+        guesses = [
+            f"{name} -> {match[0]}"
+            for name in names
+            if (match := difflib.get_close_matches(name, KNOWN_OPTIONS, n=1))
+        ]
+        return checks.Error(
+            f"{where}: {message.split(';')[0]}",
+            hint=("Did you mean: " + ", ".join(guesses)) if guesses else message,
+            id="django_redis_rs.E003",
+        )
+    if "timeout" in message.lower():
+        return checks.Error(f"{where}: {message}", id="django_redis_rs.E004")
+    return checks.Error(f"{where}: {message}", id="django_redis_rs.E005")
+
+
+def _timeout(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
+    if "TIMEOUT" not in params or params["TIMEOUT"] is None:
+        return []
+    timeout = params["TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        # Django would silently fall back to 300 seconds.
+        return [
+            checks.Error(
+                f"CACHES[{alias!r}]: TIMEOUT must be a number of seconds or None, not {timeout!r}",
+                id="django_redis_rs.E004",
+            )
+        ]
+    if timeout <= 0:
+        return [
+            checks.Warning(
+                f"CACHES[{alias!r}]: TIMEOUT is {timeout!r}: every key expires as it is set.",
+                hint="TIMEOUT=None keeps keys until they are deleted.",
+                id="django_redis_rs.W001",
+            )
+        ]
+    return []
+
+
+def check_caches(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
+    messages: list[checks.CheckMessage] = []
+    for alias, params in getattr(settings, "CACHES", {}).items():
+        if not isinstance(params, dict) or not _ours(params.get("BACKEND")):
+            continue
+        messages += _timeout(alias, params)
+        options = params.get("OPTIONS") or {}
+        if isinstance(options, dict):
+            for name in sorted(NO_EFFECT_OPTIONS & set(options)):
+                messages.append(
+                    checks.Warning(
+                        f"CACHES[{alias!r}]: OPTIONS[{name!r}] tunes redis-py, which "
+                        "django-redis-rs does not use: it has no effect.",
+                        id="django_redis_rs.W002",
+                    )
+                )
+        backend = import_string(params["BACKEND"])
+        backend_params = {k: v for k, v in params.items() if k not in ("BACKEND", "LOCATION")}
+        refused = backend(params.get("LOCATION", ""), backend_params).configuration_error
+        if refused is not None:
+            messages.append(_refusal(alias, str(refused)))
+    return messages

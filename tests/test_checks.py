@@ -1,0 +1,126 @@
+"""`manage.py check` reports misconfigured caches with clear messages and stable ids."""
+
+from __future__ import annotations
+
+import asyncio
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_redis_rs.checks import check_caches
+
+BACKEND = "django_redis_rs.cache.RedisCache"
+
+
+def messages(location: Any = "redis://127.0.0.1:1", **params: Any) -> list[tuple[str, str]]:
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "ours": {"BACKEND": BACKEND, "LOCATION": location, **params},
+    }
+    with override_settings(CACHES=caches):
+        return [(m.id or "", m.msg) for m in check_caches()]
+
+
+def ids(location: Any = "redis://127.0.0.1:1", **params: Any) -> list[str]:
+    return [id_ for id_, _ in messages(location, **params)]
+
+
+def test_a_good_configuration_passes() -> None:
+    assert messages() == []
+    options = {
+        "CLIENT_CLASS": "django_redis.client.ShardClient",  # django-redis paths are aliases
+        "SERIALIZER": "django_redis_rs.serializers.json.JSONSerializer",
+        "COMPRESSOR": "django_redis_rs.compressors.zstd.ZStdCompressor",
+        "SOCKET_TIMEOUT": 0.5,
+        "CONNECTION_POOL_KWARGS": {"max_connections": 10, "health_check_interval": 30},
+    }
+    assert messages(["redis://127.0.0.1:1", "redis://127.0.0.1:2"], OPTIONS=options) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("http://127.0.0.1", "unknown scheme"),
+        ("redis://host:port", "invalid port"),
+        ("redis://host/db", "database"),
+        ("", "names no server"),
+    ],
+)
+def test_bad_locations(location: str, expected: str) -> None:
+    ((id_, msg),) = messages(location)
+    assert id_ == "django_redis_rs.E001"
+    assert expected in msg and "CACHES['ours']" in msg
+
+
+@pytest.mark.parametrize("option", ["CLIENT_CLASS", "SERIALIZER", "COMPRESSOR"])
+def test_unknown_classes(option: str) -> None:
+    ((id_, msg),) = messages(OPTIONS={option: "myproject.nope.Thing"})
+    assert id_ == "django_redis_rs.E002"
+    assert option in msg and "myproject.nope.Thing" in msg
+
+
+def test_unknown_options_get_a_suggestion() -> None:
+    caches = {
+        "ours": {"BACKEND": BACKEND, "LOCATION": "redis://h", "OPTIONS": {"SOCKET_TIMOUT": 1}}
+    }
+    with override_settings(CACHES=caches):
+        (message,) = check_caches()
+    assert message.id == "django_redis_rs.E003"
+    assert "SOCKET_TIMOUT" in (message.hint or "")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"TIMEOUT": "five minutes"},
+        {"OPTIONS": {"SOCKET_TIMEOUT": "abc"}},
+        {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": -1}},
+        {"OPTIONS": {"CONNECTION_POOL_KWARGS": {"timeout": "x"}}},
+    ],
+)
+def test_bad_timeouts(params: dict[str, Any]) -> None:
+    assert ids(**params) == ["django_redis_rs.E004"]
+
+
+def test_other_bad_values_and_warnings() -> None:
+    assert ids(OPTIONS={"CONNECTION_POOL_KWARGS": {"max_connections": 0}}) == [
+        "django_redis_rs.E005"
+    ]
+    assert ids(TIMEOUT=0) == ["django_redis_rs.W001"]
+    assert ids(OPTIONS={"PARSER_CLASS": "redis.connection._HiredisParser"}) == [
+        "django_redis_rs.W002"
+    ]
+
+
+def test_other_backends_are_left_alone() -> None:
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "TIMEOUT": 0}}
+    with override_settings(CACHES=caches):
+        assert check_caches() == []
+
+
+def test_a_refused_cache_raises_on_use_not_on_close() -> None:
+    from django_redis_rs.cache import RedisCache
+
+    cache = RedisCache("redis://h:port", {})
+    assert "invalid port" in str(cache.configuration_error)
+    cache.close()  # Django closes every cache after each request
+    with pytest.raises(ImproperlyConfigured, match="invalid port"):
+        cache.get("k")
+    with pytest.raises(ImproperlyConfigured, match="invalid port"):
+        asyncio.run(cache.aset("k", 1))
+
+
+def test_manage_py_check_runs_them() -> None:
+    """Registered by the app config when "django_redis_rs" is in INSTALLED_APPS."""
+    assert check_caches in checks.registry.registry.registered_checks
+    caches = {"default": {"BACKEND": BACKEND, "LOCATION": "redis://h:port"}}
+    with override_settings(CACHES=caches), pytest.raises(SystemCheckError, match="E001"):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+    with override_settings(CACHES={"default": {"BACKEND": BACKEND, "LOCATION": "redis://h"}}):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
