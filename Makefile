@@ -64,12 +64,12 @@ bench: build
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
 
-# The tox matrix (tox.ini) with every pyenv Python 3.10-3.13 visible to it:
+# The tox matrix (tox.ini), with pyenv's Pythons 3.10-3.13 put on PATH for tox to find:
 #   make matrix                          # all of it
 #   make matrix ENVS=py313-django61      # some cells
-MATRIX_PYTHONS := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$$' | paste -sd: -)
+MATRIX_PATH := $(shell root=$$(pyenv root 2>/dev/null) && for v in $$(pyenv versions --bare | grep -E '^3\.1[0-3]\.[0-9]+$$'); do printf '%s:' "$$root/versions/$$v/bin"; done)
 matrix: $(VENV)/.deps
-	PYENV_VERSION="$(MATRIX_PYTHONS)" $(VENV)/bin/tox $(if $(ENVS),-e $(ENVS))
+	PATH="$(MATRIX_PATH)$$PATH" $(VENV)/bin/tox $(if $(ENVS),-e $(ENVS))
 
 clean:
 	rm -rf $(VENV) target dist
