@@ -186,11 +186,21 @@ def standalone_rows(bench: Bench, server: Server) -> None:
     set_req = resp(b"SET", b"floor:small", stored, b"PX", b"300000")  # Django's default timeout
     set_len = floor.reply_len(set_req)
     many = {who: {f"d{i}": i for i in range(100)} for who in who_all}
+    # A hot key served from the client-side cache, beside network gets in the same row.
+    local = caches(url, OURS, CLIENT_SIDE_CACHE=True)
+    local.get("small")
+    deadline = time.monotonic() + 5
+    while not local.metrics()["client_side_cache"]["live"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hot = "get, client-side cache hit"
 
     def rows() -> list[tuple[str, str, Callable[[], Any], int]]:
         out: list[tuple[str, str, Callable[[], Any], int]] = [
             ("get", FLOOR, lambda: floor.call(get_req, get_len), 3000),
             ("set", FLOOR, lambda: floor.call(set_req, set_len), 3000),
+            (hot, FLOOR, lambda: floor.call(get_req, get_len), 3000),
+            (hot, OURS, lambda: local.get("small"), 3000),
+            (hot, THEIRS, lambda: made[THEIRS].get("small"), 3000),
         ]
         for who, c in made.items():
             out += [

@@ -10,10 +10,11 @@ use crate::connection::{
     arun_all, arun_asking, run_all, run_asking, run_fanout, run_one, RedisPool,
 };
 use crate::errors::{check_bulk_len, Error, ErrorKind, Result};
+use crate::local::{shared_local, LocalCache, LocalConfig, Lookup};
 use crate::metrics::Metrics;
 use crate::reply::{self, Reply};
 use crate::resp::Packed;
-use crate::runtime::awaitable;
+use crate::runtime::{awaitable, settled};
 use crate::sentinel::Sentinels;
 use crate::topology::Topology;
 use futures_util::future::join_all;
@@ -202,6 +203,8 @@ pub struct Shared {
     topology: Topology,
     codec: Codec,
     metrics: Metrics,
+    /// `CLIENT_SIDE_CACHE`: values kept in this process, shared by the caches configured alike.
+    local: Option<Arc<LocalCache>>,
 }
 
 impl std::ops::Deref for Client {
@@ -212,6 +215,66 @@ impl std::ops::Deref for Client {
 }
 
 impl Shared {
+    /// After a write by this process (done or failed): its keys leave the local cache now —
+    /// the server's invalidation message follows later — so the process reads its own writes.
+    fn wrote<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        if let Some(local) = &self.local {
+            local.evict(keys);
+        }
+    }
+
+    /// After a raw command: the keys it names, or everything when it names none (`FLUSHDB`).
+    fn wrote_keys_of(&self, keys: &[&[u8]]) {
+        if keys.is_empty() {
+            self.wrote_all();
+        } else {
+            self.wrote(keys);
+        }
+    }
+
+    /// After `clear` or `delete_pattern`: the local cache starts empty.
+    fn wrote_all(&self) {
+        if let Some(local) = &self.local {
+            local.flush();
+        }
+    }
+
+    /// GET, with the key's remaining TTL when a local cache will keep the value.
+    fn get_request(&self, key: &[u8]) -> Packed {
+        let mut packed = Packed::command(&[b"GET", key]);
+        if self.local.is_some() {
+            packed.extend(&Packed::command(&[b"PTTL", key]));
+        }
+        packed
+    }
+
+    /// A local copy of `key`'s value, counted as a hit; else the epoch to offer the read with.
+    fn local_lookup(&self, key: &[u8]) -> Option<std::result::Result<Arc<[u8]>, u64>> {
+        let local = self.local.as_ref()?;
+        Some(match local.lookup(key) {
+            Lookup::Hit(value) => {
+                self.metrics.local_hits(1);
+                Ok(value)
+            }
+            Lookup::Miss(epoch) => Err(epoch),
+        })
+    }
+
+    /// GET's replies (with PTTL when cached locally): the value, offered to the local cache.
+    fn got(&self, mut replies: Vec<Value>, key: &[u8], epoch: Option<u64>) -> Value {
+        let pttl = match (&self.local, replies.len()) {
+            (Some(_), 2) => replies.pop().map(|v| int_of(&v)),
+            _ => None,
+        };
+        let value = replies.pop().unwrap_or(Value::Nil);
+        if let (Some(local), Some(epoch), Some(pttl), Value::BulkString(data)) =
+            (&self.local, epoch, pttl, &value)
+        {
+            local.offer(key, data, pttl, epoch);
+        }
+        value
+    }
+
     /// A GET's reply as the caller's value (or `default`), counted as a hit or a miss.
     fn found(
         &self,
@@ -457,14 +520,6 @@ impl Client {
         })
     }
 
-    /// One command about `key`, on the node holding it (or a replica, for reads).
-    fn on_key(&self, py: Python<'_>, key: &[u8], write: bool, packed: Packed) -> Result<Value> {
-        Ok(self
-            .on_key_all(py, key, write, packed)?
-            .pop()
-            .unwrap_or(Value::Nil))
-    }
-
     /// Several pipelined commands about `key`, in one round trip.
     fn on_key_all(
         &self,
@@ -473,7 +528,11 @@ impl Client {
         write: bool,
         packed: Packed,
     ) -> Result<Vec<Value>> {
-        self.routed(py, || self.topology.route(key, write), &packed)
+        let replies = self.routed(py, || self.topology.route(key, write), &packed);
+        if write {
+            self.wrote(&[key]);
+        }
+        replies
     }
 
     fn run_key<T>(&self, py: Python<'_>, command: KeyCommand<T>) -> Result<T> {
@@ -499,16 +558,13 @@ impl Client {
             } = command;
             let replies = shared
                 .arouted(|| shared.topology.route(&key, write), &packed)
-                .await?;
-            Ok(read(replies))
+                .await;
+            if write {
+                shared.wrote(&[&key]);
+            }
+            Ok(read(replies?))
         };
         awaitable(py, work, |py, value| value.into_py_any(py))
-    }
-
-    /// One command whose key is `args[1]`.
-    fn command(&self, py: Python<'_>, write: bool, args: &[&[u8]]) -> Result<Value> {
-        let key = args.get(1).copied().unwrap_or_default();
-        self.on_key(py, key, write, Packed::command(args))
     }
 
     /// A request per node holding some of `keys`, sent to all nodes at once. `build` packs a
@@ -546,6 +602,9 @@ impl Client {
                 // A node's failure fails the call (after the other nodes' replies were read).
                 results.into_iter().collect::<Result<Vec<_>>>()
             });
+            if write {
+                self.wrote(keys);
+            }
             match outcome {
                 Ok(results) => {
                     return Ok(requests
@@ -602,7 +661,11 @@ impl Shared {
                     (pool, batches, packed)
                 })
                 .collect();
-            match self.fan_out(requests).await {
+            let outcome = self.fan_out(requests).await;
+            if write {
+                self.wrote(keys);
+            }
+            match outcome {
                 Ok(results) => return Ok(results),
                 Err(err) if !retried && self.topology.failed(&err) => retried = true,
                 Err(err) => return Err(err),
@@ -802,7 +865,8 @@ impl Client {
         shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
         read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true,
-        health_check_interval=None, circuit_breaker=None, key_prefix=None
+        health_check_interval=None, circuit_breaker=None, key_prefix=None,
+        client_side_cache=None, tracking_prefix=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -829,6 +893,8 @@ impl Client {
         health_check_interval: Option<f64>,
         circuit_breaker: Option<(u32, f64)>,
         key_prefix: Option<String>,
+        client_side_cache: Option<(usize, usize, f64)>,
+        tracking_prefix: Option<String>,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
         let base = ConnectionOptions {
@@ -862,6 +928,7 @@ impl Client {
             server.password = server.password.or_else(|| password.clone());
             servers.push((server, options));
         }
+        let sentinel_managed = sentinels.is_some();
         let topology = match (shard_names, sentinels) {
             _ if cluster => {
                 if servers.iter().any(|(server, _)| server.db != 0) {
@@ -918,6 +985,25 @@ impl Client {
             }
             (None, None) => Topology::replicated(&servers)?,
         };
+        let local = match client_side_cache {
+            None => None,
+            Some(_) if cluster || sentinel_managed || servers.len() != 1 => {
+                return Err(Error::config(
+                    "CLIENT_SIDE_CACHE is offered for a single server (one URL in LOCATION): \
+                     not with replicas, shards, Sentinel or Cluster",
+                )
+                .into())
+            }
+            Some((max_entries, max_bytes, ttl)) => {
+                let config = LocalConfig {
+                    max_entries,
+                    max_bytes,
+                    ttl: seconds(Some(ttl)).unwrap_or_default(),
+                };
+                let (server, options) = &servers[0];
+                Some(shared_local(server, options, config, tracking_prefix)?)
+            }
+        };
         let codec = Codec {
             serializer: match serializer {
                 Some(spec) => Serializer::from_spec(spec)?,
@@ -933,6 +1019,7 @@ impl Client {
                 topology,
                 codec,
                 metrics: Metrics::default(),
+                local,
             }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
             key_prefix,
@@ -962,7 +1049,16 @@ impl Client {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let key = cache_key(key)?;
-        let value = self.command(py, false, &[b"GET", &key])?;
+        let epoch = match self.local_lookup(&key) {
+            Some(Ok(value)) => {
+                self.metrics.hits(1);
+                return self.codec.decode(py, &value, &key);
+            }
+            Some(Err(epoch)) => Some(epoch),
+            None => None,
+        };
+        let replies = self.on_key_all(py, &key, false, self.get_request(&key))?;
+        let value = self.got(replies, &key, epoch);
         self.found(py, value, &key, default)
     }
 
@@ -1130,8 +1226,9 @@ impl Client {
                 deleted += deletion.deleted;
             }
             Ok(deleted)
-        })?;
-        Ok(deleted)
+        });
+        self.wrote_all();
+        Ok(deleted?)
     }
 
     /// One SCAN page on primary `node`: (next cursor, keys). Cursor 0 starts and ends.
@@ -1193,11 +1290,15 @@ impl Client {
 
     /// FLUSHDB on every primary.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        for pool in self.primaries(py)? {
-            let packed = Packed::command(&[b"FLUSHDB"]);
-            py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?;
-        }
-        Ok(())
+        let flushed = (|| -> Result<()> {
+            for pool in self.primaries(py)? {
+                let packed = Packed::command(&[b"FLUSHDB"]);
+                py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?;
+            }
+            Ok(())
+        })();
+        self.wrote_all();
+        Ok(flushed?)
     }
 
     // ---- everything else: one generic path -------------------------------------------------
@@ -1218,10 +1319,11 @@ impl Client {
         let kind = Reply::from_code(reply)?;
         let (packed, keys) = command_of(args, keys)?;
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let value = self
-            .routed(py, || self.topology.route_all(&key_refs, write), &packed)?
-            .pop()
-            .unwrap_or(Value::Nil);
+        let replies = self.routed(py, || self.topology.route_all(&key_refs, write), &packed);
+        if write {
+            self.wrote_keys_of(&key_refs);
+        }
+        let value = replies?.pop().unwrap_or(Value::Nil);
         reply::convert(
             py,
             &self.codec,
@@ -1250,8 +1352,11 @@ impl Client {
             let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
             let replies = shared
                 .arouted(|| shared.topology.route_all(&key_refs, write), &packed)
-                .await?;
-            Ok((replies.into_iter().last().unwrap_or(Value::Nil), keys))
+                .await;
+            if write {
+                shared.wrote_keys_of(&key_refs);
+            }
+            Ok((replies?.into_iter().last().unwrap_or(Value::Nil), keys))
         };
         awaitable(py, work, move |py, (value, keys)| {
             reply::convert(
@@ -1273,13 +1378,21 @@ impl Client {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = cache_key(key)?.into_owned();
-        let packed = Packed::command(&[b"GET", &key]);
+        let epoch = match self.local_lookup(&key) {
+            Some(Ok(value)) => {
+                self.metrics.hits(1);
+                return settled(py, self.codec.decode(py, &value, &key)?);
+            }
+            Some(Err(epoch)) => Some(epoch),
+            None => None,
+        };
+        let packed = self.get_request(&key);
         let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));
         let work = async move {
             let replies = shared
                 .arouted(|| shared.topology.route(&key, false), &packed)
                 .await?;
-            Ok((replies.into_iter().last().unwrap_or(Value::Nil), key))
+            Ok((shared.got(replies, &key, epoch), key))
         };
         awaitable(py, work, move |py, (value, key)| {
             decoder.found(py, value, &key, default)
@@ -1352,11 +1465,16 @@ impl Client {
     fn aclear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            for pool in shared.routing(|| shared.topology.primaries())? {
-                let packed = Packed::command(&[b"FLUSHDB"]);
-                shared.ametered(&packed, arun_all(&pool, &packed)).await?;
+            let flushed = async {
+                for pool in shared.routing(|| shared.topology.primaries())? {
+                    let packed = Packed::command(&[b"FLUSHDB"]);
+                    shared.ametered(&packed, arun_all(&pool, &packed)).await?;
+                }
+                Ok::<(), Error>(())
             }
-            Ok(())
+            .await;
+            shared.wrote_all();
+            flushed
         };
         awaitable(py, work, |py, ()| Ok(py.None()))
     }
@@ -1432,6 +1550,7 @@ impl Client {
         itersize: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
+        let flusher = Arc::clone(&self.shared);
         let count = itersize.unwrap_or(1000).max(1);
         let work = async move {
             let mut deleted = 0u64;
@@ -1443,6 +1562,11 @@ impl Client {
                 deleted += deletion.deleted;
             }
             Ok(deleted)
+        };
+        let work = async move {
+            let deleted = work.await;
+            flusher.wrote_all();
+            deleted
         };
         awaitable(py, work, |py, deleted| deleted.into_py_any(py))
     }
@@ -1641,7 +1765,8 @@ impl Client {
     }
 
     /// This cache's figures since start or the last `reset_metrics`: `hits` and `misses` of
-    /// get/get_many; per Redis command, `calls`, `errors` and latencies in microseconds
+    /// get/get_many (and with a client-side cache, `client_side_cache`: its `hits`, `entries`,
+    /// `bytes` and whether it is `live`); per Redis command, `calls`, `errors` and latencies in microseconds
     /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8); and
     /// `servers`, as `pool_stats` gives them.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -1649,6 +1774,15 @@ impl Client {
         let (hits, misses) = self.metrics.lookups();
         out.set_item("hits", hits)?;
         out.set_item("misses", misses)?;
+        if let Some(local) = &self.local {
+            let (entries, bytes) = local.size();
+            let entry = PyDict::new(py);
+            entry.set_item("hits", self.metrics.local_hit_count())?;
+            entry.set_item("entries", entries)?;
+            entry.set_item("bytes", bytes)?;
+            entry.set_item("live", local.is_live())?;
+            out.set_item("client_side_cache", entry)?;
+        }
         let commands = PyDict::new(py);
         let us = |ns: u64| ns as f64 / 1000.0;
         for (name, c) in self.metrics.commands() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fork;
+pub mod local;
 pub mod metrics;
 pub mod pool;
 pub mod reply;

@@ -123,6 +123,8 @@ pub struct Metrics {
     commands: RwLock<HashMap<Vec<u8>, Arc<CommandStats>>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// The hits served by the client-side cache (also counted in `hits`).
+    local_hits: AtomicU64,
 }
 
 impl Metrics {
@@ -153,6 +155,14 @@ impl Metrics {
         self.hits.fetch_add(n, Relaxed);
     }
 
+    pub fn local_hits(&self, n: u64) {
+        self.local_hits.fetch_add(n, Relaxed);
+    }
+
+    pub fn local_hit_count(&self) -> u64 {
+        self.local_hits.load(Relaxed)
+    }
+
     pub fn misses(&self, n: u64) {
         self.misses.fetch_add(n, Relaxed);
     }
@@ -179,6 +189,7 @@ impl Metrics {
         self.commands.read().values().for_each(|s| s.reset());
         self.hits.store(0, Relaxed);
         self.misses.store(0, Relaxed);
+        self.local_hits.store(0, Relaxed);
     }
 }
 

@@ -230,6 +230,17 @@ fn mailbox_for(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Mailbox>> {
     Ok(mailbox)
 }
 
+/// An awaitable that already holds `value`: for answers that need no trip to the runtime (a
+/// local cache hit).
+pub fn settled<'py>(py: Python<'py>, value: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let event_loop = GET_RUNNING_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    future.call_method1(intern!(py, "set_result"), (value,))?;
+    Ok(future)
+}
+
 /// Run `work` on the runtime and return an asyncio future for its result, converted by
 /// `convert` on the event loop's thread when the loop settles it (with the other calls finished
 /// by then). Cancelling the asyncio future leaves the Redis exchange to finish on its own: the

@@ -83,6 +83,8 @@ class Client:
         health_check_interval: float | None = None,
         circuit_breaker: tuple[int, float] | None = None,
         key_prefix: str | None = None,
+        client_side_cache: tuple[int, int, float] | None = None,
+        tracking_prefix: str | None = None,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...

@@ -8,15 +8,18 @@ connection failure returns the method's neutral value (and is logged when
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
+from django_redis_rs import flight as flights
 from django_redis_rs.client import DefaultClient
 from django_redis_rs.exceptions import ConnectionInterrupted
 from django_redis_rs.options import DEFAULT_CLIENT, import_option
@@ -94,6 +97,9 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
     return method
+
+
+_MISSING: Any = object()
 
 
 class _Refused:
@@ -214,6 +220,92 @@ class RedisCache(BaseCache):
 
     async def aclose(self, **kwargs: Any) -> None:
         self.close(**kwargs)
+
+    def get_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        single_flight: bool = True,
+    ) -> Any:
+        """Django's ``get_or_set``; when several callers in this process miss the same key at
+        once, only one calls `default` and the others wait for its result (README,
+        "Single-flight"). ``single_flight=False`` opts this call out."""
+        value = self.get(key, _MISSING, version=version)
+        if value is not _MISSING:
+            return value
+        flight = self._flight(key, default, version, single_flight)
+        if flight is None:
+            return self._compute(key, default, timeout, version)
+        if flight.leading:
+            with flight.landing():
+                flight.value = self._compute(key, default, timeout, version)
+            return flight.value
+        try:
+            computed = flight.future.result(timeout=flight.wait)
+        except FutureTimeout:  # the leader is slow: do as Django does
+            return self._compute(key, default, timeout, version)
+        if computed is flights.ABANDONED:
+            return self.get_or_set(key, default, timeout, version)
+        # Read it back: each caller gets its own copy, as from any get.
+        return self.get(key, computed, version=version)
+
+    async def aget_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        single_flight: bool = True,
+    ) -> Any:
+        """The async twin of ``get_or_set``, single-flight across tasks and threads alike."""
+        value = await self.aget(key, _MISSING, version=version)
+        if value is not _MISSING:
+            return value
+        flight = self._flight(key, default, version, single_flight)
+        if flight is None:
+            return await self._acompute(key, default, timeout, version)
+        if flight.leading:
+            with flight.landing():
+                flight.value = await self._acompute(key, default, timeout, version)
+            return flight.value
+        waiting = asyncio.shield(asyncio.wrap_future(flight.future))  # a timeout must not
+        try:  # cancel the flight the others wait on
+            computed = await asyncio.wait_for(waiting, flight.wait)
+        except asyncio.TimeoutError:
+            return await self._acompute(key, default, timeout, version)
+        if computed is flights.ABANDONED:
+            return await self.aget_or_set(key, default, timeout, version)
+        return await self.aget(key, computed, version=version)
+
+    def _flight(
+        self, key: Any, default: Any, version: int | None, single_flight: bool
+    ) -> flights.Flight | None:
+        """The flight a miss of `key` joins, or None when this call computes on its own."""
+        wait = self._client.single_flight_timeout
+        if not (single_flight and callable(default) and wait is not None):
+            return None
+        made = self.make_and_validate_key(key, version)
+        return flights.join((self._client.flight_scope, made), wait)
+
+    def _compute(self, key: Any, default: Any, timeout: Any, version: int | None) -> Any:
+        """Django's get_or_set after a miss: compute, add, and read back (another caller may
+        have added a value meanwhile)."""
+        if callable(default):
+            default = default()
+        self.add(key, default, timeout=timeout, version=version)
+        return self.get(key, default, version=version)
+
+    async def _acompute(self, key: Any, default: Any, timeout: Any, version: int | None) -> Any:
+        # Not Django's aget_or_set: since Django 6.1 it hands an overridden get_or_set to a
+        # thread, which would wait on this very flight.
+        if callable(default):
+            default = default()
+        await self.aadd(key, default, timeout=timeout, version=version)
+        return await self.aget(key, default, version=version)
 
     def metrics(self) -> dict[str, Any]:
         """Hits and misses, calls, errors and latency percentiles per Redis command, and the

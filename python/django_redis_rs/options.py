@@ -52,7 +52,12 @@ KNOWN_OPTIONS = {
     "SENTINEL_KWARGS",
     "CONNECTION_FACTORY",
     "CIRCUIT_BREAKER",
+    "CLEAR_SCOPE",
+    "CLIENT_SIDE_CACHE",
+    "SINGLE_FLIGHT",
+    "SINGLE_FLIGHT_TIMEOUT",
 }
+CLEAR_SCOPES = ("database", "prefix", "version")
 NO_EFFECT_OPTIONS = {
     "PARSER_CLASS",
     "CONNECTION_POOL_CLASS",
@@ -140,6 +145,38 @@ def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+_LOCAL_CACHE_DEFAULTS = {"max_entries": 10_000, "max_bytes": 64 * 1024 * 1024, "ttl": 60.0}
+
+
+def client_side_cache(value: Any) -> tuple[int, int, float] | None:
+    """``CLIENT_SIDE_CACHE``: ``True`` or a dict of ``max_entries``, ``max_bytes``, ``ttl``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(
+            "CLIENT_SIDE_CACHE must be True or a dict with max_entries, max_bytes and ttl"
+        )
+    unknown = set(value) - set(_LOCAL_CACHE_DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown CLIENT_SIDE_CACHE keys {sorted(unknown)}; "
+            f"supported: {sorted(_LOCAL_CACHE_DEFAULTS)}"
+        )
+    settings_ = {**_LOCAL_CACHE_DEFAULTS, **value}
+    for name in ("max_entries", "max_bytes"):
+        n = settings_[name]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ImproperlyConfigured(
+                f"CLIENT_SIDE_CACHE['{name}'] must be a positive integer, not {n!r}"
+            )
+    ttl = seconds(settings_, "ttl", "CLIENT_SIDE_CACHE['ttl']")
+    if not ttl:
+        raise ImproperlyConfigured("CLIENT_SIDE_CACHE['ttl'] must be more than 0 seconds")
+    return int(settings_["max_entries"]), int(settings_["max_bytes"]), float(ttl)
+
+
 def circuit_breaker(value: Any) -> tuple[int, float] | None:
     """CIRCUIT_BREAKER = {"failures": N, "reset_timeout": T}: after N consecutive connection
     failures to a server, calls to it fail at once for T seconds, then one call probes it."""
@@ -224,6 +261,10 @@ class ClientOptions:
     close_connection: bool = False
     replica_read_only: bool = True
     reverse_key: Callable[[str], str] = _reverse_key
+    clear_scope: str = "database"
+    # Seconds a get_or_set waits for another caller computing the same key; None: no
+    # single-flight.
+    single_flight_timeout: float | None = 30.0
 
 
 def client_options(options: Mapping[str, Any]) -> ClientOptions:
@@ -264,6 +305,7 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
         pool, "health_check_interval", "CONNECTION_POOL_KWARGS['health_check_interval']"
     )
     kwargs["circuit_breaker"] = circuit_breaker(options.get("CIRCUIT_BREAKER"))
+    kwargs["client_side_cache"] = client_side_cache(options.get("CLIENT_SIDE_CACHE"))
     kwargs.update(tls_kwargs(pool))
 
     for name in ("USERNAME", "PASSWORD"):
@@ -290,11 +332,24 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
     close = options.get(
         "CLOSE_CONNECTION", getattr(settings, "DJANGO_REDIS_CLOSE_CONNECTION", False)
     )
+    clear_scope = options.get("CLEAR_SCOPE", "database")
+    if clear_scope not in CLEAR_SCOPES:
+        raise ImproperlyConfigured(
+            f"CLEAR_SCOPE must be one of {', '.join(map(repr, CLEAR_SCOPES))}, not {clear_scope!r}"
+        )
+    single_flight = options.get("SINGLE_FLIGHT", True)
+    if not isinstance(single_flight, bool):
+        raise ImproperlyConfigured(f"SINGLE_FLIGHT must be True or False, not {single_flight!r}")
+    flight_timeout = seconds(options, "SINGLE_FLIGHT_TIMEOUT")
+    if flight_timeout is None:
+        flight_timeout = 30.0
     return ClientOptions(
         native_kwargs=kwargs,
         close_connection=bool(close),
         replica_read_only=bool(options.get("REPLICA_READ_ONLY", True)),
         reverse_key=reverse_key,
+        clear_scope=clear_scope,
+        single_flight_timeout=flight_timeout if single_flight else None,
     )
 
 

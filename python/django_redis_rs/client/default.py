@@ -137,6 +137,8 @@ class DefaultClient:
         self._close_connection = options.close_connection
         self._replica_read_only = options.replica_read_only
         self.reverse_key = options.reverse_key
+        self._clear_scope = options.clear_scope
+        self.single_flight_timeout = options.single_flight_timeout
         self._compressed = options.native_kwargs["compressor"] != ("identity",)
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
@@ -145,6 +147,11 @@ class DefaultClient:
         # make their keys natively.
         self._native_prefix = backend.key_prefix
         layout["key_prefix"] = backend.key_prefix
+        if options.native_kwargs["client_side_cache"] is not None:
+            # Redis tells of changes to the keys under this prefix (all keys, with a key
+            # function of your own).
+            default_keys = backend.key_func is default_key_func
+            layout["tracking_prefix"] = f"{backend.key_prefix}:" if default_keys else None
         try:
             self._native = _native.Client(self._server, **options.native_kwargs, **layout)
         except ConfigError as e:
@@ -157,6 +164,12 @@ class DefaultClient:
         if sentinel_factory_configured(self._options):
             return sentinel_layout(server, self._options, read_from_replicas=None)
         return locations(server), {}
+
+    @property
+    def flight_scope(self) -> tuple[str, ...]:
+        """Where this cache's keys live: get_or_set's single-flight is shared by the caches
+        (one per thread in Django) that store in the same servers."""
+        return tuple(self._native.servers)
 
     def __contains__(self, key: Any) -> bool:
         return self.has_key(key)
@@ -352,7 +365,26 @@ class DefaultClient:
         return self.incr_version(key, -delta, version)
 
     def clear(self, client: Any = None) -> None:
-        self._native.clear()
+        """FLUSHDB on every primary; with ``CLEAR_SCOPE``, only this cache's keys."""
+        scope = self._clear_pattern()
+        if scope is None:
+            self._native.clear()
+        else:
+            self._native.delete_pattern(scope, None)
+
+    def _clear_pattern(self) -> str | None:
+        """The keys ``clear`` deletes under ``CLEAR_SCOPE``, as a SCAN pattern (None: all)."""
+        if self._clear_scope == "database":
+            return None
+        backend = self._backend
+        prefix = glob_escape(backend.key_prefix)
+        if self._clear_scope == "version":
+            return backend.key_func("*", prefix, glob_escape(str(backend.version)))
+        if backend.key_func is default_key_func:
+            # Any version (an integer), and not the keys of a longer prefix ("app" must not
+            # reach "app:other:1:k").
+            return f"{prefix}:[0-9-]*:*"
+        return backend.key_func("*", prefix, "*")
 
     def metrics(self) -> dict[str, Any]:
         """This cache's counters (README, "Metrics"): read from memory, no I/O."""
@@ -697,7 +729,11 @@ class DefaultClient:
                     break
 
     async def aclear(self, client: Any = None) -> None:
-        await self._native.aclear()
+        scope = self._clear_pattern()
+        if scope is None:
+            await self._native.aclear()
+        else:
+            await self._native.adelete_pattern(scope, None)
 
     # ---- sets --------------------------------------------------------------------------------
 
