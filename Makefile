@@ -38,6 +38,7 @@ py-test: build
 	$(PY) benches/suite.py --quick
 	$(PY) benches/faults.py --quick
 	$(PY) benches/soak.py --quick
+	$(PY) benches/invalidation.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
@@ -63,6 +64,7 @@ bench: build
 	$(PY) benches/codecs.py
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
+	$(PY) benches/invalidation.py
 
 # The tox matrix (tox.ini), with pyenv's Pythons 3.10-3.13 put on PATH for tox to find:
 #   make matrix                          # all of it
