@@ -49,7 +49,7 @@ def test_hits_misses_and_commands(cache: RedisCache) -> None:
         assert figures["p99_us"] <= figures["max_us"]
         assert 0 < figures["mean_us"] <= figures["max_us"]
     stats = only_server(metrics)
-    assert stats["open"] == stats["idle"] == 1
+    assert stats["open"] == stats["idle"] == 1 and stats["in_use"] == 0
     assert stats["opened"] - before["opened"] <= 1
     assert stats["dropped"] == before["dropped"]
     assert stats["async_opened"] >= 1
