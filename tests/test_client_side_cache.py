@@ -274,3 +274,12 @@ def test_bad_settings(value: Any) -> None:
 
     with pytest.raises(ImproperlyConfigured, match="CLIENT_SIDE_CACHE"):
         RedisCache("redis://127.0.0.1:1", {"OPTIONS": {"CLIENT_SIDE_CACHE": value}}).get("k")
+
+
+def test_over_a_unix_socket(make_cache: Callable[..., RedisCache], server: Server) -> None:
+    """The tracking connection is made like the cache's own: unix sockets too."""
+    cache = make_cache(f"unix://{server.unix_socket}", {"CLIENT_SIDE_CACHE": True}, KEY_PREFIX="ux")
+    cache.set("k", 1)
+    kept(cache, "k")
+    server.command("SET", cache.make_and_validate_key("k"), "2")
+    wait_until(lambda: cache.get("k") == 2, seconds=1.0)
