@@ -248,16 +248,18 @@ impl Shared {
         packed
     }
 
-    /// A local copy of `key`'s value, counted as a hit; else the epoch to offer the read with.
-    fn local_lookup(&self, key: &[u8]) -> Option<std::result::Result<Arc<[u8]>, u64>> {
-        let local = self.local.as_ref()?;
-        Some(match local.lookup(key) {
-            Lookup::Hit(value) => {
+    /// A local copy of `key`'s value, counted as a hit; else what to `offer` the value read
+    /// from Redis with (None without a local cache).
+    fn local_lookup(&self, key: &[u8]) -> std::result::Result<Arc<[u8]>, Option<u64>> {
+        match self.local.as_ref().map(|local| local.lookup(key)) {
+            Some(Lookup::Hit(value)) => {
+                self.metrics.hits(1);
                 self.metrics.local_hits(1);
                 Ok(value)
             }
-            Lookup::Miss(epoch) => Err(epoch),
-        })
+            Some(Lookup::Miss(epoch)) => Err(Some(epoch)),
+            None => Err(None),
+        }
     }
 
     /// GET's replies (with PTTL when cached locally): the value, offered to the local cache.
@@ -1050,12 +1052,8 @@ impl Client {
     ) -> PyResult<Py<PyAny>> {
         let key = cache_key(key)?;
         let epoch = match self.local_lookup(&key) {
-            Some(Ok(value)) => {
-                self.metrics.hits(1);
-                return self.codec.decode(py, &value, &key);
-            }
-            Some(Err(epoch)) => Some(epoch),
-            None => None,
+            Ok(value) => return self.codec.decode(py, &value, &key),
+            Err(epoch) => epoch,
         };
         let replies = self.on_key_all(py, &key, false, self.get_request(&key))?;
         let value = self.got(replies, &key, epoch);
@@ -1379,12 +1377,8 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = cache_key(key)?.into_owned();
         let epoch = match self.local_lookup(&key) {
-            Some(Ok(value)) => {
-                self.metrics.hits(1);
-                return settled(py, self.codec.decode(py, &value, &key)?);
-            }
-            Some(Err(epoch)) => Some(epoch),
-            None => None,
+            Ok(value) => return settled(py, self.codec.decode(py, &value, &key)?),
+            Err(epoch) => epoch,
         };
         let packed = self.get_request(&key);
         let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));

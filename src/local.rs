@@ -119,9 +119,11 @@ pub struct LocalCache {
     pool: Arc<RedisPool>,
     /// `BCAST PREFIX`: the cache's key prefix, or None to track every key.
     prefix: Option<Vec<u8>>,
-    /// How long a quiet listener waits before checking the server with a PING.
-    heartbeat: Duration,
 }
+
+/// How long a quiet listener waits before checking the server with a PING (and whether the
+/// cache is still wanted).
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What `lookup` found.
 pub enum Lookup {
@@ -140,7 +142,6 @@ impl LocalCache {
             listening: AtomicU64::new(0),
             pool,
             prefix,
-            heartbeat: Duration::from_secs(1),
         })
     }
 
@@ -305,10 +306,9 @@ fn track(cache: &Arc<LocalCache>, weak: &Weak<LocalCache>) -> std::result::Resul
         tracking.arg("PREFIX").arg(prefix.as_slice());
     }
     tracking.query::<()>(&mut conn).map_err(failed)?;
-    let heartbeat = cache.heartbeat;
     let mut pubsub = conn.as_pubsub();
     pubsub.subscribe("__redis__:invalidate").map_err(failed)?;
-    pubsub.set_read_timeout(Some(heartbeat)).map_err(failed)?;
+    pubsub.set_read_timeout(Some(HEARTBEAT)).map_err(failed)?;
     cache.set_live(true);
     loop {
         match pubsub.get_message() {
