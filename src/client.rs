@@ -1761,7 +1761,7 @@ impl Client {
 
     /// This cache's figures since start or the last `reset_metrics`: `hits` and `misses` of
     /// get/get_many (and with a client-side cache, `client_side_cache`: its `hits`, `entries`,
-    /// `bytes` and whether it is `live`); per Redis command, `calls`, `errors` and latencies in microseconds
+    /// `bytes`, whether it is `live`, and the `invalidations` received); per Redis command, `calls`, `errors` and latencies in microseconds
     /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8); and
     /// `servers`, as `pool_stats` gives them.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -1776,6 +1776,7 @@ impl Client {
             entry.set_item("entries", entries)?;
             entry.set_item("bytes", bytes)?;
             entry.set_item("live", local.is_live())?;
+            entry.set_item("invalidations", local.invalidations())?;
             out.set_item("client_side_cache", entry)?;
         }
         let commands = PyDict::new(py);

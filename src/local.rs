@@ -114,6 +114,8 @@ pub struct LocalCache {
     /// Bumped by every eviction, flush and change of the listener's state.
     epoch: AtomicU64,
     live: AtomicBool,
+    /// Invalidation messages received from the server (each names keys, or none: a flush).
+    invalidations: AtomicU64,
     /// The fork generation (+1) whose listener runs; 0: none yet.
     listening: AtomicU64,
     pool: Arc<RedisPool>,
@@ -139,6 +141,7 @@ impl LocalCache {
             store: Mutex::new(Store::default()),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            invalidations: AtomicU64::new(0),
             listening: AtomicU64::new(0),
             pool,
             prefix,
@@ -173,12 +176,30 @@ impl LocalCache {
         }
     }
 
+    /// Apply one invalidation message: the keys it names, or nil for a flushed database.
+    /// It is counted under the store's lock, so whoever sees the count also sees its effect.
+    fn invalidated(&self, payload: Value) {
+        let mut store = self.store.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match payload {
+            Value::Array(keys) => keys.iter().for_each(|key| {
+                if let Value::BulkString(key) = key {
+                    store.remove(key);
+                }
+            }),
+            _ => store.clear(),
+        }
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Forget `keys` (this process wrote them).
     pub fn evict<K: AsRef<[u8]>>(&self, keys: &[K]) {
         let mut store = self.store.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         keys.iter().for_each(|key| store.remove(key.as_ref()));
     }
 
+    /// Forget everything (this process cleared the cache).
     pub fn flush(&self) {
         let mut store = self.store.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -194,6 +215,12 @@ impl LocalCache {
 
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
+    }
+
+    /// Invalidation messages handled since the cache was made (they are applied in the order
+    /// the server sent them, so a count past a write's message means the write's was applied).
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Acquire)
     }
 
     /// (entries, bytes) held now.
@@ -312,19 +339,7 @@ fn track(cache: &Arc<LocalCache>, weak: &Weak<LocalCache>) -> std::result::Resul
     cache.set_live(true);
     loop {
         match pubsub.get_message() {
-            Ok(message) => match message.get_payload::<Value>().map_err(failed)? {
-                Value::Array(keys) => {
-                    let keys: Vec<Vec<u8>> = keys
-                        .into_iter()
-                        .filter_map(|key| match key {
-                            Value::BulkString(key) => Some(key),
-                            _ => None,
-                        })
-                        .collect();
-                    cache.evict(&keys);
-                }
-                _ => cache.flush(), // nil: the database was flushed
-            },
+            Ok(message) => cache.invalidated(message.get_payload().map_err(failed)?),
             Err(e) if e.is_timeout() => {
                 // Quiet: is the cache still wanted, and the server still there?
                 if weak.strong_count() <= 1 {

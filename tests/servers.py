@@ -148,8 +148,15 @@ class Server:
 
 
 def wait_for(check: Any, what: str, seconds: float = 20) -> None:
+    """Poll `check` until it is true. A server that drops the poll's own connection (one being
+    promoted or demoted closes its clients) counts as "not yet", not as a failure."""
     deadline = time.monotonic() + seconds
-    while not check():
+    while True:
+        try:
+            if check():
+                return
+        except ConnectionError:
+            pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.05)

@@ -33,10 +33,22 @@ def wait_until(check: Callable[[], bool], seconds: float = 5.0) -> float:
     return time.perf_counter() - started
 
 
+def drained(cache: RedisCache) -> None:
+    """Wait until the invalidations of this process's writes so far have been applied. The
+    server sends them in order on one connection: once the message for a marker written now
+    is counted, every earlier one was applied."""
+    cache.get("drain-marker")  # starts the listener, if this is the cache's first read
+    wait_until(lambda: local(cache)["live"])
+    before = local(cache)["invalidations"]
+    cache.set("drain-marker", 1)
+    wait_until(lambda: local(cache)["invalidations"] > before)
+
+
 def kept(cache: RedisCache, key: str) -> None:
-    """Read `key` until the local cache keeps it. The read right after this process's own
-    write may not be kept: the server's invalidation of that write can arrive while it is in
-    flight, and such a read is never kept."""
+    """Read `key` until the local cache keeps it. Without `drained`, the server's
+    invalidation of this process's own write could arrive after the read was kept, and
+    evict it under the test's feet."""
+    drained(cache)
 
     def held() -> bool:
         hits = local(cache)["hits"]
@@ -82,9 +94,11 @@ def test_a_write_from_another_process_is_seen(cached: RedisCache, server: Server
     if cli is None:
         pytest.skip("redis-cli is not installed")
     key = cached.make_and_validate_key("n")
+    invalidations = local(cached)["invalidations"]
     subprocess.run([cli, "-p", str(server.port), "SET", key, "2"], check=True, capture_output=True)
     delay = wait_until(lambda: cached.get("n") == 2, seconds=1.0)
     assert delay < 0.1
+    assert local(cached)["invalidations"] == invalidations + 1  # the message that said so
 
 
 def test_writes_by_other_clients_expiries_and_flushes(
