@@ -143,8 +143,21 @@ class Server:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             parts = [f"${len(a.encode())}\r\n{a}\r\n" for a in args]
             s.sendall(f"*{len(args)}\r\n{''.join(parts)}".encode())
-            time.sleep(0.01)
-            return s.recv(1 << 16)
+            with s.makefile("rb") as replies:
+                return raw_reply(replies)
+
+
+def raw_reply(replies: Any) -> bytes:
+    """One whole RESP2 reply, as the server sent its bytes (however many reads it takes)."""
+    line = replies.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("the server closed the connection mid-reply")
+    kind, size = line[:1], line[1:-2]
+    if kind == b"$" and int(size) >= 0:
+        return line + replies.read(int(size) + 2)
+    if kind == b"*" and int(size) > 0:
+        return line + b"".join(raw_reply(replies) for _ in range(int(size)))
+    return line
 
 
 def wait_for(check: Any, what: str, seconds: float = 20) -> None:
