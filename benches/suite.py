@@ -191,12 +191,17 @@ def standalone_rows(bench: Bench, server: Server) -> None:
     # writes cost no invalidation messages.
     local = RedisCache(url, {"KEY_PREFIX": "rs-local", "OPTIONS": {"CLIENT_SIDE_CACHE": True}})
     local.set("small", "x" * 50)
+    local.set_many(dict.fromkeys(KEYS, "v" * 20))
     local.get("small")
     deadline = time.monotonic() + 5
-    while local.metrics()["client_side_cache"]["entries"] == 0 and time.monotonic() < deadline:
+    while local.metrics()["client_side_cache"]["entries"] <= len(KEYS) and (
+        time.monotonic() < deadline
+    ):
         local.get("small")
+        local.get_many(KEYS)
         time.sleep(0.01)
     hot = "get, client-side cache hit"
+    hot_many = "get_many(100), client-side cache hit"
 
     def rows() -> list[tuple[str, str, Callable[[], Any], int]]:
         out: list[tuple[str, str, Callable[[], Any], int]] = [
@@ -205,6 +210,8 @@ def standalone_rows(bench: Bench, server: Server) -> None:
             (hot, FLOOR, lambda: floor.call(get_req, get_len), 3000),
             (hot, OURS, lambda: local.get("small"), 3000),
             (hot, THEIRS, lambda: made[THEIRS].get("small"), 3000),
+            (hot_many, OURS, lambda: local.get_many(KEYS), 500),
+            (hot_many, THEIRS, lambda: made[THEIRS].get_many(KEYS), 500),
         ]
         for who, c in made.items():
             out += [

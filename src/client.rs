@@ -199,6 +199,16 @@ pub struct Client {
     key_prefix: Option<String>,
 }
 
+/// What the local cache holds of a get_many's keys.
+struct ManyLookup {
+    /// (key index, value) of the keys held locally.
+    hits: Vec<(usize, Arc<[u8]>)>,
+    /// The indexes of the keys to ask Redis for ...
+    misses: Vec<usize>,
+    /// ... and, for each, the epoch to `offer` its value with (None: no local cache).
+    epochs: Vec<Option<u64>>,
+}
+
 pub struct Shared {
     topology: Topology,
     codec: Codec,
@@ -275,6 +285,73 @@ impl Shared {
             local.offer(key, data, pttl, epoch);
         }
         value
+    }
+
+    /// get_many's first step: the keys' local copies, counted as hits, and the keys to ask
+    /// Redis for.
+    fn local_lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> ManyLookup {
+        let mut lookup = ManyLookup {
+            hits: Vec::new(),
+            misses: Vec::with_capacity(keys.len()),
+            epochs: Vec::with_capacity(keys.len()),
+        };
+        for (i, key) in keys.iter().enumerate() {
+            match self.local_lookup(key.as_ref()) {
+                Ok(value) => lookup.hits.push((i, value)),
+                Err(epoch) => {
+                    lookup.misses.push(i);
+                    lookup.epochs.push(epoch);
+                }
+            }
+        }
+        lookup
+    }
+
+    /// get_many's request to one node: MGET per batch; with a local cache, then a PTTL per
+    /// key, in batch order, for the values it will keep.
+    fn get_many_request<K: AsRef<[u8]>>(&self, batches: &[Vec<usize>], keys: &[K]) -> Packed {
+        let mut packed = per_batch(b"MGET", batches, keys);
+        if self.local.is_some() {
+            for &i in batches.iter().flatten() {
+                packed.extend(&Packed::command(&[b"PTTL", keys[i].as_ref()]));
+            }
+        }
+        packed
+    }
+
+    /// get_many's replies: (key index, value) for the keys found, the values offered to the
+    /// local cache with their PTTLs and `epochs`; counted as hits and misses.
+    fn got_many<K: AsRef<[u8]>>(
+        &self,
+        results: Vec<(Vec<Vec<usize>>, Vec<Value>)>,
+        keys: &[K],
+        epochs: &[Option<u64>],
+    ) -> Result<Vec<(usize, Vec<u8>)>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for (batches, replies) in results {
+            let mut replies = replies.into_iter();
+            let mut values = Vec::new();
+            for batch in &batches {
+                let Some(Value::Array(batch_values)) = replies.next() else {
+                    return Err(Error::new(ErrorKind::Response, "unexpected MGET reply"));
+                };
+                values.extend(batch.iter().copied().zip(batch_values));
+            }
+            for (i, value) in values {
+                // With a local cache, the PTTLs follow the MGETs: a key each, in batch order.
+                let pttl = self.local.as_ref().and_then(|_| replies.next());
+                let Value::BulkString(data) = value else {
+                    continue;
+                };
+                if let (Some(local), Some(pttl), Some(epoch)) = (&self.local, pttl, epochs[i]) {
+                    local.offer(keys[i].as_ref(), &data, int_of(&pttl), epoch);
+                }
+                found.push((i, data));
+            }
+        }
+        self.metrics.hits(found.len() as u64);
+        self.metrics.misses((keys.len() - found.len()) as u64);
+        Ok(found)
     }
 
     /// A GET's reply as the caller's value (or `default`), counted as a hit or a miss.
@@ -1115,26 +1192,25 @@ impl Client {
             call_keys(self.key_prefix.as_deref(), keys, version)?
                 .into_iter()
                 .unzip();
-        if made.is_empty() {
+        let ManyLookup {
+            hits,
+            misses,
+            epochs,
+        } = self.local_lookup_many(&made);
+        for (i, value) in hits {
+            found.set_item(&callers[i], self.codec.decode(py, &value, &made[i])?)?;
+        }
+        if misses.is_empty() {
             return Ok(found);
         }
-        let replies = self.per_node(py, &made, false, |batches| {
-            Ok(per_batch(b"MGET", batches, &made))
+        let asked: Vec<&[u8]> = misses.iter().map(|&i| made[i].as_ref()).collect();
+        let results = self.per_node(py, &asked, false, |batches| {
+            Ok(self.get_many_request(batches, &asked))
         })?;
-        for (batches, replies) in replies {
-            for (batch, reply) in batches.into_iter().zip(replies) {
-                let Value::Array(values) = reply else {
-                    return Err(Error::new(ErrorKind::Response, "unexpected MGET reply").into());
-                };
-                for (i, value) in batch.into_iter().zip(values) {
-                    if let Value::BulkString(data) = value {
-                        found.set_item(&callers[i], self.codec.decode(py, &data, &made[i])?)?;
-                    }
-                }
-            }
+        for (j, data) in self.got_many(results, &asked, &epochs)? {
+            let i = misses[j];
+            found.set_item(&callers[i], self.codec.decode(py, &data, &made[i])?)?;
         }
-        self.metrics.hits(found.len() as u64);
-        self.metrics.misses((made.len() - found.len()) as u64);
         Ok(found)
     }
 
@@ -1573,36 +1649,46 @@ impl Client {
         keys: &Bound<'py, PyAny>,
         version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (originals, keys): (Vec<Py<PyAny>>, Vec<Vec<u8>>) =
+        let (callers, made): (Vec<_>, Vec<_>) =
             call_keys(self.key_prefix.as_deref(), keys, version)?
                 .into_iter()
-                .map(|(key, made)| (key.unbind(), made.into_owned()))
                 .unzip();
-        let keys = Arc::new(keys);
-        let (shared, sent) = (Arc::clone(&self.shared), Arc::clone(&keys));
+        let ManyLookup {
+            hits,
+            misses,
+            epochs,
+        } = self.local_lookup_many(&made);
+        let found = PyDict::new(py);
+        for (i, value) in hits {
+            found.set_item(&callers[i], self.codec.decode(py, &value, &made[i])?)?;
+        }
+        if misses.is_empty() {
+            return settled(py, found.into_any().unbind());
+        }
+        // The keys to ask Redis for, owned by the work (it may run again after a failover).
+        let asked: Vec<Vec<u8>> = misses.iter().map(|&i| made[i].to_vec()).collect();
+        let callers: Vec<Py<PyAny>> = misses
+            .iter()
+            .map(|&i| callers[i].clone().unbind())
+            .collect();
+        let found = found.unbind();
+        let shared = Arc::clone(&self.shared);
         let work = async move {
-            shared
-                .aper_node(&sent, false, |batches| per_batch(b"MGET", batches, &sent))
-                .await
+            let results = shared
+                .aper_node(&asked, false, |batches| {
+                    shared.get_many_request(batches, &asked)
+                })
+                .await?;
+            let got = shared.got_many(results, &asked, &epochs)?;
+            Ok((got, asked))
         };
         let decoder = Arc::clone(&self.shared);
-        awaitable(py, work, move |py, results| {
-            let found = PyDict::new(py);
-            for (batches, replies) in results {
-                for (batch, reply) in batches.into_iter().zip(replies) {
-                    let Value::Array(values) = reply else {
-                        continue;
-                    };
-                    for (i, value) in batch.into_iter().zip(values) {
-                        if let Value::BulkString(data) = value {
-                            let value = decoder.codec.decode(py, &data, &keys[i])?;
-                            found.set_item(originals[i].bind(py), value)?;
-                        }
-                    }
-                }
+        awaitable(py, work, move |py, (got, asked)| {
+            let found = found.into_bound(py);
+            for (j, data) in got {
+                let value = decoder.codec.decode(py, &data, &asked[j])?;
+                found.set_item(callers[j].bind(py), value)?;
             }
-            decoder.metrics.hits(found.len() as u64);
-            decoder.metrics.misses((keys.len() - found.len()) as u64);
             Ok(found.into_any().unbind())
         })
     }

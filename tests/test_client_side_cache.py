@@ -86,6 +86,37 @@ def test_reads_are_served_locally(cached: RedisCache) -> None:
     assert local(cached)["hits"] == hits + 4
 
 
+def test_get_many_is_served_locally_too(
+    cached: RedisCache, make_cache: Callable[..., RedisCache]
+) -> None:
+    values = {"a": 1, "b": [2], "c": "3"}
+    cached.set_many(values)
+    drained(cached)
+
+    def all_kept() -> bool:
+        assert cached.get_many([*values, "absent"]) == values
+        return bool(local(cached)["entries"] >= 3)
+
+    wait_until(all_kept, seconds=1.0)
+    hits, mgets = local(cached)["hits"], cached.metrics()["commands"]["MGET"]["calls"]
+    assert cached.get_many(["a", "b", "c", "absent"]) == values
+    assert local(cached)["hits"] == hits + 3
+    assert cached.metrics()["commands"]["MGET"]["calls"] == mgets + 1  # for "absent" alone
+    assert cached.get_many(["a", "b"]) == {"a": 1, "b": [2]}
+    assert cached.metrics()["commands"]["MGET"]["calls"] == mgets + 1  # no trip at all
+    assert asyncio.run(cached.aget_many(["a", "c"])) == {"a": 1, "c": "3"}
+    assert cached.metrics()["commands"]["MGET"]["calls"] == mgets + 1
+
+    other = make_cache(KEY_PREFIX="csc")  # another client, no local cache
+    other.set("b", "changed")
+    wait_until(lambda: cached.get_many(["a", "b"]) == {"a": 1, "b": "changed"}, seconds=1.0)
+    other.delete("a")
+    wait_until(lambda: asyncio.run(cached.aget_many(["a", "b"])) == {"b": "changed"}, seconds=1.0)
+    cached.set("c", "mine")  # this process's own write: seen at once, by both
+    assert cached.get_many(["c"]) == {"c": "mine"}
+    assert asyncio.run(cached.aget_many(["c"])) == {"c": "mine"}
+
+
 def test_a_write_from_another_process_is_seen(cached: RedisCache, server: Server) -> None:
     """redis-cli, another process, writes the key: the next get sees it within milliseconds."""
     cached.set("n", 1)
@@ -161,7 +192,13 @@ def test_concurrent_writers_never_leave_a_stale_copy(
         while not readers_done.is_set():
             cached.get("hot")
 
-    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    def read_many() -> None:
+        while not readers_done.is_set():
+            cached.get_many(["hot", "cold"])
+
+    threads = [threading.Thread(target=write)] + [
+        threading.Thread(target=reader) for reader in (read, read, read_many)
+    ]
     for t in threads:
         t.start()
     time.sleep(1.0)
@@ -173,6 +210,7 @@ def test_concurrent_writers_never_leave_a_stale_copy(
         t.join()
     time.sleep(0.05)
     assert cached.get("hot") == -1
+    assert cached.get_many(["hot"]) == {"hot": -1}
 
 
 def test_bounds_hold(make_cache: Callable[..., RedisCache]) -> None:
