@@ -1,0 +1,362 @@
+//! The same commands, awaited on the runtime.
+
+use super::commands::*;
+use super::keys::*;
+use super::{Client, ManyLookup};
+use crate::connection::arun_all;
+use crate::errors::{Error, ErrorKind};
+use crate::reply::{self, Reply};
+use crate::resp::Packed;
+use crate::runtime::{awaitable, settled};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::IntoPyObjectExt;
+use redis::Value;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+#[pymethods]
+impl Client {
+    // ---- async: the same commands, awaited on the runtime --------------------------------
+
+    /// `execute`, as an awaitable.
+    #[pyo3(signature = (write, args, reply=0, keys=None))]
+    fn aexecute<'py>(
+        &self,
+        py: Python<'py>,
+        write: bool,
+        args: &Bound<'py, PyTuple>,
+        reply: u8,
+        keys: Option<Vec<Bound<'py, PyAny>>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = Reply::from_code(reply)?;
+        let (packed, keys) = command_of(args, keys)?;
+        let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));
+        let work = async move {
+            let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let replies = shared
+                .arouted(|| shared.topology.route_all(&key_refs, write), &packed)
+                .await;
+            if write {
+                shared.wrote_keys_of(&key_refs);
+            }
+            Ok((replies?.into_iter().last().unwrap_or(Value::Nil), keys))
+        };
+        awaitable(py, work, move |py, (value, keys)| {
+            reply::convert(
+                py,
+                &decoder.codec,
+                value,
+                kind,
+                keys.first().map(Vec::as_slice).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// `get`, as an awaitable.
+    #[pyo3(signature = (key, default=None))]
+    fn aget<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = cache_key(key)?.into_owned();
+        let epoch = match self.local_lookup(&key) {
+            Ok(value) => return settled(py, self.codec.decode(py, &value, &key)?),
+            Err(epoch) => epoch,
+        };
+        let packed = self.get_request(&key);
+        let (shared, decoder) = (Arc::clone(&self.shared), Arc::clone(&self.shared));
+        let work = async move {
+            let replies = shared
+                .arouted(|| shared.topology.route(&key, false), &packed)
+                .await?;
+            Ok((shared.got(replies, &key, epoch), key))
+        };
+        awaitable(py, work, move |py, (value, key)| {
+            decoder.found(py, value, &key, default)
+        })
+    }
+
+    /// `set`, as an awaitable.
+    #[pyo3(signature = (key, value, timeout_ms=None, nx=false, xx=false))]
+    fn aset<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        timeout_ms: Option<i64>,
+        nx: bool,
+        xx: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let command = set_command(
+            &cache_key(key)?,
+            self.codec.encode(value)?.as_bytes(),
+            timeout_ms,
+            nx,
+            xx,
+        );
+        self.arun_key(py, command)
+    }
+
+    /// `touch`, as an awaitable.
+    #[pyo3(signature = (key, timeout_ms=None))]
+    fn atouch<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        timeout_ms: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, touch_command(&cache_key(key)?, timeout_ms))
+    }
+
+    /// `delete`, as an awaitable.
+    fn adelete<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, delete_command(&cache_key(key)?))
+    }
+
+    /// `has_key`, as an awaitable.
+    fn ahas_key<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, has_key_command(&cache_key(key)?))
+    }
+
+    /// `incr`, as an awaitable.
+    #[pyo3(signature = (key, delta=1, ignore_key_check=false))]
+    fn aincr<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        delta: i64,
+        ignore_key_check: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.arun_key(py, incr_command(&cache_key(key)?, delta, ignore_key_check))
+    }
+
+    /// `clear`, as an awaitable: FLUSHDB on every primary.
+    fn aclear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            let flushed = async {
+                for pool in shared.routing(|| shared.topology.primaries())? {
+                    let packed = Packed::command(&[b"FLUSHDB"]);
+                    shared.ametered(&packed, arun_all(&pool, &packed)).await?;
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            shared.wrote_all();
+            flushed
+        };
+        awaitable(py, work, |py, ()| Ok(py.None()))
+    }
+
+    /// `keys`, as an awaitable: KEYS on every primary.
+    fn akeys<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (shared, packed) = (
+            Arc::clone(&self.shared),
+            Packed::command(&[b"KEYS", &arg(pattern)?]),
+        );
+        let work = async move {
+            let mut all = Vec::new();
+            for pool in shared.routing(|| shared.topology.primaries())? {
+                let replies = shared.ametered(&packed, arun_all(&pool, &packed)).await?;
+                all.extend(replies.into_iter().flat_map(keys_of));
+            }
+            Ok(all)
+        };
+        awaitable(py, work, |py, keys| keys.into_py_any(py))
+    }
+
+    /// `scan`, as an awaitable: one SCAN page on primary `node`.
+    #[pyo3(signature = (cursor, pattern, count=None, node=0))]
+    fn ascan<'py>(
+        &self,
+        py: Python<'py>,
+        cursor: u64,
+        pattern: &Bound<'py, PyAny>,
+        count: Option<i64>,
+        node: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let shared = Arc::clone(&self.shared);
+        let packed = scan_command(
+            cursor.to_string().as_bytes(),
+            &arg(pattern)?,
+            count.unwrap_or(10).max(1),
+        );
+        let work = async move {
+            let primaries = shared.routing(|| shared.topology.primaries())?;
+            let pool = primaries
+                .get(node)
+                .ok_or_else(|| Error::new(ErrorKind::Response, "no such node"))?;
+            let reply = shared
+                .ametered(&packed, arun_all(pool, &packed))
+                .await?
+                .pop()
+                .unwrap_or(Value::Nil);
+            let (next, keys) = scan_reply(reply)?;
+            let next: u64 = std::str::from_utf8(&next)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Ok((
+                next,
+                keys.iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        awaitable(py, work, |py, page| page.into_py_any(py))
+    }
+
+    /// `delete_pattern`, as an awaitable: SCAN + UNLINK per page on every primary.
+    #[pyo3(signature = (pattern, itersize=None))]
+    fn adelete_pattern<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: &Bound<'py, PyAny>,
+        itersize: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
+        let flusher = Arc::clone(&self.shared);
+        let count = itersize.unwrap_or(1000).max(1);
+        let work = async move {
+            let mut deleted = 0u64;
+            for pool in shared.routing(|| shared.topology.primaries())? {
+                let mut deletion = PatternDeletion::new(&pattern, count);
+                while let Some(packed) = shared.routing(|| deletion.request(&shared.topology))? {
+                    deletion.absorb(shared.ametered(&packed, arun_all(&pool, &packed)).await?)?;
+                }
+                deleted += deletion.deleted;
+            }
+            Ok(deleted)
+        };
+        let work = async move {
+            let deleted = work.await;
+            flusher.wrote_all();
+            deleted
+        };
+        awaitable(py, work, |py, deleted| deleted.into_py_any(py))
+    }
+
+    /// `get_many`, as an awaitable: one request per node, all nodes at once.
+    #[pyo3(signature = (keys, version=None))]
+    fn aget_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (callers, made): (Vec<_>, Vec<_>) =
+            call_keys(self.key_prefix.as_deref(), keys, version)?
+                .into_iter()
+                .unzip();
+        let ManyLookup {
+            hits,
+            misses,
+            epochs,
+        } = self.local_lookup_many(&made);
+        let found = PyDict::new(py);
+        for (i, value) in hits {
+            found.set_item(&callers[i], self.codec.decode(py, &value, &made[i])?)?;
+        }
+        if misses.is_empty() {
+            return settled(py, found.into_any().unbind());
+        }
+        // The keys to ask Redis for, owned by the work (it may run again after a failover).
+        let asked: Vec<Vec<u8>> = misses.iter().map(|&i| made[i].to_vec()).collect();
+        let callers: Vec<Py<PyAny>> = misses
+            .iter()
+            .map(|&i| callers[i].clone().unbind())
+            .collect();
+        let found = found.unbind();
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            let results = shared
+                .aper_node(&asked, false, |batches| {
+                    shared.get_many_request(batches, &asked)
+                })
+                .await?;
+            let got = shared.got_many(results, &asked, &epochs)?;
+            Ok((got, asked))
+        };
+        let decoder = Arc::clone(&self.shared);
+        awaitable(py, work, move |py, (got, asked)| {
+            let found = found.into_bound(py);
+            for (j, data) in got {
+                let value = decoder.codec.decode(py, &data, &asked[j])?;
+                found.set_item(callers[j].bind(py), value)?;
+            }
+            Ok(found.into_any().unbind())
+        })
+    }
+
+    /// `set_many`, as an awaitable.
+    #[pyo3(signature = (items, timeout_ms=None, version=None))]
+    fn aset_many<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyDict>,
+        timeout_ms: Option<i64>,
+        version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = items.iter().collect();
+        let made: Vec<Cow<'_, [u8]>> = pairs
+            .iter()
+            .map(|(key, _)| made_key(self.key_prefix.as_deref(), key, version))
+            .collect::<PyResult<_>>()?;
+        // Owned copies: the request may have to be built again after a topology change.
+        let keys: Vec<Vec<u8>> = made.iter().map(|k| k.to_vec()).collect();
+        let values: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(_, value)| Ok(self.codec.encode(value)?.as_bytes().to_vec()))
+            .collect::<PyResult<_>>()?;
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            let build =
+                |batches: &[Vec<usize>]| set_many_request(batches, &keys, &values, timeout_ms);
+            shared.aper_node(&keys, true, build).await
+        };
+        awaitable(py, work, |py, _| Ok(py.None()))
+    }
+
+    /// `delete_many`, as an awaitable: the number of keys deleted.
+    #[pyo3(signature = (keys, version=None))]
+    fn adelete_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys: Vec<Vec<u8>> = call_keys(self.key_prefix.as_deref(), keys, version)?
+            .into_iter()
+            .map(|(_, made)| made.into_owned())
+            .collect();
+        let shared = Arc::clone(&self.shared);
+        let work = async move {
+            shared
+                .aper_node(&keys, true, |batches| per_batch(b"DEL", batches, &keys))
+                .await
+        };
+        awaitable(py, work, |py, results| {
+            let deleted: i64 = results
+                .iter()
+                .flat_map(|(_, values)| values)
+                .map(int_of)
+                .sum();
+            Ok(deleted.into_pyobject(py)?.into_any().unbind())
+        })
+    }
+}
