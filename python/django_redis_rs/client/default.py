@@ -8,28 +8,18 @@ always picks the connection itself.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native
-from django_redis_rs._native import (
-    REPLY_BOOL,
-    REPLY_BOOLS,
-    REPLY_FLOAT,
-    REPLY_INT,
-    REPLY_RAW,
-    REPLY_SCORED,
-    REPLY_STRINGS,
-    REPLY_VALUE,
-    REPLY_VALUE_SET,
-    REPLY_VALUES,
-)
+from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW
+from django_redis_rs.client.described import Command, Described, add_async_twins, described
+from django_redis_rs.client.structures import DataStructures
 from django_redis_rs.exceptions import ConfigError, ResponseError
 from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
@@ -57,64 +47,6 @@ _RENAME_IF_EXISTS = (
 )
 
 
-class Command(NamedTuple):
-    """One Redis command as a method describes it: run by the sync or the async transport."""
-
-    write: bool
-    args: tuple[Any, ...]
-    reply: int = REPLY_RAW
-    keys: Any = None
-
-
-def _command(
-    write: bool, args: tuple[Any, ...], reply: int = REPLY_RAW, keys: Any = None
-) -> Command:
-    return Command(write, args, reply, keys)
-
-
-T = TypeVar("T")
-# A method described once: a generator that yields the commands it needs and receives their
-# replies; `described` turns it into the sync method and its async twin (``a`` + name).
-Described = Generator[Command, Any, T]
-
-
-def described(method: Callable[..., Described[T]]) -> Callable[..., T]:
-    @functools.wraps(method)
-    def run_sync(self: DefaultClient, *args: Any, **kwargs: Any) -> T:
-        steps = method(self, *args, **kwargs)
-        try:
-            command = next(steps)
-            while True:
-                command = steps.send(self._native.execute(*command))
-        except StopIteration as done:
-            result: T = done.value
-            return result
-
-    async def run_async(self: DefaultClient, *args: Any, **kwargs: Any) -> T:
-        steps = method(self, *args, **kwargs)
-        try:
-            command = next(steps)
-            while True:
-                command = steps.send(await self._native.aexecute(*command))
-        except StopIteration as done:
-            result: T = done.value
-            return result
-
-    run_async.__name__ = run_async.__qualname__ = "a" + method.__name__
-    run_async.__doc__ = f"The async twin of ``{method.__name__}``."
-    run_sync.async_twin = run_async  # type: ignore[attr-defined]
-    return run_sync
-
-
-def add_async_twins(cls: type[T]) -> type[T]:
-    """Give every ``described`` method of `cls` its async twin, named ``a`` + its name."""
-    for name, member in list(vars(cls).items()):
-        twin = getattr(member, "async_twin", None)
-        if twin is not None:
-            setattr(cls, "a" + name, twin)
-    return cls
-
-
 def glob_escape(text: str) -> str:
     """Escape glob characters so a prefix or version matches literally in KEYS/SCAN."""
     return _GLOB_SPECIAL.sub(r"[\1]", text)
@@ -127,7 +59,7 @@ def _timestamp(when: datetime | float, scale: int) -> int:
 
 
 @add_async_twins
-class DefaultClient:
+class DefaultClient(DataStructures):
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
         self._params = params
@@ -565,14 +497,14 @@ class DefaultClient:
         return (yield from self._remaining("PTTL", key, version))
 
     def _remaining(self, command: str, key: Any, version: int | None) -> Described[int | None]:
-        t: int = yield _command(False, (command, self.make_key(key, version)), REPLY_INT)
+        t: int = yield Command(False, (command, self.make_key(key, version)), REPLY_INT)
         if t == -1:
             return None
         return max(t, 0)
 
     @described
     def persist(self, key: Any, version: int | None = None, client: Any = None) -> Described[bool]:
-        return bool((yield _command(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL)))
+        return bool((yield Command(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL)))
 
     @described
     def expire(
@@ -581,11 +513,7 @@ class DefaultClient:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._backend.default_timeout
         return bool(
-            (
-                yield _command(
-                    True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL
-                )
-            )
+            (yield Command(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
         )
 
     @described
@@ -596,7 +524,7 @@ class DefaultClient:
             timeout = self._backend.default_timeout
         return bool(
             (
-                yield _command(
+                yield Command(
                     True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL
                 )
             )
@@ -607,14 +535,14 @@ class DefaultClient:
         self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
     ) -> Described[bool]:
         args = ("EXPIREAT", self.make_key(key, version), _timestamp(when, 1))
-        return bool((yield _command(True, args, REPLY_BOOL)))
+        return bool((yield Command(True, args, REPLY_BOOL)))
 
     @described
     def pexpire_at(
         self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
     ) -> Described[bool]:
         args = ("PEXPIREAT", self.make_key(key, version), _timestamp(when, 1000))
-        return bool((yield _command(True, args, REPLY_BOOL)))
+        return bool((yield Command(True, args, REPLY_BOOL)))
 
     def lock(
         self,
@@ -734,567 +662,3 @@ class DefaultClient:
             await self._native.aclear()
         else:
             await self._native.adelete_pattern(scope, None)
-
-    # ---- sets --------------------------------------------------------------------------------
-
-    def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
-        return [self.make_key(k, version) for k in keys]
-
-    def _values(self, values: Iterable[Any]) -> list[bytes]:
-        encode = self._native.encode
-        return [encode(v) for v in values]
-
-    @described
-    def sadd(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield _command(
-                True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
-
-    @described
-    def scard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield _command(False, ("SCARD", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def sdiff(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield _command(False, ("SDIFF", *made), REPLY_VALUE_SET, made))
-
-    @described
-    def sdiffstore(
-        self,
-        dest: Any,
-        *keys: Any,
-        version_dest: int | None = None,
-        version_keys: int | None = None,
-        client: Any = None,
-    ) -> Described[int]:
-        made = [self.make_key(dest, version_dest), *self._keys(keys, version_keys)]
-        return (yield _command(True, ("SDIFFSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sinter(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield _command(False, ("SINTER", *made), REPLY_VALUE_SET, made))
-
-    @described
-    def sinterstore(
-        self, dest: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        made = [self.make_key(dest, version), *self._keys(keys, version)]
-        return (yield _command(True, ("SINTERSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sunion(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield _command(False, ("SUNION", *made), REPLY_VALUE_SET, made))
-
-    @described
-    def sunionstore(
-        self, destination: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        made = [self.make_key(destination, version), *self._keys(keys, version)]
-        return (yield _command(True, ("SUNIONSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sismember(
-        self, key: Any, member: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        args = ("SISMEMBER", self.make_key(key, version), self._native.encode(member))
-        return (yield _command(False, args, REPLY_BOOL))
-
-    @described
-    def smismember(
-        self, key: Any, *members: Any, version: int | None = None, client: Any = None
-    ) -> Described[list[bool]]:
-        args = ("SMISMEMBER", self.make_key(key, version), *self._values(members))
-        return (yield _command(False, args, REPLY_BOOLS))
-
-    @described
-    def smembers(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        return (yield _command(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET))
-
-    @described
-    def smove(
-        self,
-        source: Any,
-        destination: Any,
-        member: Any,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[bool]:
-        made = [self.make_key(source, version), self.make_key(destination, version)]
-        return (
-            yield _command(True, ("SMOVE", *made, self._native.encode(member)), REPLY_BOOL, made)
-        )
-
-    @described
-    def spop(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        """One random member removed (or None), or a set of ``count`` of them."""
-        if count is None:
-            return (yield _command(True, ("SPOP", self.make_key(key, version)), REPLY_VALUE))
-        return (yield _command(True, ("SPOP", self.make_key(key, version), count), REPLY_VALUE_SET))
-
-    @described
-    def srandmember(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        """One random member (or None), or a list of ``count`` of them."""
-        if count is None:
-            return (
-                yield _command(False, ("SRANDMEMBER", self.make_key(key, version)), REPLY_VALUE)
-            )
-        args = ("SRANDMEMBER", self.make_key(key, version), count)
-        return (yield _command(False, args, REPLY_VALUES))
-
-    @described
-    def srem(
-        self, key: Any, *members: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield _command(
-                True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT
-            )
-        )
-
-    def sscan_iter(
-        self,
-        key: Any,
-        match: Any = None,
-        count: int | None = 10,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Iterator[Any]:
-        """Members one page (SSCAN) at a time. ``match`` is matched against the stored form,
-        as in django-redis, so it cannot be combined with compression."""
-        if match is not None and self._compressed:
-            raise ValueError("Using match with compression is not supported.")
-        made = self.make_key(key, version)
-        extra: tuple[Any, ...] = ()
-        if match is not None:
-            extra += ("MATCH", self._native.encode(match))
-        if count is not None:
-            extra += ("COUNT", count)
-        cursor = b"0"
-        while True:
-            cursor, members = self._run(False, ("SSCAN", made, cursor, *extra))
-            for member in members:
-                yield self._native.decode(member)
-            if cursor == b"0":
-                return
-
-    async def asscan_iter(
-        self,
-        key: Any,
-        match: Any = None,
-        count: int | None = 10,
-        version: int | None = None,
-        client: Any = None,
-    ) -> AsyncIterator[Any]:
-        """``sscan_iter`` as an async iterator (native SSCAN per page)."""
-        if match is not None and self._compressed:
-            raise ValueError("Using match with compression is not supported.")
-        made = self.make_key(key, version)
-        extra: tuple[Any, ...] = ()
-        if match is not None:
-            extra += ("MATCH", self._native.encode(match))
-        if count is not None:
-            extra += ("COUNT", count)
-        cursor = b"0"
-        while True:
-            cursor, members = await self._native.aexecute(False, ("SSCAN", made, cursor, *extra))
-            for member in members:
-                yield self._native.decode(member)
-            if cursor == b"0":
-                return
-
-    async def asscan(
-        self,
-        key: Any,
-        match: Any = None,
-        count: int | None = 10,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Set[Any]:
-        return {member async for member in self.asscan_iter(key, match, count, version)}
-
-    def sscan(
-        self,
-        key: Any,
-        match: Any = None,
-        count: int | None = 10,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Set[Any]:
-        """All members matching ``match`` (every SSCAN page)."""
-        return set(self.sscan_iter(key, match, count, version))
-
-    # ---- hashes ------------------------------------------------------------------------------
-
-    @described
-    def hset(
-        self,
-        key: Any,
-        field: Any = None,
-        value: Any = None,
-        mapping: Mapping[Any, Any] | None = None,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[int]:
-        """Set ``field`` to ``value`` and/or every field of ``mapping``; returns fields added."""
-        pairs: list[Any] = []
-        if field is not None:
-            pairs += [field, self._native.encode(value)]
-        for f, v in (mapping or {}).items():
-            pairs += [f, self._native.encode(v)]
-        if not pairs:
-            raise ValueError("hset needs a field and value, or a mapping")
-        return (yield _command(True, ("HSET", self.make_key(key, version), *pairs), REPLY_INT))
-
-    @described
-    def hdel(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (yield _command(True, ("HDEL", self.make_key(key, version), field), REPLY_INT))
-
-    @described
-    def hlen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield _command(False, ("HLEN", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def hkeys(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[list[str]]:
-        return (yield _command(False, ("HKEYS", self.make_key(key, version)), REPLY_STRINGS))
-
-    @described
-    def hexists(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        return (yield _command(False, ("HEXISTS", self.make_key(key, version), field), REPLY_BOOL))
-
-    @described
-    def hget(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield _command(False, ("HGET", self.make_key(key, version), field), REPLY_VALUE))
-
-    @described
-    def hgetall(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[dict[str, Any]]:
-        flat = yield _command(False, ("HGETALL", self.make_key(key, version)))
-        decode = self._native.decode
-        return {flat[i].decode(): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-    # ---- sorted sets (django-redis 7.0 signatures) -------------------------------------------
-
-    @described
-    def zadd(
-        self,
-        key: Any,
-        mapping: Mapping[Any, float],
-        nx: bool = False,
-        xx: bool = False,
-        ch: bool = False,
-        incr: bool = False,
-        gt: bool = False,
-        lt: bool = False,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[int | float | None]:
-        flags = [name for name, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
-        flags += [name for name, on in (("CH", ch), ("INCR", incr)) if on]
-        pairs: list[Any] = []
-        for member, score in mapping.items():
-            pairs += [score, self._native.encode_member(member)]
-        args = ("ZADD", self.make_key(key, version), *flags, *pairs)
-        return (yield _command(True, args, REPLY_FLOAT if incr else REPLY_INT))
-
-    @described
-    def zcard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield _command(False, ("ZCARD", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def zcount(
-        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (yield _command(False, ("ZCOUNT", self.make_key(key, version), min, max), REPLY_INT))
-
-    @described
-    def zincrby(
-        self, key: Any, amount: float, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[float]:
-        args = ("ZINCRBY", self.make_key(key, version), amount, self._native.encode_member(value))
-        return (yield _command(True, args, REPLY_FLOAT))
-
-    def _zpop(
-        self, command: str, key: Any, count: int | None, version: int | None
-    ) -> Described[Any]:
-        args: tuple[Any, ...] = (command, self.make_key(key, version))
-        if count is not None:
-            args += (count,)
-        popped = yield _command(True, args, REPLY_SCORED)
-        if count is None:
-            return popped[0] if popped else None
-        return popped
-
-    @described
-    def zpopmax(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield from self._zpop("ZPOPMAX", key, count, version))
-
-    @described
-    def zpopmin(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield from self._zpop("ZPOPMIN", key, count, version))
-
-    def _zlist(
-        self, args: tuple[Any, ...], withscores: bool, score_cast_func: Any
-    ) -> Described[list[Any]]:
-        """Members, or (member, score) pairs when ``args`` ask WITHSCORES."""
-        if not withscores:
-            return (yield _command(False, args, REPLY_VALUES))
-        scored = yield _command(False, args, REPLY_SCORED)
-        if score_cast_func is not float:
-            scored = [(member, score_cast_func(score)) for member, score in scored]
-        return scored
-
-    def _zlist_by_score(
-        self,
-        command: str,
-        key: Any,
-        bounds: tuple[Any, Any],
-        start: int | None,
-        num: int | None,
-        withscores: bool,
-        score_cast_func: Any,
-        version: int | None,
-    ) -> Described[list[Any]]:
-        if (start is None) != (num is None):
-            raise ValueError("start and num must both be given, or neither")
-        args: tuple[Any, ...] = (command, self.make_key(key, version), *bounds)
-        if withscores:  # WITHSCORES must come before LIMIT
-            args += ("WITHSCORES",)
-        if start is not None:
-            args += ("LIMIT", start, num)
-        return (yield from self._zlist(args, withscores, score_cast_func))
-
-    @described
-    def zrange(
-        self,
-        key: Any,
-        start: int,
-        end: int,
-        desc: bool = False,
-        withscores: bool = False,
-        score_cast_func: Any = float,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[list[Any]]:
-        args: tuple[Any, ...] = (
-            "ZRANGE",
-            self.make_key(key, version),
-            start,
-            end,
-            *(("REV",) if desc else ()),
-        )
-        args += ("WITHSCORES",) if withscores else ()
-        return (yield from self._zlist(args, withscores, score_cast_func))
-
-    @described
-    def zrevrange(
-        self,
-        key: Any,
-        start: int,
-        end: int,
-        withscores: bool = False,
-        score_cast_func: Any = float,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[list[Any]]:
-        args: tuple[Any, ...] = ("ZREVRANGE", self.make_key(key, version), start, end)
-        args += ("WITHSCORES",) if withscores else ()
-        return (yield from self._zlist(args, withscores, score_cast_func))
-
-    @described
-    def zrangebyscore(
-        self,
-        key: Any,
-        min: Any,
-        max: Any,
-        start: int | None = None,
-        num: int | None = None,
-        withscores: bool = False,
-        score_cast_func: Any = float,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[list[Any]]:
-        return (
-            yield from self._zlist_by_score(
-                "ZRANGEBYSCORE", key, (min, max), start, num, withscores, score_cast_func, version
-            )
-        )
-
-    @described
-    def zrevrangebyscore(
-        self,
-        key: Any,
-        max: Any,
-        min: Any,
-        start: int | None = None,
-        num: int | None = None,
-        withscores: bool = False,
-        score_cast_func: Any = float,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[list[Any]]:
-        return (
-            yield from self._zlist_by_score(
-                "ZREVRANGEBYSCORE",
-                key,
-                (max, min),
-                start,
-                num,
-                withscores,
-                score_cast_func,
-                version,
-            )
-        )
-
-    @described
-    def zrank(
-        self,
-        key: Any,
-        value: Any,
-        withscore: bool = False,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[Any]:
-        args: tuple[Any, ...] = (
-            "ZRANK",
-            self.make_key(key, version),
-            self._native.encode_member(value),
-        )
-        if not withscore:
-            return (yield _command(False, args, REPLY_INT))
-        reply = yield _command(False, (*args, "WITHSCORE"))
-        return None if reply is None else [reply[0], float(reply[1])]
-
-    @described
-    def zrevrank(
-        self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[int | None]:
-        args = ("ZREVRANK", self.make_key(key, version), self._native.encode_member(value))
-        return (yield _command(False, args, REPLY_INT))
-
-    @described
-    def zrem(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        members = [self._native.encode_member(v) for v in values]
-        return (yield _command(True, ("ZREM", self.make_key(key, version), *members), REPLY_INT))
-
-    @described
-    def zremrangebyscore(
-        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        args = ("ZREMRANGEBYSCORE", self.make_key(key, version), min, max)
-        return (yield _command(True, args, REPLY_INT))
-
-    @described
-    def zscore(
-        self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[float | None]:
-        args = ("ZSCORE", self.make_key(key, version), self._native.encode_member(value))
-        return (yield _command(False, args, REPLY_FLOAT))
-
-    # ---- lists -------------------------------------------------------------------------------
-
-    @described
-    def lpush(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield _command(
-                True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
-
-    @described
-    def rpush(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield _command(
-                True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
-
-    def _pop(
-        self, command: str, key: Any, count: int | None, version: int | None
-    ) -> Described[Any]:
-        if count is None:
-            return (yield _command(True, (command, self.make_key(key, version)), REPLY_VALUE))
-        popped = yield _command(True, (command, self.make_key(key, version), count), REPLY_VALUES)
-        return popped or None
-
-    @described
-    def lpop(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield from self._pop("LPOP", key, count, version))
-
-    @described
-    def rpop(
-        self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield from self._pop("RPOP", key, count, version))
-
-    @described
-    def lrange(
-        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> Described[list[Any]]:
-        return (
-            yield _command(False, ("LRANGE", self.make_key(key, version), start, end), REPLY_VALUES)
-        )
-
-    @described
-    def llen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield _command(False, ("LLEN", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def lrem(
-        self, key: Any, count: int, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        args = ("LREM", self.make_key(key, version), count, self._native.encode(value))
-        return (yield _command(True, args, REPLY_INT))
-
-    @described
-    def ltrim(
-        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        return (
-            yield _command(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL)
-        )
-
-    @described
-    def lindex(
-        self, key: Any, index: int, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield _command(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE))
