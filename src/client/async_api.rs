@@ -2,7 +2,8 @@
 
 use super::commands::*;
 use super::keys::*;
-use super::{Client, ManyLookup};
+use super::transport::ManyLookup;
+use super::Client;
 use crate::connection::arun_all;
 use crate::errors::{Error, ErrorKind};
 use crate::reply::{self, Reply};

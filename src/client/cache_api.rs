@@ -2,7 +2,8 @@
 
 use super::commands::*;
 use super::keys::*;
-use super::{Client, ManyLookup};
+use super::transport::ManyLookup;
+use super::Client;
 use crate::codec::Encoded;
 use crate::connection::{run_all, run_one};
 use crate::errors::Result;

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A timeout given in seconds; none when absent, not finite, zero or negative.
 fn seconds(value: Option<f64>) -> Option<Duration> {
     value
         .filter(|s| s.is_finite() && *s > 0.0)
@@ -43,16 +44,6 @@ pub struct Client {
     /// `KEY_PREFIX` when the cache uses Django's default key function: multi-key calls given a
     /// `version` then make their keys here.
     key_prefix: Option<String>,
-}
-
-/// What the local cache holds of a get_many's keys.
-struct ManyLookup {
-    /// (key index, value) of the keys held locally.
-    hits: Vec<(usize, Arc<[u8]>)>,
-    /// The indexes of the keys to ask Redis for ...
-    misses: Vec<usize>,
-    /// ... and, for each, the epoch to `offer` its value with (None: no local cache).
-    epochs: Vec<Option<u64>>,
 }
 
 pub struct Shared {

@@ -2,7 +2,7 @@
 //! node holding keys, metering, and the client-side cache on the way.
 
 use super::commands::*;
-use super::{Client, ManyLookup, Shared};
+use super::{Client, Shared};
 use crate::connection::{arun_all, arun_asking, run_all, run_asking, run_fanout, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::local::Lookup;
@@ -16,6 +16,16 @@ use redis::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What the local cache holds of a get_many's keys.
+pub(super) struct ManyLookup {
+    /// (key index, value) of the keys held locally.
+    pub(super) hits: Vec<(usize, Arc<[u8]>)>,
+    /// The indexes of the keys to ask Redis for ...
+    pub(super) misses: Vec<usize>,
+    /// ... and, for each, the epoch to `offer` its value with (None: no local cache).
+    pub(super) epochs: Vec<Option<u64>>,
+}
 
 impl Shared {
     /// After a write by this process (done or failed): its keys leave the local cache now —
