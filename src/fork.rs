@@ -28,6 +28,12 @@ pub fn install_hook() {
     });
 }
 
+/// What the fork hook does in a child, for tests that play one.
+#[cfg(test)]
+pub fn pretend_forked() {
+    after_fork_in_child();
+}
+
 /// How many forks separate this process from the one that loaded the module.
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)

@@ -15,7 +15,9 @@
 //!   and nothing is stored (`live` is false) until tracking is on again.
 //! - This process's own writes are evicted at once by the client (`evict`), not when the
 //!   server's message arrives, so a process always reads its own writes.
-//! - A forked child starts empty, with a listener of its own.
+//! - A forked child starts empty, with a listener of its own — and with a store of its own: the
+//!   parent's listener thread may have held the store's lock at the fork, and would never
+//!   release it in the child.
 
 use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
@@ -110,7 +112,9 @@ impl Store {
 
 pub struct LocalCache {
     config: LocalConfig,
-    store: Mutex<Store>,
+    /// Taken through `with_store` only: a forked child gets a fresh store, as the parent's
+    /// lock may have been held, at the fork, by its listener thread (which did not come along).
+    store: ForkLocal<Mutex<Store>>,
     /// Bumped by every eviction, flush and change of the listener's state.
     epoch: AtomicU64,
     live: AtomicBool,
@@ -138,7 +142,7 @@ impl LocalCache {
     pub fn new(config: LocalConfig, pool: Arc<RedisPool>, prefix: Option<Vec<u8>>) -> Arc<Self> {
         Arc::new(Self {
             config,
-            store: Mutex::new(Store::default()),
+            store: ForkLocal::new(Mutex::default),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
             invalidations: AtomicU64::new(0),
@@ -148,69 +152,82 @@ impl LocalCache {
         })
     }
 
+    /// Run `f` on the store, locked (see `store`).
+    fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let store = self.store.current();
+        let mut locked = store.lock();
+        f(&mut locked)
+    }
+
     pub fn lookup(self: &Arc<Self>, key: &[u8]) -> Lookup {
         self.ensure_listener();
-        let mut store = self.store.lock();
-        if self.live.load(Ordering::Acquire) {
-            if let Some(value) = store.get(key, Instant::now()) {
-                return Lookup::Hit(value);
+        self.with_store(|store| {
+            if self.live.load(Ordering::Acquire) {
+                if let Some(value) = store.get(key, Instant::now()) {
+                    return Lookup::Hit(value);
+                }
             }
-        }
-        Lookup::Miss(self.epoch.load(Ordering::Acquire))
+            Lookup::Miss(self.epoch.load(Ordering::Acquire))
+        })
     }
 
     /// Keep `value`, read from Redis with `pttl_ms` left, unless something changed since
     /// `epoch` (see the module's notes).
     pub fn offer(&self, key: &[u8], value: &[u8], pttl_ms: i64, epoch: u64) {
-        let mut store = self.store.lock();
-        if !self.live.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != epoch {
-            return;
-        }
         let ttl = match u64::try_from(pttl_ms) {
             Ok(ms) => self.config.ttl.min(Duration::from_millis(ms)),
             Err(_) if pttl_ms == -1 => self.config.ttl, // no expiry in Redis
             Err(_) => return,                           // gone already
         };
-        if !ttl.is_zero() {
-            store.insert(key, value, Instant::now() + ttl, &self.config);
+        if ttl.is_zero() {
+            return;
         }
+        self.with_store(|store| {
+            if self.live.load(Ordering::Acquire) && self.epoch.load(Ordering::Acquire) == epoch {
+                store.insert(key, value, Instant::now() + ttl, &self.config);
+            }
+        })
     }
 
     /// Apply one invalidation message: the keys it names, or nil for a flushed database.
     /// It is counted under the store's lock, so whoever sees the count also sees its effect.
     fn invalidated(&self, payload: Value) {
-        let mut store = self.store.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        match payload {
-            Value::Array(keys) => keys.iter().for_each(|key| {
-                if let Value::BulkString(key) = key {
-                    store.remove(key);
-                }
-            }),
-            _ => store.clear(),
-        }
-        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        self.with_store(|store| {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            match payload {
+                Value::Array(keys) => keys.iter().for_each(|key| {
+                    if let Value::BulkString(key) = key {
+                        store.remove(key);
+                    }
+                }),
+                _ => store.clear(),
+            }
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
+        })
     }
 
     /// Forget `keys` (this process wrote them).
     pub fn evict<K: AsRef<[u8]>>(&self, keys: &[K]) {
-        let mut store = self.store.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        keys.iter().for_each(|key| store.remove(key.as_ref()));
+        self.with_store(|store| {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            keys.iter().for_each(|key| store.remove(key.as_ref()));
+        })
     }
 
     /// Forget everything (this process cleared the cache).
     pub fn flush(&self) {
-        let mut store = self.store.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        store.clear();
+        self.with_store(|store| {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            store.clear();
+        })
     }
 
     fn set_live(&self, live: bool) {
-        let mut store = self.store.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        store.clear();
-        self.live.store(live, Ordering::Release);
+        self.with_store(|store| {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            store.clear();
+            self.live.store(live, Ordering::Release);
+        })
     }
 
     pub fn is_live(&self) -> bool {
@@ -225,8 +242,7 @@ impl LocalCache {
 
     /// (entries, bytes) held now.
     pub fn size(&self) -> (usize, usize) {
-        let store = self.store.lock();
-        (store.entries.len(), store.bytes)
+        self.with_store(|store| (store.entries.len(), store.bytes))
     }
 
     /// Start this process's listener on first use (and again in a forked child, whose copy
@@ -388,6 +404,29 @@ mod tests {
         store.insert(b"huge", &[0; 1000], later, &cfg); // bigger than the whole budget
         assert!(store.get(b"huge", Instant::now()).is_none());
         assert_eq!(store.entries.len(), 3);
+    }
+
+    #[test]
+    fn a_child_forked_while_the_store_was_locked_gets_its_own() {
+        let (server, options) =
+            crate::config::parse_url("redis://127.0.0.1:1/0", &ConnectionOptions::default())
+                .unwrap();
+        let cache = LocalCache::new(
+            config(10, 10_000),
+            shared_pool(&server, &options).unwrap(),
+            None,
+        );
+        cache.set_live(true);
+        cache.offer(b"k", b"v", -1, cache.epoch.load(Ordering::Acquire));
+        assert_eq!(cache.size(), (1, 1 + 1 + 64));
+        // The listener thread holds the lock when the process forks; in the child it never
+        // lets go.
+        let store = cache.store.current();
+        let held = store.lock();
+        crate::fork::pretend_forked();
+        assert_eq!(cache.size(), (0, 0)); // would block forever on the parent's lock
+        cache.flush();
+        drop(held);
     }
 
     #[test]

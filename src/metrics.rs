@@ -5,6 +5,7 @@
 //! a log-linear histogram — 8 buckets per power of two of nanoseconds — so a percentile is known
 //! to within 1/8 of its value without keeping samples.
 
+use crate::fork::{ForkLocal, Stamped};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -118,8 +119,12 @@ pub struct CommandSnapshot {
     pub max_ns: u64,
 }
 
+/// A cache's counters. A forked child counts from zero: its copy of the parent's figures is
+/// dropped with the parent's lock, which a parent thread may have held at the fork.
+pub struct Metrics(ForkLocal<Counters>);
+
 #[derive(Default)]
-pub struct Metrics {
+struct Counters {
     commands: RwLock<HashMap<Vec<u8>, Arc<CommandStats>>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -127,23 +132,36 @@ pub struct Metrics {
     local_hits: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self(ForkLocal::new(Counters::default))
+    }
+}
+
 impl Metrics {
+    fn counters(&self) -> Arc<Stamped<Counters>> {
+        self.0.current()
+    }
+
     /// Count one request named `command` (its first command's name) that took `took`.
     pub fn record(&self, command: &[u8], took: Duration, ok: bool) {
-        if let Some(stats) = self.commands.read().get(command) {
+        let counters = self.counters();
+        if let Some(stats) = counters.commands.read().get(command) {
             return stats.record(took, ok);
         }
         // First use of this command (or a lower-case spelling of one, via `execute`).
         let name = command.to_ascii_uppercase();
         let stats = Arc::clone(
-            self.commands
+            counters
+                .commands
                 .write()
                 .entry(name)
                 .or_insert_with(|| Arc::new(CommandStats::new())),
         );
         if command.iter().any(u8::is_ascii_lowercase) {
             // Keep the exact spelling too, so the next call finds it under the read lock.
-            self.commands
+            counters
+                .commands
                 .write()
                 .entry(command.to_vec())
                 .or_insert_with(|| Arc::clone(&stats));
@@ -152,29 +170,31 @@ impl Metrics {
     }
 
     pub fn hits(&self, n: u64) {
-        self.hits.fetch_add(n, Relaxed);
+        self.counters().hits.fetch_add(n, Relaxed);
     }
 
     pub fn local_hits(&self, n: u64) {
-        self.local_hits.fetch_add(n, Relaxed);
+        self.counters().local_hits.fetch_add(n, Relaxed);
     }
 
     pub fn local_hit_count(&self) -> u64 {
-        self.local_hits.load(Relaxed)
+        self.counters().local_hits.load(Relaxed)
     }
 
     pub fn misses(&self, n: u64) {
-        self.misses.fetch_add(n, Relaxed);
+        self.counters().misses.fetch_add(n, Relaxed);
     }
 
     /// (hits, misses)
     pub fn lookups(&self) -> (u64, u64) {
-        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+        let counters = self.counters();
+        (counters.hits.load(Relaxed), counters.misses.load(Relaxed))
     }
 
     /// Every command used since the last reset, by upper-case name, sorted.
     pub fn commands(&self) -> Vec<(String, CommandSnapshot)> {
-        let commands = self.commands.read();
+        let counters = self.counters();
+        let commands = counters.commands.read();
         let mut out: Vec<(String, CommandSnapshot)> = commands
             .iter()
             .filter(|(name, _)| !name.iter().any(u8::is_ascii_lowercase))
@@ -186,10 +206,11 @@ impl Metrics {
     }
 
     pub fn reset(&self) {
-        self.commands.read().values().for_each(|s| s.reset());
-        self.hits.store(0, Relaxed);
-        self.misses.store(0, Relaxed);
-        self.local_hits.store(0, Relaxed);
+        let counters = self.counters();
+        counters.commands.read().values().for_each(|s| s.reset());
+        counters.hits.store(0, Relaxed);
+        counters.misses.store(0, Relaxed);
+        counters.local_hits.store(0, Relaxed);
     }
 }
 
@@ -213,6 +234,21 @@ mod tests {
             // Within 1/8 of the value (exact below 8 ns).
             assert!(ceiling - ns <= ns / 8, "{ns}: ceiling {ceiling} too far");
         }
+    }
+
+    #[test]
+    fn a_forked_child_counts_from_zero_whatever_lock_the_parent_held() {
+        let metrics = Metrics::default();
+        metrics.hits(3);
+        metrics.record(b"GET", Duration::from_micros(10), true);
+        let parents = metrics.counters();
+        let held = parents.commands.write(); // a parent thread adding a command at the fork
+        crate::fork::pretend_forked();
+        metrics.record(b"SET", Duration::from_micros(10), true); // would wait forever
+        assert_eq!(metrics.lookups(), (0, 0));
+        let names: Vec<String> = metrics.commands().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["SET"]);
+        drop(held);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::cluster::{self, Redirect, SlotMap};
 use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
+use crate::fork::ForkLocal;
 use crate::ring::HashRing;
 use crate::sentinel::Sentinels;
 use arc_swap::ArcSwapOption;
@@ -50,7 +51,8 @@ struct SentinelLayout {
     options: ConnectionOptions,
     read_from_replicas: bool,
     current: ArcSwapOption<Nodes>,
-    discovering: Mutex<()>,
+    /// One discovery at a time; fork-local, as a parent thread may be mid-discovery at a fork.
+    discovering: ForkLocal<Mutex<()>>,
 }
 
 impl SentinelLayout {
@@ -67,7 +69,8 @@ impl SentinelLayout {
         if let Some(nodes) = self.fresh() {
             return Ok(nodes);
         }
-        let _one_at_a_time = self.discovering.lock();
+        let discovering = self.discovering.current();
+        let _one_at_a_time = discovering.lock();
         if let Some(nodes) = self.fresh() {
             return Ok(nodes);
         }
@@ -99,7 +102,8 @@ struct ClusterLayout {
     /// The slot map last fetched; kept when stale, as the list of nodes to ask for a new one.
     map: ArcSwapOption<SlotMap>,
     stale: AtomicBool,
-    discovering: Mutex<()>,
+    /// One discovery at a time; fork-local, as a parent thread may be mid-discovery at a fork.
+    discovering: ForkLocal<Mutex<()>>,
 }
 
 impl ClusterLayout {
@@ -114,7 +118,8 @@ impl ClusterLayout {
         if let Some(map) = self.current() {
             return Ok(map);
         }
-        let _one_at_a_time = self.discovering.lock();
+        let discovering = self.discovering.current();
+        let _one_at_a_time = discovering.lock();
         if let Some(map) = self.current() {
             return Ok(map);
         }
@@ -201,7 +206,7 @@ impl Topology {
                 options,
                 read_from_replicas,
                 current: ArcSwapOption::empty(),
-                discovering: Mutex::new(()),
+                discovering: ForkLocal::new(Mutex::default),
             })),
         }
     }
@@ -214,7 +219,7 @@ impl Topology {
                 options,
                 map: ArcSwapOption::empty(),
                 stale: AtomicBool::new(false),
-                discovering: Mutex::new(()),
+                discovering: ForkLocal::new(Mutex::default),
             })),
         }
     }

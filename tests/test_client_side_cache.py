@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -296,6 +297,46 @@ def test_after_fork_the_child_has_its_own(cached: RedisCache, server: Server) ->
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     wait_until(lambda: cached.get("k") == 5, seconds=1.0)  # the parent saw it too
+
+
+def test_forks_while_invalidations_stream_in(
+    cached: RedisCache, make_cache: Callable[..., RedisCache]
+) -> None:
+    """The listener thread takes the store's lock for every invalidation: a fork at that moment
+    must not leave the child waiting for a lock that no thread of its own will release."""
+    other = make_cache(KEY_PREFIX="csc")
+    cached.get("busy")
+    wait_until(lambda: local(cached)["live"])
+    stop = threading.Event()
+
+    many = {f"busy{i}": 1 for i in range(2000)}  # one message naming 2,000 keys: a long hold
+
+    def write() -> None:
+        while not stop.is_set():
+            other.set_many(many)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(100):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    cached.get("busy")
+                    cached.metrics()
+                finally:
+                    os._exit(0)
+            deadline = time.monotonic() + 10
+            while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    pytest.fail("a forked child hung")
+                time.sleep(0.002)
+            assert os.waitstatus_to_exitcode(ended[1]) == 0
+    finally:
+        stop.set()
+        writer.join()
 
 
 @pytest.mark.parametrize("layout", ["replicas", "shards", "cluster", "sentinel"])
