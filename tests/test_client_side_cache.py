@@ -130,7 +130,7 @@ def test_a_write_from_another_process_is_seen(cached: RedisCache, server: Server
     subprocess.run([cli, "-p", str(server.port), "SET", key, "2"], check=True, capture_output=True)
     delay = wait_until(lambda: cached.get("n") == 2, seconds=1.0)
     assert delay < 0.1
-    assert local(cached)["invalidations"] == invalidations + 1  # the message that said so
+    assert local(cached)["invalidations"] > invalidations  # the message that said so
 
 
 def test_writes_by_other_clients_expiries_and_flushes(
@@ -299,6 +299,8 @@ def test_after_fork_the_child_has_its_own(cached: RedisCache, server: Server) ->
     wait_until(lambda: cached.get("k") == 5, seconds=1.0)  # the parent saw it too
 
 
+# Forking a process with threads running is the point here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forks_while_invalidations_stream_in(
     cached: RedisCache, make_cache: Callable[..., RedisCache]
 ) -> None:
