@@ -90,6 +90,16 @@ impl<T> ForkLocal<T> {
         }
     }
 
+    /// Run `f` on this process's value: `current` without counting a reference, for hot paths.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        let value = self.cell.load();
+        if value.generation == generation() {
+            return f(&value.value);
+        }
+        drop(value);
+        f(&self.current().value)
+    }
+
     /// Replace the value; holders of the old one can tell with `is_current`.
     pub fn reset(&self) {
         self.cell.store(Arc::new(Stamped {

@@ -154,9 +154,7 @@ impl LocalCache {
 
     /// Run `f` on the store, locked (see `store`).
     fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        let store = self.store.current();
-        let mut locked = store.lock();
-        f(&mut locked)
+        self.store.with(|store| f(&mut store.lock()))
     }
 
     pub fn lookup(self: &Arc<Self>, key: &[u8]) -> Lookup {

@@ -5,7 +5,7 @@
 //! a log-linear histogram — 8 buckets per power of two of nanoseconds — so a percentile is known
 //! to within 1/8 of its value without keeping samples.
 
-use crate::fork::{ForkLocal, Stamped};
+use crate::fork::ForkLocal;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -139,78 +139,79 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    fn counters(&self) -> Arc<Stamped<Counters>> {
-        self.0.current()
-    }
-
     /// Count one request named `command` (its first command's name) that took `took`.
     pub fn record(&self, command: &[u8], took: Duration, ok: bool) {
-        let counters = self.counters();
-        if let Some(stats) = counters.commands.read().get(command) {
+        self.0.with(|counters| counters.record(command, took, ok))
+    }
+
+    pub fn hits(&self, n: u64) {
+        self.0.with(|c| c.hits.fetch_add(n, Relaxed));
+    }
+
+    pub fn local_hits(&self, n: u64) {
+        self.0.with(|c| c.local_hits.fetch_add(n, Relaxed));
+    }
+
+    pub fn local_hit_count(&self) -> u64 {
+        self.0.with(|c| c.local_hits.load(Relaxed))
+    }
+
+    pub fn misses(&self, n: u64) {
+        self.0.with(|c| c.misses.fetch_add(n, Relaxed));
+    }
+
+    /// (hits, misses)
+    pub fn lookups(&self) -> (u64, u64) {
+        self.0
+            .with(|c| (c.hits.load(Relaxed), c.misses.load(Relaxed)))
+    }
+
+    /// Every command used since the last reset, by upper-case name, sorted.
+    pub fn commands(&self) -> Vec<(String, CommandSnapshot)> {
+        self.0.with(|counters| {
+            let commands = counters.commands.read();
+            let mut out: Vec<(String, CommandSnapshot)> = commands
+                .iter()
+                .filter(|(name, _)| !name.iter().any(u8::is_ascii_lowercase))
+                .map(|(name, stats)| (String::from_utf8_lossy(name).into_owned(), stats.snapshot()))
+                .filter(|(_, snapshot)| snapshot.calls > 0)
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        })
+    }
+
+    pub fn reset(&self) {
+        self.0.with(|c| {
+            c.commands.read().values().for_each(|s| s.reset());
+            c.hits.store(0, Relaxed);
+            c.misses.store(0, Relaxed);
+            c.local_hits.store(0, Relaxed);
+        })
+    }
+}
+
+impl Counters {
+    fn record(&self, command: &[u8], took: Duration, ok: bool) {
+        if let Some(stats) = self.commands.read().get(command) {
             return stats.record(took, ok);
         }
         // First use of this command (or a lower-case spelling of one, via `execute`).
         let name = command.to_ascii_uppercase();
         let stats = Arc::clone(
-            counters
-                .commands
+            self.commands
                 .write()
                 .entry(name)
                 .or_insert_with(|| Arc::new(CommandStats::new())),
         );
         if command.iter().any(u8::is_ascii_lowercase) {
             // Keep the exact spelling too, so the next call finds it under the read lock.
-            counters
-                .commands
+            self.commands
                 .write()
                 .entry(command.to_vec())
                 .or_insert_with(|| Arc::clone(&stats));
         }
         stats.record(took, ok)
-    }
-
-    pub fn hits(&self, n: u64) {
-        self.counters().hits.fetch_add(n, Relaxed);
-    }
-
-    pub fn local_hits(&self, n: u64) {
-        self.counters().local_hits.fetch_add(n, Relaxed);
-    }
-
-    pub fn local_hit_count(&self) -> u64 {
-        self.counters().local_hits.load(Relaxed)
-    }
-
-    pub fn misses(&self, n: u64) {
-        self.counters().misses.fetch_add(n, Relaxed);
-    }
-
-    /// (hits, misses)
-    pub fn lookups(&self) -> (u64, u64) {
-        let counters = self.counters();
-        (counters.hits.load(Relaxed), counters.misses.load(Relaxed))
-    }
-
-    /// Every command used since the last reset, by upper-case name, sorted.
-    pub fn commands(&self) -> Vec<(String, CommandSnapshot)> {
-        let counters = self.counters();
-        let commands = counters.commands.read();
-        let mut out: Vec<(String, CommandSnapshot)> = commands
-            .iter()
-            .filter(|(name, _)| !name.iter().any(u8::is_ascii_lowercase))
-            .map(|(name, stats)| (String::from_utf8_lossy(name).into_owned(), stats.snapshot()))
-            .filter(|(_, snapshot)| snapshot.calls > 0)
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
-    pub fn reset(&self) {
-        let counters = self.counters();
-        counters.commands.read().values().for_each(|s| s.reset());
-        counters.hits.store(0, Relaxed);
-        counters.misses.store(0, Relaxed);
-        counters.local_hits.store(0, Relaxed);
     }
 }
 
@@ -241,7 +242,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.hits(3);
         metrics.record(b"GET", Duration::from_micros(10), true);
-        let parents = metrics.counters();
+        let parents = metrics.0.current();
         let held = parents.commands.write(); // a parent thread adding a command at the fork
         crate::fork::pretend_forked();
         metrics.record(b"SET", Duration::from_micros(10), true); // would wait forever
