@@ -85,19 +85,13 @@ impl Client {
         keys: &Bound<'py, PyAny>,
         version: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let found = PyDict::new(py);
-        let (callers, made): (Vec<_>, Vec<_>) =
-            call_keys(self.key_prefix.as_deref(), keys, version)?
-                .into_iter()
-                .unzip();
         let ManyLookup {
-            hits,
+            found,
+            callers,
+            made,
             misses,
             epochs,
-        } = self.local_lookup_many(&made);
-        for (i, value) in hits {
-            found.set_item(&callers[i], self.codec.decode(py, &value, &made[i])?)?;
-        }
+        } = self.lookup_many(py, keys, version)?;
         if misses.is_empty() {
             return Ok(found);
         }

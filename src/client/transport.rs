@@ -2,6 +2,7 @@
 //! node holding keys, metering, and the client-side cache on the way.
 
 use super::commands::*;
+use super::keys::call_keys;
 use super::{Client, Shared};
 use crate::connection::{arun_all, arun_asking, run_all, run_asking, run_fanout, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
@@ -11,16 +12,22 @@ use crate::resp::Packed;
 use crate::runtime::awaitable;
 use futures_util::future::join_all;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 use redis::Value;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What the local cache holds of a get_many's keys.
-pub(super) struct ManyLookup {
-    /// (key index, value) of the keys held locally.
-    pub(super) hits: Vec<(usize, Arc<[u8]>)>,
+/// get_many's first half, shared by the sync and async forms: the keys made, the values the
+/// local cache holds already decoded into `found`, and what is left to ask Redis for.
+pub(super) struct ManyLookup<'py> {
+    /// The caller's key -> value, for the keys held locally.
+    pub(super) found: Bound<'py, PyDict>,
+    /// The caller's keys, and the keys made from them.
+    pub(super) callers: Vec<Bound<'py, PyAny>>,
+    pub(super) made: Vec<Cow<'static, [u8]>>,
     /// The indexes of the keys to ask Redis for ...
     pub(super) misses: Vec<usize>,
     /// ... and, for each, the epoch to `offer` its value with (None: no local cache).
@@ -88,26 +95,6 @@ impl Shared {
             local.offer(key, data, pttl, epoch);
         }
         value
-    }
-
-    /// get_many's first step: the keys' local copies, counted as hits, and the keys to ask
-    /// Redis for.
-    pub(super) fn local_lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> ManyLookup {
-        let mut lookup = ManyLookup {
-            hits: Vec::new(),
-            misses: Vec::with_capacity(keys.len()),
-            epochs: Vec::with_capacity(keys.len()),
-        };
-        for (i, key) in keys.iter().enumerate() {
-            match self.local_lookup(key.as_ref()) {
-                Ok(value) => lookup.hits.push((i, value)),
-                Err(epoch) => {
-                    lookup.misses.push(i);
-                    lookup.epochs.push(epoch);
-                }
-            }
-        }
-        lookup
     }
 
     /// get_many's request to one node: MGET per batch; with a local cache, then a PTTL per
@@ -245,6 +232,37 @@ impl Shared {
 }
 
 impl Client {
+    /// get_many's first half (see `ManyLookup`); local hits are counted as hits.
+    pub(super) fn lookup_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        version: Option<i64>,
+    ) -> PyResult<ManyLookup<'py>> {
+        let (callers, made): (Vec<_>, Vec<_>) =
+            call_keys(self.key_prefix.as_deref(), keys, version)?
+                .into_iter()
+                .unzip();
+        let found = PyDict::new(py);
+        let (mut misses, mut epochs) = (Vec::with_capacity(made.len()), Vec::new());
+        for (i, key) in made.iter().enumerate() {
+            match self.local_lookup(key) {
+                Ok(value) => found.set_item(&callers[i], self.codec.decode(py, &value, key)?)?,
+                Err(epoch) => {
+                    misses.push(i);
+                    epochs.push(epoch);
+                }
+            }
+        }
+        Ok(ManyLookup {
+            found,
+            callers,
+            made,
+            misses,
+            epochs,
+        })
+    }
+
     /// Run `packed` on the node `select` names, with the GIL released. A failure teaches the
     /// topology (sentinel and cluster find their nodes again); a command refused as `READONLY`
     /// (demoted primary) or `MOVED` (slot map changed) runs once more on the new owner, and an
