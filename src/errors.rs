@@ -96,22 +96,24 @@ pub fn check_bulk_len(len: usize, what: impl FnOnce() -> String) -> pyo3::PyResu
 }
 
 /// The Python side of the errors: exception classes and the single conversion.
+///
+/// The classes that django-redis code catches as redis-py's (`except
+/// redis.exceptions.ResponseError`, `ConnectionError`, `TimeoutError`) are subclasses of
+/// redis-py's, defined in `django_redis_rs.exceptions`, which imports redis-py only when one is
+/// first needed; the others are made here.
 pub mod py {
     use super::{Error, ErrorKind};
     use pyo3::exceptions::{PyConnectionError, PyException, PyTimeoutError, PyValueError};
     use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
+    use pyo3::types::PyType;
+    use pyo3::PyTypeInfo;
 
     pyo3::create_exception!(
         django_redis_rs.exceptions,
         ConnectionInterrupted,
         PyException,
         "The Redis server could not be reached or stopped answering; `__cause__` says which server and why."
-    );
-    pyo3::create_exception!(
-        django_redis_rs.exceptions,
-        ResponseError,
-        PyException,
-        "The Redis server answered a command with an error."
     );
     pyo3::create_exception!(
         django_redis_rs.exceptions,
@@ -140,24 +142,43 @@ pub mod py {
 
     impl From<Error> for PyErr {
         fn from(err: Error) -> PyErr {
-            match err.kind {
+            Python::attach(|py| match err.kind {
                 ErrorKind::Connection | ErrorKind::PoolExhausted | ErrorKind::Timeout => {
-                    Python::attach(|py| {
-                        let cause = if err.kind == ErrorKind::Timeout {
-                            PyTimeoutError::new_err(err.message.clone())
-                        } else {
-                            PyConnectionError::new_err(err.message.clone())
-                        };
-                        let outer = ConnectionInterrupted::new_err(err.message);
-                        outer.set_cause(py, Some(cause));
-                        outer
-                    })
+                    let cause = if err.kind == ErrorKind::Timeout {
+                        redis_py_class(py, "TimeoutError", PyTimeoutError::type_object)
+                    } else {
+                        redis_py_class(py, "ConnectionError", PyConnectionError::type_object)
+                    };
+                    let cause = PyErr::from_type(cause, err.message.clone());
+                    let outer = ConnectionInterrupted::new_err(err.message);
+                    outer.set_cause(py, Some(cause));
+                    outer
                 }
-                ErrorKind::Response => ResponseError::new_err(err.message),
+                ErrorKind::Response => PyErr::from_type(
+                    redis_py_class(py, "ResponseError", PyException::type_object),
+                    err.message,
+                ),
                 ErrorKind::Config => ConfigError::new_err(err.message),
                 ErrorKind::Serializer => SerializerError::new_err(err.message),
                 ErrorKind::Compressor => CompressorError::new_err(err.message),
-            }
+            })
         }
+    }
+
+    /// `django_redis_rs.exceptions.<name>`, a subclass of redis-py's class of that name; the
+    /// builtin `fallback` where the package or redis-py cannot be imported (Rust's own tests
+    /// run an embedded interpreter without them).
+    pub fn redis_py_class<'py>(
+        py: Python<'py>,
+        name: &str,
+        fallback: fn(Python<'py>) -> Bound<'py, PyType>,
+    ) -> Bound<'py, PyType> {
+        static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+        MODULE
+            .get_or_try_init(py, || {
+                py.import("django_redis_rs.exceptions").map(Bound::unbind)
+            })
+            .and_then(|module| Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?))
+            .unwrap_or_else(|_| fallback(py))
     }
 }

@@ -28,8 +28,7 @@ mod _native {
     use crate::codec::standalone::{compress, decompress, dumps, loads};
     #[pymodule_export]
     use crate::errors::py::{
-        CompressorError, ConfigError, ConnectionInterrupted, ResponseError, SerializerError,
-        ValueTooLargeError,
+        CompressorError, ConfigError, ConnectionInterrupted, SerializerError, ValueTooLargeError,
     };
 
     #[pymodule_init]

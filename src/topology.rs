@@ -244,6 +244,14 @@ impl Topology {
         })
     }
 
+    /// The shard (index into the servers) that holds `key`; None when not sharded.
+    pub fn shard_of(&self, key: &[u8]) -> Option<usize> {
+        match &self.layout {
+            Layout::Sharded(ring, _) => Some(ring.node_for(key)),
+            _ => None,
+        }
+    }
+
     /// The one node that holds all of `keys` (any node when there are none); an error when
     /// they live on different shards.
     pub fn route_all(&self, keys: &[&[u8]], write: bool) -> Result<Pool> {

@@ -6,9 +6,15 @@ import ast
 import json
 from typing import Any
 
+import redis.exceptions
+
 from django_redis_rs.compressors.base import BaseCompressor
 from django_redis_rs.serializers.base import BaseSerializer
 from django_redis_rs.serializers.json import JSONSerializer
+
+# What the cache API raises when Redis cannot be reached or does not answer in time: redis-py's
+# classes, as with django-redis (ours subclass them; `ConnectionInterrupted` is the client's).
+OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class ReprSerializer(BaseSerializer):

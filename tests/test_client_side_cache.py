@@ -168,7 +168,7 @@ def test_this_process_reads_its_own_writes(cached: RedisCache) -> None:
     assert cached.get("a") is None
     cached.set("c", 1)
     assert cached.get("c") == 1
-    cached.client.get_client().set(cached.make_and_validate_key("c"), b"2")
+    cached.client.get_native_client().set(cached.make_and_validate_key("c"), b"2")
     assert cached.get("c") == 2
 
 

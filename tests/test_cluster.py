@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from django_redis_rs.cache import RedisCache
-from django_redis_rs.exceptions import ConnectionInterrupted, ResponseError
+from django_redis_rs.exceptions import ResponseError
+from tests.helpers import OUTAGE
 from tests.servers import (
     CLUSTER_RANGES,
     Server,
@@ -162,7 +163,7 @@ def test_writes_resume_when_a_primary_dies_and_its_replica_takes_over(
             try:
                 cache.set(keys[0], 2)
                 break
-            except ConnectionInterrupted:  # until the replica is promoted
+            except OUTAGE:  # until the replica is promoted
                 failures += 1
                 assert time.monotonic() - killed_at < 30, "no failover"
                 time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""get_redis_connection(): redis-py names and return types, pipelines and locks."""
+"""The native raw client (cache.client.get_native_client()): redis-py's names and return
+types over the native pools, pipelines and locks."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 
-from django_redis_rs import get_redis_connection
 from django_redis_rs.exceptions import LockError, LockNotOwnedError, ResponseError
 from django_redis_rs.raw import RawClient
 from tests.servers import Server
@@ -20,7 +21,7 @@ def raw(server: Server) -> Iterator[RawClient]:
     server.command("FLUSHALL")
     backend = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": server.url}
     with override_settings(CACHES={"default": backend}):  # Django resets `caches` on change
-        yield get_redis_connection("default")
+        yield caches["default"].client.get_native_client()
 
 
 def test_strings_and_keys(raw: RawClient) -> None:

@@ -25,7 +25,7 @@ def fill(make: Callable[..., RedisCache], scope: str | None) -> dict[str, RedisC
     }
     for name, cache in caches.items():
         cache.set_many({f"{name}-{i}": i for i in range(30)})
-    raw = caches["app"].client.get_client()
+    raw = caches["app"].client.get_native_client()
     raw.set("foreign", "written by something else")
     return caches
 
@@ -69,7 +69,7 @@ def test_prefix_scope(make: Callable[..., RedisCache]) -> None:
     caches = fill(make, "prefix")
     caches["app"].clear()
     assert left(caches) == {"app": 0, "app-v2": 0, "other": 30, "longer": 30, "none": 30}
-    assert caches["other"].client.get_client().get("foreign") == b"written by something else"
+    assert caches["other"].client.get_native_client().get("foreign") == b"written by something else"
 
 
 def test_version_scope(make: Callable[..., RedisCache]) -> None:
@@ -88,7 +88,7 @@ def test_the_default_flushes_the_database(make_cache: Callable[..., RedisCache])
     caches = fill(make_cache, None)
     caches["app"].clear()
     assert left(caches) == dict.fromkeys(caches, 0)
-    assert caches["app"].client.get_client().get("foreign") is None
+    assert caches["app"].client.get_native_client().get("foreign") is None
 
 
 def test_a_custom_key_function(make_cache: Callable[..., RedisCache]) -> None:

@@ -59,7 +59,7 @@ def test_keys_land_where_django_redis_puts_them(shards: list[Server]) -> None:
         # each side reads only the shard it computes: a hit proves the same placement
         assert ours.get(f"theirs-{i}") == i
         assert theirs.get(f"ours-{i}") == i
-    counts = [len(RedisCache(url, {}).client.get_client().keys("*")) for url in urls]
+    counts = [len(RedisCache(url, {}).client.get_native_client().keys("*")) for url in urls]
     assert sum(counts) == 300 and all(c > 0 for c in counts), counts
 
 
@@ -141,7 +141,7 @@ class ReadYourWrites(RedisCache):
             or not callable(attr)
         ):
             return attr
-        raw = super().__getattribute__("client").get_client(write=True)
+        raw = super().__getattribute__("client").get_native_client(write=True)
 
         def then_wait(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)

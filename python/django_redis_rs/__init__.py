@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import __version__
 
 if TYPE_CHECKING:
-    from django_redis_rs.raw import RawClient
+    from redis import Redis
 
 
-def get_redis_connection(alias: str = "default", write: bool = True) -> RawClient:
-    """A redis-py-style raw client on the pools of the cache ``alias``."""
+def get_redis_connection(alias: str = "default", write: bool = True) -> Redis:
+    """django-redis's: the redis-py client (``redis.Redis``; for ``ClusterClient`` a
+    ``redis.cluster.RedisCluster``) of the cache ``alias``, on the server django-redis would
+    pick (``write=False``: a replica)."""
     from django.core.cache import caches
 
-    cache = caches[alias]
-    client = getattr(cache, "client", None)
-    if client is None or not hasattr(client, "get_client"):
-        raise NotImplementedError("This backend does not support this feature")
-    raw: RawClient = client.get_client(write)
-    return raw
+    try:
+        get_client: Any = caches[alias].client.get_client  # type: ignore[attr-defined]
+    except AttributeError:
+        raise NotImplementedError("This backend does not support this feature") from None
+    client: Redis = get_client(write)
+    return client
 
 
 __all__ = ["__version__", "get_redis_connection"]

@@ -3,7 +3,8 @@
 It builds the client named by ``CLIENT_CLASS`` and forwards each call to it. One wrapper,
 ``_forward``, gives every method the ``IGNORE_EXCEPTIONS`` behaviour: with the option on, a
 connection failure returns the method's neutral value (and is logged when
-``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, ``ConnectionInterrupted`` is raised.
+``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, the failure's cause is raised: a
+``ConnectionError`` or ``TimeoutError`` that subclasses redis-py's, as with django-redis.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
     def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self._client, name)(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return on_failure(args, kwargs)
 
     method.__name__ = name
@@ -58,8 +59,8 @@ def _forward_iterator(name: str) -> Callable[..., Iterator[Any]]:
     def method(self: RedisCache, *args: Any, **kwargs: Any) -> Iterator[Any]:
         try:
             yield from getattr(self._client, name)(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
 
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
@@ -74,8 +75,8 @@ def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
     async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
         try:
             return await getattr(self._client, name)(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return on_failure(args, kwargs)
 
     method.__name__ = name
@@ -91,8 +92,8 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
         try:
             async for item in getattr(self._client, name)(*args, **kwargs):
                 yield item
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
 
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
@@ -155,10 +156,12 @@ class RedisCache(BaseCache):
     def client(self) -> DefaultClient:
         return self._client
 
-    def _handle_failure(self) -> None:
-        """Called inside an ``except ConnectionInterrupted``: re-raise unless ignoring."""
+    def _handle_failure(self, failure: ConnectionInterrupted) -> None:
+        """Called inside an ``except ConnectionInterrupted``: unless ignoring, raise its cause,
+        a ``ConnectionError`` or ``TimeoutError`` of redis-py's (and Python's), as
+        django-redis's cache does."""
         if not self._ignore_exceptions:
-            raise  # noqa: PLE0704 - re-raises the exception being handled
+            raise failure.__cause__ or failure
         if self.logger is not None:
             self.logger.exception("Exception ignored")
 
@@ -168,8 +171,8 @@ class RedisCache(BaseCache):
     ) -> Any:
         try:
             return self._client.get(key, default, version)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return default
 
     def delete(
@@ -178,31 +181,31 @@ class RedisCache(BaseCache):
         """Django expects a bool (django-redis's client returns the count)."""
         try:
             return bool(self._client.delete(key, version, prefix))
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return False
 
     def delete_pattern(self, *args: Any, **kwargs: Any) -> int:
         kwargs.setdefault("itersize", self._default_scan_itersize)
         try:
             return self._client.delete_pattern(*args, **kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return 0
 
     def close(self, **kwargs: Any) -> None:
         try:
             self._client.close(**kwargs)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
 
     async def aget(
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         try:
             return await self._client.aget(key, default, version)
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return default
 
     async def adelete(
@@ -210,8 +213,8 @@ class RedisCache(BaseCache):
     ) -> bool:
         try:
             return bool(await self._client.adelete(key, version, prefix))
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return False
 
     async def adelete_pattern(self, *args: Any, **kwargs: Any) -> int:
@@ -219,8 +222,8 @@ class RedisCache(BaseCache):
         try:
             result: int = await self._client.adelete_pattern(*args, **kwargs)
             return result
-        except ConnectionInterrupted:
-            self._handle_failure()
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
             return 0
 
     async def aclose(self, **kwargs: Any) -> None:

@@ -11,8 +11,7 @@ raised by any use of the cache) become check messages with ids:
 - ``django_redis_rs.E004`` — a timeout that is not a number of seconds (``TIMEOUT``,
   ``SOCKET_TIMEOUT``, ``SOCKET_CONNECT_TIMEOUT``, the pool's ``timeout``, …);
 - ``django_redis_rs.E005`` — any other invalid option value;
-- ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once;
-- ``django_redis_rs.W002`` — a django-redis option that has no effect here.
+- ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once.
 
 Enabled by adding ``"django_redis_rs"`` to ``INSTALLED_APPS``.
 """
@@ -29,7 +28,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from django_redis_rs.options import KNOWN_OPTIONS, NO_EFFECT_OPTIONS
+from django_redis_rs.options import KNOWN_OPTIONS
 
 
 def _ours(backend: Any) -> bool:
@@ -98,16 +97,6 @@ def check_caches(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) 
         if not isinstance(params, dict) or not _ours(params.get("BACKEND")):
             continue
         messages += _timeout(alias, params)
-        options = params.get("OPTIONS") or {}
-        if isinstance(options, dict):
-            for name in sorted(NO_EFFECT_OPTIONS & set(options)):
-                messages.append(
-                    checks.Warning(
-                        f"CACHES[{alias!r}]: OPTIONS[{name!r}] tunes redis-py, which "
-                        "django-redis-rs does not use: it has no effect.",
-                        id="django_redis_rs.W002",
-                    )
-                )
         backend = import_string(params["BACKEND"])
         backend_params = {k: v for k, v in params.items() if k not in ("BACKEND", "LOCATION")}
         refused = backend(params.get("LOCATION", ""), backend_params).configuration_error

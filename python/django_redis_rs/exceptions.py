@@ -1,34 +1,59 @@
 """Exceptions raised by django-redis-rs.
 
-The first six are defined by the native module and re-exported here so that they pickle and
-compare by this module's name.
+``ConnectionInterrupted``, ``SerializerError``, ``CompressorError``, ``ValueTooLargeError`` and
+``ConfigError`` are made by the native module. ``ResponseError``, ``ConnectionError``,
+``TimeoutError``, ``LockError`` and ``LockNotOwnedError`` subclass redis-py's classes of the same
+names, so ``except redis.exceptions.ResponseError`` (...) catches them as it does with
+django-redis; they are loaded on first use, which is when redis-py is imported.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import (
     CompressorError,
     ConfigError,
     ConnectionInterrupted,
-    ResponseError,
     SerializerError,
     ValueTooLargeError,
 )
 
+if TYPE_CHECKING:
+    from django_redis_rs._redis_py_errors import (
+        ConnectionError,
+        LockError,
+        LockNotOwnedError,
+        ResponseError,
+        TimeoutError,
+    )
 
-class LockError(Exception):
-    """A lock could not be acquired, released or extended."""
+_REDIS_PY_SUBCLASSES = {
+    "ConnectionError",
+    "LockError",
+    "LockNotOwnedError",
+    "ResponseError",
+    "TimeoutError",
+}
 
 
-class LockNotOwnedError(LockError):
-    """The lock is held by someone else (or expired) when releasing or extending it."""
+def __getattr__(name: str) -> Any:
+    if name in _REDIS_PY_SUBCLASSES:
+        from django_redis_rs import _redis_py_errors
+
+        return getattr(_redis_py_errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "CompressorError",
     "ConfigError",
+    "ConnectionError",
     "ConnectionInterrupted",
     "LockError",
     "LockNotOwnedError",
     "ResponseError",
     "SerializerError",
+    "TimeoutError",
     "ValueTooLargeError",
 ]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
+from django_redis_rs import exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
-from django_redis_rs.exceptions import ConnectionInterrupted, LockError, LockNotOwnedError
+from django_redis_rs.exceptions import ConnectionInterrupted
 
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -75,7 +76,7 @@ class Lock:
     def __enter__(self) -> Lock:
         if self.acquire():
             return self
-        raise LockError("Unable to acquire lock within the time specified")
+        raise exceptions.LockError("Unable to acquire lock within the time specified")
 
     def __exit__(
         self,
@@ -144,18 +145,18 @@ class Lock:
     def release(self) -> None:
         token = self.token
         if token is None:
-            raise LockError("Cannot release an unlocked lock")
+            raise exceptions.LockError("Cannot release an unlocked lock")
         self._local.token = None
         args = ("EVAL", _RELEASE, 1, self.name, token)
         if not self._client.execute(True, args, REPLY_INT, [self.name]):
-            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+            raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
         """Add ``additional_time`` seconds (or set the TTL to it with ``replace_ttl``)."""
         if self.token is None:
-            raise LockError("Cannot extend an unlocked lock")
+            raise exceptions.LockError("Cannot extend an unlocked lock")
         if self.timeout is None:
-            raise LockError("Cannot extend a lock with no timeout")
+            raise exceptions.LockError("Cannot extend a lock with no timeout")
         args = (
             "EVAL",
             _EXTEND,
@@ -166,18 +167,18 @@ class Lock:
             "1" if replace_ttl else "0",
         )
         if not self._client.execute(True, args, REPLY_INT, [self.name]):
-            raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
+            raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
     def reacquire(self) -> bool:
         """Reset the TTL to the lock's timeout."""
         if self.token is None:
-            raise LockError("Cannot reacquire an unlocked lock")
+            raise exceptions.LockError("Cannot reacquire an unlocked lock")
         if self.timeout is None:
-            raise LockError("Cannot reacquire a lock with no timeout")
+            raise exceptions.LockError("Cannot reacquire a lock with no timeout")
         args = ("EVAL", _REACQUIRE, 1, self.name, self.token, self._ttl_ms(self.timeout))
         if not self._client.execute(True, args, REPLY_INT, [self.name]):
-            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
+            raise exceptions.LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
 
 
@@ -221,7 +222,7 @@ class AsyncLock(Lock):
     async def __aenter__(self) -> AsyncLock:
         if await self.aacquire():
             return self
-        raise LockError("Unable to acquire lock within the time specified")
+        raise exceptions.LockError("Unable to acquire lock within the time specified")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.arelease()
@@ -247,15 +248,15 @@ class AsyncLock(Lock):
     async def arelease(self) -> None:
         token = self.token
         if token is None:
-            raise LockError("Cannot release an unlocked lock")
+            raise exceptions.LockError("Cannot release an unlocked lock")
         self._local.token = None
         args = ("EVAL", _RELEASE, 1, self.name, token)
         if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
-            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+            raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     async def aextend(self, additional_time: float, replace_ttl: bool = False) -> bool:
         if self.token is None or self.timeout is None:
-            raise LockError("Cannot extend an unlocked lock or a lock with no timeout")
+            raise exceptions.LockError("Cannot extend an unlocked lock or a lock with no timeout")
         args = (
             "EVAL",
             _EXTEND,
@@ -266,7 +267,7 @@ class AsyncLock(Lock):
             "1" if replace_ttl else "0",
         )
         if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
-            raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
+            raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
     async def alocked(self) -> bool:

@@ -25,12 +25,11 @@ DEFAULT_COMPRESSOR = "django_redis_rs.compressors.identity.IdentityCompressor"
 
 # Paths whose django-redis name does not map one-to-one onto ours.
 _ALIASES = {
-    "django_redis.client.valkey.DefaultValkeyClient": DEFAULT_CLIENT,
     "django_redis.client.default.DefaultClient": DEFAULT_CLIENT,
 }
 
-# The options this backend reads. django-redis options that only tune redis-py internals are
-# accepted (so its settings keep working) and have no effect: see README.
+# The options this backend reads. The django-redis options that tune redis-py configure only
+# the raw client (get_redis_connection(), pool.py): the native client does not read them.
 KNOWN_OPTIONS = {
     "CLIENT_CLASS",
     "SERIALIZER",
@@ -58,7 +57,7 @@ KNOWN_OPTIONS = {
     "SINGLE_FLIGHT_TIMEOUT",
 }
 CLEAR_SCOPES = ("database", "prefix", "version")
-NO_EFFECT_OPTIONS = {
+REDIS_PY_OPTIONS = {
     "PARSER_CLASS",
     "CONNECTION_POOL_CLASS",
     "CONNECTION_POOL_CLASS_KWARGS",
@@ -67,7 +66,32 @@ NO_EFFECT_OPTIONS = {
 }
 _TLS_KWARGS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
 _POOL_KWARGS = {"max_connections", "timeout", "health_check_interval"} | _TLS_KWARGS
-_NO_EFFECT_POOL_KWARGS = {"retry_on_timeout", "socket_keepalive"}
+# redis-py's connection and pool arguments the native pools do not use: passed to the raw
+# client's pool only.
+_REDIS_PY_POOL_KWARGS = {
+    "retry_on_timeout",
+    "retry_on_error",
+    "retry",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "socket_type",
+    "client_name",
+    "lib_name",
+    "lib_version",
+    "encoding",
+    "encoding_errors",
+    "decode_responses",
+    "protocol",
+    "connection_class",
+    "queue_class",
+    "credential_provider",
+    "ssl_password",
+    "ssl_min_version",
+    "ssl_ciphers",
+    "ssl_validate_ocsp",
+    "ssl_include_verify_flags",
+    "ssl_exclude_verify_flags",
+}
 
 
 def resolve_path(path: str, option: str) -> str:
@@ -270,7 +294,7 @@ class ClientOptions:
 def client_options(options: Mapping[str, Any]) -> ClientOptions:
     if not isinstance(options, Mapping):
         raise ImproperlyConfigured(f"OPTIONS must be a dict, not {type(options).__name__}")
-    unknown = set(options) - KNOWN_OPTIONS - NO_EFFECT_OPTIONS
+    unknown = set(options) - KNOWN_OPTIONS - REDIS_PY_OPTIONS
     if unknown:
         raise ImproperlyConfigured(
             f"Unknown cache OPTIONS {sorted(unknown)}; known options: {sorted(KNOWN_OPTIONS)}"
@@ -283,11 +307,11 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
     pool = options.get("CONNECTION_POOL_KWARGS") or {}
     if not isinstance(pool, Mapping):
         raise ImproperlyConfigured("CONNECTION_POOL_KWARGS must be a dict")
-    unknown = set(pool) - _POOL_KWARGS - _NO_EFFECT_POOL_KWARGS
+    unknown = set(pool) - _POOL_KWARGS - _REDIS_PY_POOL_KWARGS
     if unknown:
         raise ImproperlyConfigured(
             f"Unknown CONNECTION_POOL_KWARGS {sorted(unknown)}; "
-            f"supported: {sorted(_POOL_KWARGS | _NO_EFFECT_POOL_KWARGS)}"
+            f"supported: {sorted(_POOL_KWARGS | _REDIS_PY_POOL_KWARGS)}"
         )
     max_connections = pool.get("max_connections")
     if max_connections is not None and (

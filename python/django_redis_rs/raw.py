@@ -1,4 +1,5 @@
-"""A redis-py-style client over the native pools: what ``get_redis_connection`` returns.
+"""The native raw client: redis-py's names over the native pools, what
+``cache.client.get_native_client()`` returns (``get_redis_connection()`` returns redis-py's).
 
 Each method describes one command — its arguments and how to convert the reply — through
 ``_call``; the client runs it at once, a pipeline queues it. Replies are as redis-py gives them

@@ -282,6 +282,12 @@ impl Client {
         Ok(self.topology.route_all(&key_refs, true).is_ok())
     }
 
+    /// The index (into `servers`) of the shard that holds `key`, placed by django-redis's hash
+    /// ring; None unless sharded.
+    fn shard_of(&self, key: Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        Ok(self.topology.shard_of(&arg(&key)?))
+    }
+
     /// The stored form of a cache value (the integer rule, then serializer and compressor).
     fn encode<'py>(
         &self,

@@ -3,5 +3,13 @@ from django_redis_rs.client.default import DefaultClient
 from django_redis_rs.client.herd import HerdClient
 from django_redis_rs.client.sentinel import SentinelClient
 from django_redis_rs.client.sharded import ShardClient
+from django_redis_rs.client.valkey import DefaultValkeyClient
 
-__all__ = ["ClusterClient", "DefaultClient", "HerdClient", "SentinelClient", "ShardClient"]
+__all__ = [
+    "ClusterClient",
+    "DefaultClient",
+    "DefaultValkeyClient",
+    "HerdClient",
+    "SentinelClient",
+    "ShardClient",
+]

@@ -15,7 +15,15 @@ class ClusterClient(DefaultClient):
     redirects. Keys with the same ``{hash tag}`` share a slot. ``get_many``, ``set_many`` and
     ``delete_many`` split keys by slot and send one pipelined request per node, all nodes at
     once; ``keys``, ``iter_keys``, ``delete_pattern`` and ``clear`` cover every primary. Commands
-    on several keys (``sdiff``, ``smove``, ...) need the keys in one slot. Reads go to primaries."""
+    on several keys (``sdiff``, ``smove``, ...) need the keys in one slot. Reads go to primaries.
+
+    The raw client is one ``redis.cluster.RedisCluster`` seeded with every LOCATION node."""
 
     def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
         return locations(server), {"cluster": True}
+
+    def get_next_client_index(self, write: bool = True, tried: list[int] | None = None) -> int:
+        return 0  # one cluster client for every node
+
+    def _new_raw_client(self, index: int) -> Any:
+        return self.connection_factory.connect_cluster(self._raw_urls)
