@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis.exceptions
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
@@ -133,6 +134,10 @@ def test_sentinel_password(server: Server) -> None:
             f"redis://{SERVICE}/0", {"OPTIONS": {**base, "SENTINEL_KWARGS": {"password": "s3cret"}}}
         )
         assert ok.set("k", 1) is True
+        # the raw client asks the sentinel with the same SENTINEL_KWARGS
+        assert ok.client.get_client().get(":1:k") == b"1"
+        with pytest.raises(redis.exceptions.ConnectionError):  # MasterNotFoundError
+            RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": base}).client.get_client().ping()
     finally:
         sentinel.cleanup()
         srv.cleanup()

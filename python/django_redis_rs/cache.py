@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import flight as flights
 from django_redis_rs.client import DefaultClient
-from django_redis_rs.exceptions import ConnectionInterrupted
+from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
 from django_redis_rs.options import DEFAULT_CLIENT, import_option
 
 # Neutral values that must be new for each call (named: the class body rebinds `set`).
@@ -161,7 +161,7 @@ class RedisCache(BaseCache):
         a ``ConnectionError`` or ``TimeoutError`` of redis-py's (and Python's), as
         django-redis's cache does."""
         if not self._ignore_exceptions:
-            raise failure.__cause__ or failure
+            raise redis_py_error(failure) from None
         if self.logger is not None:
             self.logger.exception("Exception ignored")
 

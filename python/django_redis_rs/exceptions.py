@@ -37,6 +37,12 @@ _REDIS_PY_SUBCLASSES = {
 }
 
 
+def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
+    """What django-redis lets out where the native client raised ``failure``: its cause, a
+    ``ConnectionError`` or ``TimeoutError`` (subclasses of redis-py's and Python's)."""
+    return failure.__cause__ or failure
+
+
 def __getattr__(name: str) -> Any:
     if name in _REDIS_PY_SUBCLASSES:
         from django_redis_rs import _redis_py_errors
@@ -56,4 +62,5 @@ __all__ = [
     "SerializerError",
     "TimeoutError",
     "ValueTooLargeError",
+    "redis_py_error",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from django_redis_rs import exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
-from django_redis_rs.exceptions import ConnectionInterrupted
+from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
 
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -73,6 +73,21 @@ class Lock:
     def __repr__(self) -> str:
         return f"<django_redis_rs.lock.Lock name={self.name!r}>"
 
+    def _execute(self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None) -> Any:
+        """One command; an outage raises what redis-py's lock would (``redis_py_error``)."""
+        try:
+            return self._client.execute(write, args, reply, keys)
+        except ConnectionInterrupted as failure:
+            raise redis_py_error(failure) from None
+
+    async def _aexecute(
+        self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None
+    ) -> Any:
+        try:
+            return await self._client.aexecute(write, args, reply, keys)
+        except ConnectionInterrupted as failure:
+            raise redis_py_error(failure) from None
+
     def __enter__(self) -> Lock:
         if self.acquire():
             return self
@@ -104,7 +119,7 @@ class Lock:
         """Take the lock; wait (sleeping ``sleep`` between tries) up to ``blocking_timeout``."""
         attempt = self._attempt(sleep, blocking, blocking_timeout, token)
         while True:
-            if self._client.execute(True, attempt.args, REPLY_BOOL):
+            if self._execute(True, attempt.args, REPLY_BOOL):
                 self._local.token = attempt.token
                 return True
             if not attempt.may_wait():
@@ -135,11 +150,11 @@ class Lock:
 
     def locked(self) -> bool:
         """Whether anyone holds the lock."""
-        return bool(self._client.execute(False, ("EXISTS", self.name), REPLY_INT))
+        return bool(self._execute(False, ("EXISTS", self.name), REPLY_INT))
 
     def owned(self) -> bool:
         """Whether this lock object (in this thread, if thread-local) holds the lock."""
-        stored = self._client.execute(False, ("GET", self.name), REPLY_RAW)
+        stored = self._execute(False, ("GET", self.name), REPLY_RAW)
         return self.token is not None and stored == self.token
 
     def release(self) -> None:
@@ -148,7 +163,7 @@ class Lock:
             raise exceptions.LockError("Cannot release an unlocked lock")
         self._local.token = None
         args = ("EVAL", _RELEASE, 1, self.name, token)
-        if not self._client.execute(True, args, REPLY_INT, [self.name]):
+        if not self._execute(True, args, REPLY_INT, [self.name]):
             raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
@@ -166,7 +181,7 @@ class Lock:
             self._ttl_ms(additional_time),
             "1" if replace_ttl else "0",
         )
-        if not self._client.execute(True, args, REPLY_INT, [self.name]):
+        if not self._execute(True, args, REPLY_INT, [self.name]):
             raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
@@ -177,7 +192,7 @@ class Lock:
         if self.timeout is None:
             raise exceptions.LockError("Cannot reacquire a lock with no timeout")
         args = ("EVAL", _REACQUIRE, 1, self.name, self.token, self._ttl_ms(self.timeout))
-        if not self._client.execute(True, args, REPLY_INT, [self.name]):
+        if not self._execute(True, args, REPLY_INT, [self.name]):
             raise exceptions.LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
 
@@ -189,7 +204,7 @@ def _forgiving(name: str, neutral: Any) -> Any:
     def method(self: Lock, *args: Any, **kwargs: Any) -> Any:
         try:
             return strict(self, *args, **kwargs)
-        except ConnectionInterrupted:
+        except (exceptions.ConnectionError, exceptions.TimeoutError):
             return neutral
 
     method.__name__ = name
@@ -238,7 +253,7 @@ class AsyncLock(Lock):
 
         attempt = self._attempt(sleep, blocking, blocking_timeout, token)
         while True:
-            if await self._client.aexecute(True, attempt.args, REPLY_BOOL):
+            if await self._aexecute(True, attempt.args, REPLY_BOOL):
                 self._local.token = attempt.token
                 return True
             if not attempt.may_wait():
@@ -251,7 +266,7 @@ class AsyncLock(Lock):
             raise exceptions.LockError("Cannot release an unlocked lock")
         self._local.token = None
         args = ("EVAL", _RELEASE, 1, self.name, token)
-        if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
+        if not await self._aexecute(True, args, REPLY_INT, [self.name]):
             raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     async def aextend(self, additional_time: float, replace_ttl: bool = False) -> bool:
@@ -266,15 +281,15 @@ class AsyncLock(Lock):
             self._ttl_ms(additional_time),
             "1" if replace_ttl else "0",
         )
-        if not await self._client.aexecute(True, args, REPLY_INT, [self.name]):
+        if not await self._aexecute(True, args, REPLY_INT, [self.name]):
             raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
     async def alocked(self) -> bool:
-        return bool(await self._client.aexecute(False, ("EXISTS", self.name), REPLY_INT))
+        return bool(await self._aexecute(False, ("EXISTS", self.name), REPLY_INT))
 
     async def aowned(self) -> bool:
-        stored = await self._client.aexecute(False, ("GET", self.name), REPLY_RAW)
+        stored = await self._aexecute(False, ("GET", self.name), REPLY_RAW)
         return self.token is not None and stored == self.token
 
 
@@ -285,7 +300,7 @@ def _aforgiving(name: str, neutral: Any) -> Any:
     async def method(self: AsyncLock, *args: Any, **kwargs: Any) -> Any:
         try:
             return await strict(self, *args, **kwargs)
-        except ConnectionInterrupted:
+        except (exceptions.ConnectionError, exceptions.TimeoutError):
             return neutral
 
     method.__name__ = name

@@ -176,8 +176,8 @@ class ConnectionFactory:
         return self.redis_client_cls(connection_pool=pool, **self.redis_client_cls_kwargs)
 
     def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
-        key = (type(self), self.pool_cls, _frozen(params), _frozen(self.pool_cls_kwargs))
-        key += self.pool_identity
+        key: tuple[Any, ...] = (type(self), self.pool_cls, _frozen(params))
+        key += (_frozen(self.pool_cls_kwargs), *self.pool_identity)
         return _shared_object(key, lambda: self.get_connection_pool(params))
 
     def get_connection_pool(self, params: dict[str, Any]) -> Any:

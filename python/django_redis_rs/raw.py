@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django_redis_rs._native import REPLY_RAW, Client
+from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
 from django_redis_rs.lock import Lock
 
 Convert = Callable[[Any], Any]
@@ -199,7 +200,10 @@ class RawClient(_Commands):
     def _call(
         self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
     ) -> Any:
-        reply = self._native.execute(self._write or write, args, REPLY_RAW)
+        try:
+            reply = self._native.execute(self._write or write, args, REPLY_RAW)
+        except ConnectionInterrupted as failure:
+            raise redis_py_error(failure) from None
         return reply if convert is None else convert(reply)
 
     def scan_iter(self, match: Any = "*", count: int | None = None) -> Iterator[bytes]:
@@ -263,9 +267,13 @@ class Pipeline(_Commands):
             return []
         commands = [args for args, _ in queued]
         if self._transaction:
-            replies = self._native.pipeline([("MULTI",), *commands, ("EXEC",)])[-1]
-        else:
+            commands = [("MULTI",), *commands, ("EXEC",)]
+        try:
             replies = self._native.pipeline(commands)
+        except ConnectionInterrupted as failure:
+            raise redis_py_error(failure) from None
+        if self._transaction:
+            replies = replies[-1]
         return [
             reply if convert is None else convert(reply)
             for (_, convert), reply in zip(queued, replies, strict=True)
