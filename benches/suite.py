@@ -180,7 +180,7 @@ def standalone_rows(bench: Bench, server: Server) -> None:
         cache.set("small", "x" * 50)
         cache.set_many(dict.fromkeys(KEYS, "v" * 20))
     floor = RawSocket(server.port)
-    stored = bytes(made[OURS].client.get_client().get(f"{PREFIX[OURS]}:1:small") or b"")
+    stored = bytes(made[OURS].client.get_native_client().get(f"{PREFIX[OURS]}:1:small") or b"")
     get_req = resp(b"GET", f"{PREFIX[OURS]}:1:small".encode())
     get_len = floor.reply_len(get_req)
     set_req = resp(b"SET", b"floor:small", stored, b"PX", b"300000")  # Django's default timeout
@@ -202,6 +202,12 @@ def standalone_rows(bench: Bench, server: Server) -> None:
         time.sleep(0.01)
     hot = "get, client-side cache hit"
     hot_many = "get_many(100), client-side cache hit"
+    # Raw GET of the same key: our native raw client (get_native_client) against redis-py's
+    # client, which get_redis_connection() returns with either backend (hiredis parser).
+    raw_get = "raw GET: native raw client vs redis-py"
+    native_raw = made[OURS].client.get_native_client()
+    redis_py_raw = made[THEIRS].client.get_client()
+    raw_key = f"{PREFIX[OURS]}:1:small"
 
     def rows() -> list[tuple[str, str, Callable[[], Any], int]]:
         out: list[tuple[str, str, Callable[[], Any], int]] = [
@@ -212,6 +218,9 @@ def standalone_rows(bench: Bench, server: Server) -> None:
             (hot, THEIRS, lambda: made[THEIRS].get("small"), 3000),
             (hot_many, OURS, lambda: local.get_many(KEYS), 500),
             (hot_many, THEIRS, lambda: made[THEIRS].get_many(KEYS), 500),
+            (raw_get, FLOOR, lambda: floor.call(get_req, get_len), 3000),
+            (raw_get, OURS, lambda: native_raw.get(raw_key), 3000),
+            (raw_get, THEIRS, lambda: redis_py_raw.get(raw_key), 3000),
         ]
         for who, c in made.items():
             out += [

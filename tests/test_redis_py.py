@@ -236,6 +236,7 @@ def test_streams(r: Any) -> None:
     assert r.xread({"events": "$"}, block=50) == []
 
 
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex")
 def test_strings_hashes_and_lists(r: Any) -> None:
     assert r.setex("session", 30, "x") is True and 0 < r.ttl("session") <= 30
     assert r.setnx("session", "y") is False

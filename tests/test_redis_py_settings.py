@@ -44,6 +44,16 @@ def test_location_forms(server: Server, scheme: str) -> None:
     assert server.command("SELECT", "4") == b"+OK\r\n" and unix.get("k") == b"v"
 
 
+def test_url_parameters_reach_redis_py(server: Server) -> None:
+    conn = raw(
+        f"redis://127.0.0.1:{server.port}/1?client_name=web&single_connection_client=true"
+        "&health_check_interval=5&socket_keepalive=true"
+    )
+    assert conn.client_getname() == "web" and conn.connection is not None
+    settings = kwargs_of(conn)
+    assert (settings["health_check_interval"], settings["socket_keepalive"]) == (5, True)
+
+
 def test_credentials_and_timeouts(server: Server) -> None:
     server.command("ACL", "SETUSER", "app", "on", ">s3cret", "~*", "+@all")
     try:

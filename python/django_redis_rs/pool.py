@@ -122,6 +122,18 @@ def _is_tls(url: str) -> bool:
     return url.startswith("rediss://")
 
 
+def _pop_query(url: str, name: str) -> tuple[str, bool | None]:
+    """The URL without the boolean query parameter ``name``, and its value (None: absent)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    values = [v for k, v in query if k == name]
+    if not values:
+        return url, None
+    kept = urlencode([(k, v) for k, v in query if k != name])
+    flag = values[-1].lower() not in ("0", "false", "f", "n", "no", "off")
+    return urlunsplit(parts._replace(query=kept)), flag
+
+
 class ConnectionFactory:
     """django-redis's ``ConnectionFactory``: ``connect(url)`` gives a client on a pool made from
     the URL and the cache's OPTIONS."""
@@ -172,8 +184,14 @@ class ConnectionFactory:
             pool.disconnect()
 
     def get_connection(self, params: dict[str, Any]) -> Any:
-        pool = self.get_or_create_connection_pool(params)
-        return self.redis_client_cls(connection_pool=pool, **self.redis_client_cls_kwargs)
+        # `?single_connection_client=` is the client's, not the pool's (whose connections
+        # would refuse it).
+        url, single = _pop_query(params["url"], "single_connection_client")
+        pool = self.get_or_create_connection_pool({**params, "url": url})
+        kwargs = dict(self.redis_client_cls_kwargs)
+        if single is not None:
+            kwargs["single_connection_client"] = single
+        return self.redis_client_cls(connection_pool=pool, **kwargs)
 
     def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
         key: tuple[Any, ...] = (type(self), self.pool_cls, _frozen(params))

@@ -21,7 +21,9 @@ class ShardClient(DefaultClient):
 
     def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
         # django-redis names ring nodes by the LOCATION entries exactly as written.
-        self._shard_names: list[str] = list(server) if isinstance(server, (list, tuple)) else server.split(",")
+        self._shard_names: list[str] = (
+            list(server) if isinstance(server, (list, tuple)) else server.split(",")
+        )
         return locations(server), {"shard_names": self._shard_names}
 
     def get_client(
