@@ -17,6 +17,18 @@ from django_redis_rs.serializers.json import JSONSerializer
 OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+# DefaultClient's methods for raw clients: redis-py's (built, not connected) and the native one.
+RAW_CLIENT_METHODS = {
+    "get_client",
+    "get_client_with_index",
+    "get_next_client_index",
+    "get_native_client",
+    "connect",
+    "disconnect",
+    "do_close_clients",
+}
+
+
 class ReprSerializer(BaseSerializer):
     def dumps(self, value: Any) -> bytes:
         return repr(value).encode()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from django_redis_rs.cache import RedisCache
-from tests.helpers import OUTAGE
+from tests.helpers import OUTAGE, RAW_CLIENT_METHODS
 from tests.servers import Server, server_binary, start_cluster
 
 
@@ -241,14 +241,7 @@ def test_every_sync_method_has_a_native_async_twin() -> None:
     }
     local = {"make_key", "make_pattern", "encode", "decode", "get_client", "close", "lock", "alock"}
     local |= {"metrics", "reset_metrics"}  # counters in memory, no I/O
-    local |= {  # raw clients: redis-py's (no async twin in django-redis) and the native one
-        "get_client_with_index",
-        "get_next_client_index",
-        "get_native_client",
-        "connect",
-        "disconnect",
-        "do_close_clients",
-    }
+    local |= RAW_CLIENT_METHODS  # no async twins in django-redis either
     # iterators have async-iterator twins
     missing = {
         name

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.client import DefaultClient
-from tests.helpers import OUTAGE
+from tests.helpers import OUTAGE, RAW_CLIENT_METHODS
 
 
 def pool_stats(cache: RedisCache) -> dict[str, Any]:
@@ -217,13 +217,7 @@ def test_the_api_list_covers_every_client_method() -> None:
         "make_pattern",
         "encode",
         "decode",
-        "get_client",
-        "get_client_with_index",
-        "get_next_client_index",
-        "get_native_client",
-        "connect",
-        "disconnect",
-        "do_close_clients",
+        *RAW_CLIENT_METHODS,
         "close",
         "lock",
         "alock",

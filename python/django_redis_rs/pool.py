@@ -55,26 +55,22 @@ class Library:
             ) from None
 
 
-REDIS_PY = Library(
-    package="redis",
-    client="redis.client.Redis",
-    pool="redis.connection.ConnectionPool",
-    parser="redis.connection.DefaultParser",
-    sentinel="redis.sentinel.Sentinel",
-    sentinel_pool="redis.sentinel.SentinelConnectionPool",
-    cluster="redis.cluster.RedisCluster",
-    cluster_node="redis.cluster.ClusterNode",
-)
-VALKEY_PY = Library(
-    package="valkey",
-    client="valkey.client.Valkey",
-    pool="valkey.connection.ConnectionPool",
-    parser="valkey.connection.DefaultParser",
-    sentinel="valkey.sentinel.Sentinel",
-    sentinel_pool="valkey.sentinel.SentinelConnectionPool",
-    cluster="valkey.cluster.ValkeyCluster",
-    cluster_node="valkey.cluster.ClusterNode",
-)
+def _library(package: str, client: str, cluster: str) -> Library:
+    """redis-py and valkey-py lay their classes out alike; only these names differ."""
+    return Library(
+        package=package,
+        client=f"{package}.client.{client}",
+        pool=f"{package}.connection.ConnectionPool",
+        parser=f"{package}.connection.DefaultParser",
+        sentinel=f"{package}.sentinel.Sentinel",
+        sentinel_pool=f"{package}.sentinel.SentinelConnectionPool",
+        cluster=f"{package}.cluster.{cluster}",
+        cluster_node=f"{package}.cluster.ClusterNode",
+    )
+
+
+REDIS_PY = _library("redis", "Redis", "RedisCluster")
+VALKEY_PY = _library("valkey", "Valkey", "ValkeyCluster")
 
 # Process-wide: pools and Sentinel managers by every parameter that made them. A forked child
 # starts afresh (redis-py's pools also check their pid, but our map would hand the child the
