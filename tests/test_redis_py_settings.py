@@ -8,12 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import django_redis.pool
 import pytest
 import redis
 import valkey
 from django.test import override_settings
 
 from django_redis_rs.cache import RedisCache
+from django_redis_rs.pool import ConnectionFactory
 from tests.servers import Server, server_binary, tls_server
 
 
@@ -189,3 +191,26 @@ def test_close_connection_closes_the_raw_clients_too(server: Server) -> None:
     kept_conn = kept.client.get_client()
     kept.close()
     assert kept.client.get_client() is kept_conn
+
+
+class CountingFactory(ConnectionFactory):
+    """A CONNECTION_FACTORY of one's own, on our factory."""
+
+    made = 0
+
+    def connect(self, url: str) -> Any:
+        CountingFactory.made += 1
+        return super().connect(url)
+
+
+class TheirFactory(django_redis.pool.ConnectionFactory):  # type: ignore[type-arg]
+    """One written for django-redis: its interface is ours."""
+
+
+def test_a_connection_factory_of_ones_own(server: Server) -> None:
+    CountingFactory.made = 0
+    conn = raw(f"{server.url}/1", CONNECTION_FACTORY="tests.test_redis_py_settings.CountingFactory")
+    assert CountingFactory.made == 1 and conn.ping()
+    theirs = raw(f"{server.url}/1", CONNECTION_FACTORY="tests.test_redis_py_settings.TheirFactory")
+    assert type(theirs) is redis.Redis and theirs.ping()
+    assert theirs.connection_pool is not conn.connection_pool  # django-redis's own pools

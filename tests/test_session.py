@@ -122,3 +122,17 @@ def test_needs_a_django_redis_rs_cache() -> None:
     with override_settings(CACHES=caches, SESSION_CACHE_ALIAS="default"):
         with pytest.raises(TypeError, match="SESSION_CACHE_ALIAS"):
             SessionStore()
+
+
+def test_an_outage_raises_redis_pys_connection_error(dead_url: str) -> None:
+    """As Django's cache sessions on django-redis do."""
+    import asyncio
+
+    import redis.exceptions
+
+    caches = {"sessions": {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": dead_url}}
+    with override_settings(CACHES=caches, SESSION_CACHE_ALIAS="sessions"):
+        with pytest.raises(redis.exceptions.ConnectionError):
+            SessionStore("a" * 32).load()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            asyncio.run(SessionStore().acreate())

@@ -9,6 +9,8 @@ django-redis; they are loaded on first use, which is when redis-py is imported.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import (
@@ -43,6 +45,17 @@ def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
     return failure.__cause__ or failure
 
 
+@contextmanager
+def redis_py_errors() -> Iterator[None]:
+    """Calls to the native client inside raise ``redis_py_error`` instead of
+    ``ConnectionInterrupted``: for the APIs that stand where django-redis lets redis-py's errors
+    out (the lock, the session engine, the native raw client)."""
+    try:
+        yield
+    except ConnectionInterrupted as failure:
+        raise redis_py_error(failure) from None
+
+
 def __getattr__(name: str) -> Any:
     if name in _REDIS_PY_SUBCLASSES:
         from django_redis_rs import _redis_py_errors
@@ -63,4 +76,5 @@ __all__ = [
     "TimeoutError",
     "ValueTooLargeError",
     "redis_py_error",
+    "redis_py_errors",
 ]

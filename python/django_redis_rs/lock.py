@@ -15,7 +15,7 @@ from typing import Any
 
 from django_redis_rs import exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
-from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
+from django_redis_rs.exceptions import redis_py_errors
 
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -75,18 +75,14 @@ class Lock:
 
     def _execute(self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None) -> Any:
         """One command; an outage raises what redis-py's lock would (``redis_py_error``)."""
-        try:
+        with redis_py_errors():
             return self._client.execute(write, args, reply, keys)
-        except ConnectionInterrupted as failure:
-            raise redis_py_error(failure) from None
 
     async def _aexecute(
         self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None
     ) -> Any:
-        try:
+        with redis_py_errors():
             return await self._client.aexecute(write, args, reply, keys)
-        except ConnectionInterrupted as failure:
-            raise redis_py_error(failure) from None
 
     def __enter__(self) -> Lock:
         if self.acquire():

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django_redis_rs._native import REPLY_RAW, Client
-from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
+from django_redis_rs.exceptions import redis_py_errors
 from django_redis_rs.lock import Lock
 
 Convert = Callable[[Any], Any]
@@ -200,17 +200,16 @@ class RawClient(_Commands):
     def _call(
         self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
     ) -> Any:
-        try:
+        with redis_py_errors():
             reply = self._native.execute(self._write or write, args, REPLY_RAW)
-        except ConnectionInterrupted as failure:
-            raise redis_py_error(failure) from None
         return reply if convert is None else convert(reply)
 
     def scan_iter(self, match: Any = "*", count: int | None = None) -> Iterator[bytes]:
         for node in range(self._native.node_count):
             cursor = 0
             while True:
-                cursor, keys = self._native.scan(cursor, match or "*", count, node)
+                with redis_py_errors():
+                    cursor, keys = self._native.scan(cursor, match or "*", count, node)
                 for key in keys:
                     yield key.encode()
                 if cursor == 0:
@@ -268,10 +267,8 @@ class Pipeline(_Commands):
         commands = [args for args, _ in queued]
         if self._transaction:
             commands = [("MULTI",), *commands, ("EXEC",)]
-        try:
+        with redis_py_errors():
             replies = self._native.pipeline(commands)
-        except ConnectionInterrupted as failure:
-            raise redis_py_error(failure) from None
         if self._transaction:
             replies = replies[-1]
         return [

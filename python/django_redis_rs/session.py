@@ -18,6 +18,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from django.core.cache import caches
 
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
+from django_redis_rs.exceptions import redis_py_errors
 
 KEY_PREFIX = "django_redis_rs.session"
 
@@ -37,6 +38,16 @@ class SessionStore(SessionBase):
         self._native: Client = client._native
         super().__init__(session_key)
 
+    def _execute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
+        """One command; an outage raises redis-py's errors, as Django's cache sessions on
+        django-redis do."""
+        with redis_py_errors():
+            return self._native.execute(write, args, reply)
+
+    async def _aexecute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
+        with redis_py_errors():
+            return await self._native.aexecute(write, args, reply)
+
     def _key(self, session_key: str) -> str:
         return self._cache.make_key(self.cache_key_prefix + session_key)
 
@@ -48,7 +59,7 @@ class SessionStore(SessionBase):
     def load(self) -> dict[str, Any]:
         data = None
         if self.session_key:
-            data = self._native.execute(False, ("GET", self._key(self.session_key)), REPLY_RAW)
+            data = self._execute(False, ("GET", self._key(self.session_key)), REPLY_RAW)
         if data is None:
             self._session_key = None
             return {}
@@ -72,7 +83,7 @@ class SessionStore(SessionBase):
             return self.create()
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         args = self._write(session, self.get_expiry_age(), must_create)
-        if not self._native.execute(True, args, REPLY_BOOL):
+        if not self._execute(True, args, REPLY_BOOL):
             raise CreateError if must_create else UpdateError
 
     def _write(self, session: dict[str, Any], age: int, must_create: bool) -> tuple[Any, ...]:
@@ -87,14 +98,14 @@ class SessionStore(SessionBase):
     def exists(self, session_key: str | None) -> bool:
         if not session_key:
             return False
-        return bool(self._native.execute(False, ("EXISTS", self._key(session_key)), REPLY_INT))
+        return bool(self._execute(False, ("EXISTS", self._key(session_key)), REPLY_INT))
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
-        self._native.execute(True, ("DEL", self._key(session_key)), REPLY_INT)
+        self._execute(True, ("DEL", self._key(session_key)), REPLY_INT)
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -106,7 +117,7 @@ class SessionStore(SessionBase):
         data = None
         if self.session_key:
             key = self._key(self.session_key)
-            data = await self._native.aexecute(False, ("GET", key), REPLY_RAW)
+            data = await self._aexecute(False, ("GET", key), REPLY_RAW)
         if data is None:
             self._session_key = None
             return {}
@@ -129,21 +140,21 @@ class SessionStore(SessionBase):
             return await self.acreate()
         session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         args = self._write(session, await self.aget_expiry_age(), must_create)
-        if not await self._native.aexecute(True, args, REPLY_BOOL):
+        if not await self._aexecute(True, args, REPLY_BOOL):
             raise CreateError if must_create else UpdateError
 
     async def aexists(self, session_key: str | None) -> bool:
         if not session_key:
             return False
         key = self._key(session_key)
-        return bool(await self._native.aexecute(False, ("EXISTS", key), REPLY_INT))
+        return bool(await self._aexecute(False, ("EXISTS", key), REPLY_INT))
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
-        await self._native.aexecute(True, ("DEL", self._key(session_key)), REPLY_INT)
+        await self._aexecute(True, ("DEL", self._key(session_key)), REPLY_INT)
 
     @classmethod
     async def aclear_expired(cls) -> None:
