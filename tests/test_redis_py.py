@@ -157,6 +157,8 @@ def test_values_are_shared_with_the_cache(cache: RedisCache, r: Any) -> None:
     cache.set("d", {"a": [1, 2]})
     assert r.get(cache.make_key("n")) == b"5"  # integers stored as integers
     assert cache.client.decode(r.get(cache.make_key("d"))) == {"a": [1, 2]}
+    assert cache.client.encode(5) == 5  # django-redis 7's signature: redis-py sends ints as is
+    assert cache.client.decode(cache.client.encode(5, allow_int=False)) == 5  # pickled
     r.set(cache.make_key("raw"), cache.client.encode(["x"]))
     assert cache.get("raw") == ["x"]
     assert r.incrby(cache.make_key("n"), 10) == 15
