@@ -122,9 +122,15 @@ def r(cache: RedisCache) -> Any:
     return get_redis_connection("default")
 
 
-def single_only(deployment: Deployment) -> None:
-    if deployment.kind != "single":
-        pytest.skip("one server is enough for this pattern")
+@pytest.fixture
+def single(server: Server) -> Iterator[RedisCache]:
+    """The cache on one server, for patterns that need no other set-up."""
+    server.command("FLUSHALL")
+    entry = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": f"{server.url}/3"}
+    with override_settings(CACHES={"default": entry}):
+        cache = caches["default"]
+        assert isinstance(cache, RedisCache)
+        yield cache
 
 
 # ---- what the raw client is -----------------------------------------------------------------
@@ -259,13 +265,12 @@ def test_strings_hashes_and_lists(r: Any) -> None:
     assert r.zincrby("board", 5, "alice") == 5.0 and r.zscore("board", "alice") == 5.0
 
 
-def test_context_manager_keeps_the_pool(deployment: Deployment, cache: RedisCache) -> None:
-    single_only(deployment)
+def test_context_manager_keeps_the_pool(single: RedisCache) -> None:
     with get_redis_connection() as conn:
         conn.set("k", "v")
     # `with` closes the client, not the pool the cache's other raw clients share
     assert get_redis_connection().get("k") == b"v"
-    assert cache.client.get_client().connection_pool is conn.connection_pool
+    assert single.client.get_client().connection_pool is conn.connection_pool
 
 
 def add(a: int, b: int) -> int:
@@ -273,10 +278,10 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def test_rq_job_runs_on_the_raw_connection(deployment: Deployment, r: Any) -> None:
-    single_only(deployment)
+def test_rq_job_runs_on_the_raw_connection(single: RedisCache) -> None:
     import rq
 
+    r = get_redis_connection()
     queue = rq.Queue("default", connection=r)
     job = queue.enqueue(add, 2, 3)
     rq.SimpleWorker([queue], connection=r).work(burst=True)
@@ -284,11 +289,10 @@ def test_rq_job_runs_on_the_raw_connection(deployment: Deployment, r: Any) -> No
     assert job.get_status() == "finished" and job.return_value() == 5
 
 
-def test_python_redis_lock_on_get_client(deployment: Deployment, cache: RedisCache) -> None:
-    single_only(deployment)
+def test_python_redis_lock_on_get_client(single: RedisCache) -> None:
     import redis_lock
 
-    conn = cache.client.get_client()
+    conn = single.client.get_client()
     lock = redis_lock.Lock(conn, "report", expire=10)
     assert lock.acquire(blocking=False)
     assert not redis_lock.Lock(conn, "report").acquire(blocking=False)
