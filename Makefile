@@ -45,7 +45,8 @@ test: lint typecheck rust-test py-test
 
 # django-vcache ships a CPython 3.13 wheel only: the suite runs in a 3.13 venv when one can be
 # made (pyenv's 3.13, or python3.13 on PATH), otherwise in .venv without django-vcache.
-BENCH_PYTHON ?= $(shell command -v python3.13 || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python 2>/dev/null | tail -1)
+# pyenv's own binary first: its `python3.13` shim fails unless 3.13 is the active version.
+BENCH_PYTHON ?= $(or $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python 2>/dev/null | tail -1),$(shell command -v python3.13))
 BENCH_VENV ?= .venv-bench
 
 $(BENCH_VENV)/.deps: pyproject.toml
