@@ -9,8 +9,6 @@ django-redis; they are loaded on first use, which is when redis-py is imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import (
@@ -45,15 +43,23 @@ def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
     return failure.__cause__ or failure
 
 
-@contextmanager
-def redis_py_errors() -> Iterator[None]:
-    """Calls to the native client inside raise ``redis_py_error`` instead of
-    ``ConnectionInterrupted``: for the APIs that stand where django-redis lets redis-py's errors
-    out (the lock, the session engine, the native raw client)."""
-    try:
-        yield
-    except ConnectionInterrupted as failure:
-        raise redis_py_error(failure) from None
+class _RedisPyErrors:
+    """``with redis_py_errors:`` — calls to the native client inside raise ``redis_py_error``
+    instead of ``ConnectionInterrupted``: for the APIs that stand where django-redis lets
+    redis-py's errors out (the lock, the session engine, the native raw client). A class, not
+    ``@contextmanager``, which would cost about a microsecond a call."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, ConnectionInterrupted):
+            raise redis_py_error(error) from None
+
+
+redis_py_errors = _RedisPyErrors()
 
 
 def __getattr__(name: str) -> Any:

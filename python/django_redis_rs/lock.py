@@ -75,13 +75,13 @@ class Lock:
 
     def _execute(self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None) -> Any:
         """One command; an outage raises what redis-py's lock would (``redis_py_error``)."""
-        with redis_py_errors():
+        with redis_py_errors:
             return self._client.execute(write, args, reply, keys)
 
     async def _aexecute(
         self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None
     ) -> Any:
-        with redis_py_errors():
+        with redis_py_errors:
             return await self._client.aexecute(write, args, reply, keys)
 
     def __enter__(self) -> Lock:

@@ -200,7 +200,7 @@ class RawClient(_Commands):
     def _call(
         self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
     ) -> Any:
-        with redis_py_errors():
+        with redis_py_errors:
             reply = self._native.execute(self._write or write, args, REPLY_RAW)
         return reply if convert is None else convert(reply)
 
@@ -208,7 +208,7 @@ class RawClient(_Commands):
         for node in range(self._native.node_count):
             cursor = 0
             while True:
-                with redis_py_errors():
+                with redis_py_errors:
                     cursor, keys = self._native.scan(cursor, match or "*", count, node)
                 for key in keys:
                     yield key.encode()
@@ -267,7 +267,7 @@ class Pipeline(_Commands):
         commands = [args for args, _ in queued]
         if self._transaction:
             commands = [("MULTI",), *commands, ("EXEC",)]
-        with redis_py_errors():
+        with redis_py_errors:
             replies = self._native.pipeline(commands)
         if self._transaction:
             replies = replies[-1]

@@ -41,11 +41,11 @@ class SessionStore(SessionBase):
     def _execute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
         """One command; an outage raises redis-py's errors, as Django's cache sessions on
         django-redis do."""
-        with redis_py_errors():
+        with redis_py_errors:
             return self._native.execute(write, args, reply)
 
     async def _aexecute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
-        with redis_py_errors():
+        with redis_py_errors:
             return await self._native.aexecute(write, args, reply)
 
     def _key(self, session_key: str) -> str:
