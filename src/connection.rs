@@ -169,7 +169,7 @@ impl Connector for RedisConnector {
         };
         let conn = connected.map_err(|e| {
             let mut err = Error::from_redis(&e, &self.describe());
-            if err.kind == ErrorKind::Response {
+            if matches!(err.kind, ErrorKind::Response | ErrorKind::Protocol) {
                 // AUTH or SELECT refused: the connection is unusable, like a refused socket.
                 err.kind = ErrorKind::Connection;
                 err.message = format!("{}: {}", self.describe(), err.message);

@@ -13,6 +13,10 @@ pub enum ErrorKind {
     PoolExhausted,
     /// The server answered with an error (`WRONGTYPE`, `ERR value is not an integer`, ...).
     Response,
+    /// A reply could not be read: malformed, not what the protocol allows (an error line that
+    /// is not UTF-8), or of an unexpected shape. The connection may still hold the rest of it,
+    /// so it is dropped, never reused.
+    Protocol,
     /// `LOCATION` or `OPTIONS` are invalid.
     Config,
     /// A stored value could not be (de)serialized.
@@ -41,20 +45,30 @@ impl Error {
         Self::new(ErrorKind::Config, message)
     }
 
-    /// Classify a redis-rs error; `server` names the node (never with credentials).
+    /// Classify a redis-rs error; `server` names the node (never with credentials). Only a
+    /// server's error reply is a `Response`: anything else that went wrong while sending,
+    /// reading or parsing leaves the connection in an unknown state.
     pub fn from_redis(err: &redis::RedisError, server: &str) -> Self {
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
         } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
             ErrorKind::Connection
-        } else {
+        } else if matches!(
+            err.kind(),
+            redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+        ) {
             ErrorKind::Response
+        } else {
+            ErrorKind::Protocol
         };
         let message = match kind {
             ErrorKind::Response => match (err.code(), err.detail()) {
                 (Some(code), Some(detail)) => format!("{code} {detail}"),
                 _ => err.to_string(),
             },
+            ErrorKind::Protocol => {
+                format!("{server}: the reply could not be read ({err}); connection dropped")
+            }
             _ => format!("{server}: {err}"),
         };
         Self::new(kind, message)
@@ -68,7 +82,10 @@ impl Error {
 
     /// Errors after which the connection may hold a half-read reply or be dead.
     pub fn breaks_connection(&self) -> bool {
-        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
+        matches!(
+            self.kind,
+            ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Protocol
+        )
     }
 }
 
@@ -143,7 +160,10 @@ pub mod py {
     impl From<Error> for PyErr {
         fn from(err: Error) -> PyErr {
             Python::attach(|py| match err.kind {
-                ErrorKind::Connection | ErrorKind::PoolExhausted | ErrorKind::Timeout => {
+                ErrorKind::Connection
+                | ErrorKind::PoolExhausted
+                | ErrorKind::Timeout
+                | ErrorKind::Protocol => {
                     let cause = if err.kind == ErrorKind::Timeout {
                         redis_py_class(py, "TimeoutError", PyTimeoutError::type_object)
                     } else {
