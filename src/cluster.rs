@@ -127,7 +127,14 @@ fn slots_from(candidate: &ServerConfig, options: &ConnectionOptions) -> Result<S
         } else {
             host
         };
-        let address = (host, *port as u16);
+        // A port out of range is refused, not wrapped (70000 as u16 is 4464: another server).
+        let Ok(port) = u16::try_from(*port) else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("{describe}: CLUSTER SLOTS named port {port}, out of range"),
+            ));
+        };
+        let address = (host, port);
         let index = addresses
             .iter()
             .position(|a| *a == address)

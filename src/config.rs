@@ -175,7 +175,7 @@ pub fn split_locations(location: &str) -> Vec<String> {
 
 /// A URL with its password replaced, for error messages.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
+    let without_userinfo = match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
@@ -187,7 +187,30 @@ pub fn redact(url: &str) -> String {
             }
             _ => url.to_owned(),
         },
-    }
+    };
+    redact_query(&without_userinfo)
+}
+
+/// Query parameters whose names say they carry a secret (`password`, `ssl_password`, a
+/// `token`, ...): their values are replaced wherever they stand.
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let secret = |name: &str| {
+        let name = decode(name).to_ascii_lowercase();
+        ["pass", "secret", "token", "auth", "credential"]
+            .iter()
+            .any(|word| name.contains(word))
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if secret(name) => format!("{name}=***"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 fn invalid(url: &str, why: impl fmt::Display) -> Error {
@@ -198,13 +221,35 @@ fn decode(part: &str) -> String {
     percent_decode_str(part).decode_utf8_lossy().into_owned()
 }
 
+/// The longest timeout accepted, in seconds (about 31 years): longer ones would overflow the
+/// clock arithmetic of deadlines.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// A number of seconds as a `Duration`: finite, from 0 to `MAX_SECONDS`, and, when positive, at
+/// least a nanosecond (a smaller one would round to zero, which means "no timeout"). The Python
+/// layer checks options by the same rule (`options.seconds`).
+pub fn duration_from_secs(seconds: f64) -> Option<Duration> {
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
+        return None;
+    }
+    let duration = Duration::try_from_secs_f64(seconds).ok()?;
+    (seconds == 0.0 || !duration.is_zero()).then_some(duration)
+}
+
 fn parse_seconds(url: &str, name: &str, value: &str) -> Result<Duration> {
     value
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| invalid(url, format!("{name}={value:?} is not a number of seconds")))
+        .and_then(duration_from_secs)
+        .ok_or_else(|| {
+            invalid(
+                url,
+                format!(
+                    "{name}={value:?} is not a number of seconds from 0 to {MAX_SECONDS:e} \
+                     (and, when positive, at least 1e-9)"
+                ),
+            )
+        })
 }
 
 fn parse_bool(url: &str, name: &str, value: &str) -> Result<bool> {
@@ -352,6 +397,19 @@ mod tests {
     }
 
     #[test]
+    fn seconds_out_of_range_are_refused() {
+        assert_eq!(duration_from_secs(0.0), Some(Duration::ZERO));
+        assert_eq!(duration_from_secs(1.5), Some(Duration::from_millis(1500)));
+        for bad in [-1.0, 1e30, 1e300, f64::NAN, f64::INFINITY, 1e-12] {
+            assert_eq!(duration_from_secs(bad), None, "{bad}");
+        }
+        for bad in ["1e30", "1e-12", "-1", "nan", "inf"] {
+            let url = format!("redis://h?socket_timeout={bad}");
+            assert!(parse(&url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
     fn db_from_path_or_query() {
         assert_eq!(server("redis://127.0.0.1:6380/3").db, 3);
         assert_eq!(server("redis://127.0.0.1:6380?db=4").db, 4);
@@ -456,5 +514,23 @@ mod tests {
             redact("redis://user:hunter2@h:1/2"),
             "redis://user:***@h:1/2"
         );
+        for (url, shown) in [
+            (
+                "redis://h:6379/0?password=S3CRET&db=abc",
+                "redis://h:6379/0?password=***&db=abc",
+            ),
+            (
+                "unix:///s.sock?db=z&ssl_password=S3CRET",
+                "unix:///s.sock?db=z&ssl_password=***",
+            ),
+            (
+                "redis://u:S3CRET@h:99999/0?Password=S3CRET",
+                "redis://***@h:99999/0?Password=***",
+            ),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+        let err = parse("redis://h:6379/0?password=S3CRET&db=abc").unwrap_err();
+        assert!(!err.message.contains("S3CRET"), "{}", err.message);
     }
 }

@@ -226,9 +226,20 @@ def test_a_refused_password_is_never_echoed(own_server: Server) -> None:
         f"redis://app:{SECRET}@host/notadb",
         f"redis://app:{SECRET}@host/0?bogus=1",
         f"ftp://app:{SECRET}@host/0",
+        # redis-py's form, before or after the parameter at fault
+        f"redis://host:6379/0?password={SECRET}&db=abc",
+        f"redis://host:6379/0?db=abc&password={SECRET}",
+        f"redis://host:6379/0?password={SECRET}&bogus=1",
+        f"unix:///tmp/r.sock?password={SECRET}&db=z",
     ],
 )
 def test_invalid_urls_never_show_the_password(location: str) -> None:
     with pytest.raises(ImproperlyConfigured) as info:
         RedisCache(location, {}).get("k")
     assert secret_free(info.value)
+    from django_redis_rs.checks import check_caches
+
+    caches = {"default": {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": location}}
+    with override_settings(CACHES=caches):
+        [message] = check_caches()
+    assert message.id == "django_redis_rs.E001" and secret_free(message.msg, message.hint)

@@ -128,3 +128,14 @@ def test_custom_compressor_class_plugs_in(make_cache, server: Server) -> None:
     cache.set("k", "value")
     assert cache.get("k") == "value"
     assert cache.get("old") == "written before compression"
+
+
+@pytest.mark.parametrize("bad", ["x", 99, None])
+def test_pickle_version_is_refused_in_django_redis_words(bad: object) -> None:
+    """django-redis's own suite matches these messages."""
+    from django_redis.serializers.pickle import PickleSerializer as Theirs
+
+    with pytest.raises(ImproperlyConfigured) as theirs:
+        Theirs(options={"PICKLE_VERSION": bad})
+    refused = RedisCache("redis://h", {"OPTIONS": {"PICKLE_VERSION": bad}}).configuration_error
+    assert str(refused) == str(theirs.value)

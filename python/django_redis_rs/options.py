@@ -115,16 +115,41 @@ def import_option(path: str, option: str) -> Any:
         raise ImproperlyConfigured(f"{option} {path!r}{hint} cannot be imported: {e}") from None
 
 
+# The native module's rule for seconds (config.rs, `duration_from_secs`): at most about 31
+# years (longer would overflow deadline arithmetic), and a positive value of at least a
+# nanosecond (a smaller one would round to zero, which means "no timeout").
+MAX_SECONDS = 1e9
+MIN_POSITIVE_SECONDS = 1e-9
+# Integers the native module stores in 64 bits.
+MAX_INT = 2**63 - 1
+
+
 def seconds(options: Mapping[str, Any], name: str, label: str | None = None) -> float | None:
-    """A non-negative number of seconds, or None."""
+    """A number of seconds from 0 to MAX_SECONDS (a positive one at least a nanosecond), or
+    None."""
     value = options.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= MAX_SECONDS
+        or 0 < value < MIN_POSITIVE_SECONDS
+    ):
         raise ImproperlyConfigured(
-            f"{label or name} must be a non-negative number of seconds, not {value!r}"
+            f"{label or name} must be a number of seconds from 0 to {MAX_SECONDS:.0e} "
+            f"(and, when positive, at least {MIN_POSITIVE_SECONDS:.0e}), not {value!r}"
         )
     return float(value)
+
+
+def bounded_int(value: Any, label: str, minimum: int, maximum: int = MAX_INT) -> int:
+    """An integer (not a bool) from minimum to maximum, or ImproperlyConfigured naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ImproperlyConfigured(
+            f"{label} must be an integer from {minimum} to {maximum}, not {value!r}"
+        )
+    return value
 
 
 def locations(server: Any) -> list[str]:
@@ -190,11 +215,7 @@ def client_side_cache(value: Any) -> tuple[int, int, float] | None:
         )
     settings_ = {**_LOCAL_CACHE_DEFAULTS, **value}
     for name in ("max_entries", "max_bytes"):
-        n = settings_[name]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ImproperlyConfigured(
-                f"CLIENT_SIDE_CACHE['{name}'] must be a positive integer, not {n!r}"
-            )
+        bounded_int(settings_[name], f"CLIENT_SIDE_CACHE['{name}']", 1)
     ttl = seconds(settings_, "ttl", "CLIENT_SIDE_CACHE['ttl']")
     if not ttl:
         raise ImproperlyConfigured("CLIENT_SIDE_CACHE['ttl'] must be more than 0 seconds")
@@ -314,15 +335,8 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
             f"supported: {sorted(_POOL_KWARGS | _REDIS_PY_POOL_KWARGS)}"
         )
     max_connections = pool.get("max_connections")
-    if max_connections is not None and (
-        isinstance(max_connections, bool)
-        or not isinstance(max_connections, int)
-        or max_connections < 1
-    ):
-        raise ImproperlyConfigured(
-            "CONNECTION_POOL_KWARGS['max_connections'] must be a positive integer, "
-            f"not {max_connections!r}"
-        )
+    if max_connections is not None:
+        bounded_int(max_connections, "CONNECTION_POOL_KWARGS['max_connections']", 1, 2**32 - 1)
     kwargs["max_connections"] = max_connections
     kwargs["pool_timeout"] = seconds(pool, "timeout", "CONNECTION_POOL_KWARGS['timeout']")
     kwargs["health_check_interval"] = seconds(
@@ -378,13 +392,16 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
 
 
 def pickle_protocol(options: Mapping[str, Any]) -> int:
-    """PICKLE_VERSION as django-redis reads it (-1 means the highest protocol)."""
-    value = options.get("PICKLE_VERSION", pickle.DEFAULT_PROTOCOL)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ImproperlyConfigured(f"PICKLE_VERSION must be an integer, not {value!r}")
+    """PICKLE_VERSION as django-redis reads it (anything ``int()`` takes; a negative one means
+    the highest protocol, as in pickle), refused in django-redis's words."""
+    if "PICKLE_VERSION" not in options:
+        return pickle.DEFAULT_PROTOCOL
+    try:
+        value = int(options["PICKLE_VERSION"])
+    except (ValueError, TypeError, OverflowError):
+        raise ImproperlyConfigured("PICKLE_VERSION value must be an integer") from None
     if value > pickle.HIGHEST_PROTOCOL:
         raise ImproperlyConfigured(
-            f"PICKLE_VERSION {value} is higher than this Python's highest protocol "
-            f"({pickle.HIGHEST_PROTOCOL})"
+            f"PICKLE_VERSION can't be higher than pickle.HIGHEST_PROTOCOL: {pickle.HIGHEST_PROTOCOL}"
         )
-    return value
+    return max(value, -1)

@@ -13,7 +13,9 @@ use keys::*;
 use crate::breaker::{BreakerConfig, State as BreakerState};
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor};
-use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions};
+use crate::config::{
+    duration_from_secs, parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions,
+};
 use crate::errors::Error;
 use crate::local::{shared_local, LocalCache, LocalConfig};
 use crate::metrics::Metrics;
@@ -28,11 +30,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A timeout given in seconds; none when absent, not finite, zero or negative.
+/// A timeout given in seconds; none when absent, zero or out of range (the Python layer refuses
+/// out-of-range values first, naming the option).
 fn seconds(value: Option<f64>) -> Option<Duration> {
-    value
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
+    value.and_then(duration_from_secs).filter(|d| !d.is_zero())
 }
 
 #[pyclass(frozen, module = "django_redis_rs._native", name = "Client")]
@@ -107,8 +108,7 @@ impl Client {
             connect_timeout: seconds(connect_timeout),
             max_connections: max_connections.unwrap_or(defaults.max_connections),
             pool_timeout: pool_timeout
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(duration_from_secs)
                 .unwrap_or(defaults.pool_timeout),
             health_check_interval: seconds(health_check_interval),
             breaker: match circuit_breaker {

@@ -220,10 +220,12 @@ fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
         let mut slot = cell.borrow_mut();
         let d = slot.get_or_insert_with(|| Decompress::new(true));
         d.reset(true);
+        // A guess, never past the limit (`clamp` would panic when the limit is under 64).
         let mut out = Vec::with_capacity(
             data.len()
                 .saturating_mul(4)
-                .clamp(64, max.saturating_add(1)),
+                .max(64)
+                .min(max.saturating_add(1)),
         );
         loop {
             let consumed = d.total_in() as usize;
@@ -386,6 +388,19 @@ mod tests {
                 Err(DecompressError::TooLarge(1000)),
                 "{kind:?}"
             );
+        }
+    }
+
+    /// A limit under the first buffer's guess (64 bytes) once made `clamp` panic.
+    #[test]
+    fn tiny_limits_refuse_without_panicking() {
+        for kind in ALL {
+            for max in [0, 1, 10, 63] {
+                let mut c = NativeCompressor::new(kind);
+                let packed = c.compress(&[7u8; 100]);
+                c.max_decompressed = max;
+                assert!(c.decompress(&packed).is_err(), "{kind:?} {max}");
+            }
         }
     }
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native
+from django_redis_rs.options import bounded_int
 
 # Redis refuses strings over 512 MB: no stored value legitimately inflates beyond that.
 DEFAULT_MAX_DECOMPRESSED_SIZE = 512 * 1024 * 1024
@@ -28,13 +29,6 @@ class BaseCompressor:
         raise NotImplementedError
 
 
-def _int_option(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ImproperlyConfigured(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
-
-
 class NativeCompressor(BaseCompressor):
     """A compressor implemented in the native module (the GIL is released while large values
     are compressed). ``COMPRESSOR_LEVEL``, ``COMPRESSOR_MIN_LENGTH`` and
@@ -48,10 +42,16 @@ class NativeCompressor(BaseCompressor):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
-        level = _int_option(options, "COMPRESSOR_LEVEL", self.level, -(2**31))
-        min_length = _int_option(options, "COMPRESSOR_MIN_LENGTH", self.min_length, 0)
-        max_size = _int_option(
-            options, "COMPRESSOR_MAX_DECOMPRESSED_SIZE", DEFAULT_MAX_DECOMPRESSED_SIZE, 1
+        level = bounded_int(
+            options.get("COMPRESSOR_LEVEL", self.level), "COMPRESSOR_LEVEL", -(2**31), 2**31 - 1
+        )
+        min_length = bounded_int(
+            options.get("COMPRESSOR_MIN_LENGTH", self.min_length), "COMPRESSOR_MIN_LENGTH", 0
+        )
+        max_size = bounded_int(
+            options.get("COMPRESSOR_MAX_DECOMPRESSED_SIZE", DEFAULT_MAX_DECOMPRESSED_SIZE),
+            "COMPRESSOR_MAX_DECOMPRESSED_SIZE",
+            1,
         )
         self.spec: tuple[Any, ...] = (self.name, level, min_length, max_size)
         try:
