@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, cast
 
@@ -27,12 +27,16 @@ from django_redis_rs.options import DEFAULT_CLIENT, import_option
 
 # Neutral values that must be new for each call (named: the class body rebinds `set`).
 EMPTY_LIST, EMPTY_DICT, EMPTY_SET = list, dict, set
+# set_many's: the keys it did not store, which is all of them (Django's contract).
+UNSTORED_KEYS = object()
 
 
 def _neutral(value: Any) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
     """What an ignored failure returns; containers are made fresh for each call."""
     if value in (EMPTY_LIST, EMPTY_DICT, EMPTY_SET):
         return lambda args, kwargs: value()
+    if value is UNSTORED_KEYS:
+        return lambda args, kwargs: list(args[0] if args else kwargs["data"])
     return lambda args, kwargs: value
 
 
@@ -185,6 +189,19 @@ class RedisCache(BaseCache):
             self._handle_failure(failure)
             return False
 
+    def delete_many(  # type: ignore[override]  # django-redis's count, where Django's is None
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> int | None:
+        """The number of keys deleted (django-redis's); for no keys, None (Django's)."""
+        keys = list(keys)
+        return self._delete_many(keys, version) if keys else None
+
+    async def adelete_many(  # type: ignore[override]
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> int | None:
+        keys = list(keys)
+        return await self._adelete_many(keys, version) if keys else None
+
     def delete_pattern(self, *args: Any, **kwargs: Any) -> int:
         kwargs.setdefault("itersize", self._default_scan_itersize)
         try:
@@ -328,10 +345,11 @@ class RedisCache(BaseCache):
     set = _forward("set", False)
     add = _forward("add", False)
     touch = _forward("touch", False)
-    delete_many = _forward("delete_many", 0)
+    _delete_many = _forward("delete_many", 0)
+    _adelete_many = _aforward("adelete_many", 0)
     has_key = _forward("has_key", False)
     get_many = _forward("get_many", EMPTY_DICT)
-    set_many = _forward("set_many", EMPTY_LIST)
+    set_many = _forward("set_many", UNSTORED_KEYS)
     incr = _forward("incr")
     decr = _forward("decr")
     incr_version = _forward("incr_version")

@@ -401,7 +401,8 @@ def pickle_protocol(options: Mapping[str, Any]) -> int:
     except (ValueError, TypeError, OverflowError):
         raise ImproperlyConfigured("PICKLE_VERSION value must be an integer") from None
     if value > pickle.HIGHEST_PROTOCOL:
+        highest = pickle.HIGHEST_PROTOCOL
         raise ImproperlyConfigured(
-            f"PICKLE_VERSION can't be higher than pickle.HIGHEST_PROTOCOL: {pickle.HIGHEST_PROTOCOL}"
+            f"PICKLE_VERSION can't be higher than pickle.HIGHEST_PROTOCOL: {highest}"
         )
     return max(value, -1)
