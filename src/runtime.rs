@@ -85,6 +85,11 @@ struct Mailbox {
     /// The loop watches `bell`'s other end (`add_reader`); runtime threads ring it.
     bell: UnixStream,
     watched: UnixStream,
+    /// The fork generation that made it. A forked child inherits the thread-local mailbox and,
+    /// with it, the parent's loop, whose epoll set the two processes share: the child must
+    /// forget it without a word to that loop (a `remove_reader` there would unregister the
+    /// parent's bell, and the parent's calls would never settle).
+    generation: u64,
 }
 
 impl Mailbox {
@@ -100,6 +105,7 @@ impl Mailbox {
             queue: Mutex::new(Vec::new()),
             bell,
             watched,
+            generation: crate::fork::generation(),
         });
         let drain = Drain {
             mailbox: Arc::clone(&mailbox),
@@ -219,9 +225,9 @@ thread_local! {
 fn mailbox_for(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Mailbox>> {
     let py = event_loop.py();
     let cached = MAILBOX.with(|cell| cell.borrow().clone());
-    if let Some(mailbox) = &cached {
+    if let Some(mailbox) = cached.filter(|m| m.generation == crate::fork::generation()) {
         if mailbox.event_loop.bind(py).call0()?.is(event_loop) {
-            return Ok(Arc::clone(mailbox));
+            return Ok(mailbox);
         }
         mailbox.retire(py);
     }

@@ -165,6 +165,36 @@ def test_async_after_fork(cache: RedisCache) -> None:
     assert run(cache.aget("k")) == "child"
 
 
+def read_in_a_child(url: str) -> Any:
+    """Run in a forked worker process: its own event loop, its own cache."""
+    return asyncio.run(RedisCache(url, {}).aget("k"))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # forking with threads is the point
+def test_a_fork_from_inside_a_running_loop(server: Server) -> None:
+    """The child inherits the parent's loop and its epoll set: it must leave the parent's bell
+    registered, or the parent's later calls never settle."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = f"{server.url}/7"
+    cache = RedisCache(url, {})
+
+    async def main() -> Any:
+        await cache.aset("k", 41)
+        assert await cache.aget("k") == 41
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(2, mp_context=fork) as pool:
+            loop = asyncio.get_running_loop()
+            children = [loop.run_in_executor(pool, read_in_a_child, url) for _ in range(4)]
+            assert await asyncio.wait_for(asyncio.gather(*children), 30) == [41] * 4
+        await cache.aset("k", 42)
+        calls = asyncio.gather(*(cache.aget("k") for _ in range(20)))
+        return await asyncio.wait_for(calls, 5)
+
+    assert asyncio.run(main()) == [42] * 20
+
+
 def test_async_errors_and_ignore_exceptions(dead_url: str) -> None:
     strict = RedisCache(dead_url, {})
     with pytest.raises(OUTAGE):
