@@ -94,6 +94,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "2",
         "-subj",
         "/CN=drr-ca",
+        # What strict verification (Python 3.13's ssl default) asks of a CA.
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
         "-keyout",
         "ca.key",
         "-out",
@@ -101,8 +106,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=d,
     )
     # Extensions make v3 certificates (rustls refuses v1).
-    (d / "server.ext").write_text("subjectAltName=DNS:localhost\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    keys = "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    (d / "server.ext").write_text(f"subjectAltName=DNS:localhost\n{keys}")
+    (d / "client.ext").write_text(f"extendedKeyUsage=clientAuth\n{keys}")
     for name in ("server", "client"):
         openssl(
             "req",
