@@ -6,6 +6,7 @@ use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -155,25 +156,19 @@ impl Mailbox {
         }
     }
 
-    /// On the loop's thread: settle every queued call (cancelled futures are left alone).
-    /// The bell is silenced first, so a call queued after the take rings again.
-    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+    /// On the loop's thread: settle every queued call. The bell is silenced first, so a call
+    /// queued after the take rings again. One call that cannot be settled never strands the
+    /// others: its failure is reported as unraisable and the loop goes on.
+    fn drain(&self, py: Python<'_>) {
         let mut rings = [0u8; 64];
         while matches!((&self.watched).read(&mut rings), Ok(n) if n > 0) {}
         let settled = std::mem::take(&mut *self.queue.lock());
         for Settlement { future, outcome } in settled {
             let future = future.bind(py);
-            if future.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
-                continue;
+            if let Err(err) = settle(py, future, outcome) {
+                err.write_unraisable(py, Some(future));
             }
-            match outcome(py) {
-                Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
-                Err(err) => {
-                    future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?
-                }
-            };
         }
-        Ok(())
     }
 
     /// Stop watching the bell when the loop is still open (a new loop took over this thread).
@@ -187,6 +182,31 @@ impl Mailbox {
                 let _ = event_loop.call_method1("remove_reader", (self.watched.as_raw_fd(),));
             }
         }
+    }
+}
+
+/// Settle one call's asyncio future with its outcome: a future already done (cancelled, or
+/// settled by someone else) is left alone; a panic while converting the reply becomes an
+/// exception; a value or exception the future refuses (`set_exception(StopIteration())` raises
+/// `TypeError`) is replaced by that refusal.
+fn settle(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Outcome) -> PyResult<()> {
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| outcome(py))).unwrap_or_else(|_| {
+        Err(PyRuntimeError::new_err(
+            "a bug in django-redis-rs: a panic while converting the reply",
+        ))
+    });
+    let refused = match result {
+        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,)),
+        Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
+    };
+    match refused {
+        Ok(_) => Ok(()),
+        Err(err) => future
+            .call_method1(intern!(py, "set_exception"), (err.into_value(py),))
+            .map(drop),
     }
 }
 
@@ -211,7 +231,7 @@ struct Drain {
 
 #[pymethods]
 impl Drain {
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+    fn __call__(&self, py: Python<'_>) {
         self.mailbox.drain(py)
     }
 }

@@ -37,6 +37,16 @@ class ReprSerializer(BaseSerializer):
         return ast.literal_eval(value.decode())
 
 
+class StopIterationSerializer(ReprSerializer):
+    """Fails to read the value "stop" (with StopIteration, which an asyncio future would refuse
+    to carry: the codec must wrap it)."""
+
+    def loads(self, value: bytes) -> Any:
+        if value == b"'stop'":
+            raise StopIteration
+        return super().loads(value)
+
+
 class ReverseCompressor(BaseCompressor):
     """Marks its output so that data it did not write fails to decompress."""
 

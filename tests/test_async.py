@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import SerializerError
 from tests.helpers import OUTAGE, RAW_CLIENT_METHODS
 from tests.servers import Server, server_binary, start_cluster
 
@@ -193,6 +194,33 @@ def test_a_fork_from_inside_a_running_loop(server: Server) -> None:
         return await asyncio.wait_for(calls, 5)
 
     assert asyncio.run(main()) == [42] * 20
+
+
+def test_one_call_that_cannot_be_settled_strands_no_other(
+    make_cache: Callable[..., RedisCache],
+) -> None:
+    """Calls finished together are settled together: one that fails to settle (its future was
+    settled by someone else) or to convert (its value cannot be read) must not leave the
+    others waiting."""
+    cache = make_cache(options={"SERIALIZER": "tests.helpers.StopIterationSerializer"})
+    cache.set_many({**{f"k{i}": i for i in range(20)}, "stop": "stop"})
+    native = cache.client._native
+
+    async def meddled() -> list[Any]:
+        futures = [native.aget(f":1:k{i}") for i in range(20)]
+        for future in futures[::2]:
+            future.set_result("settled elsewhere")
+        return await asyncio.wait_for(asyncio.gather(*futures[1::2]), 5)
+
+    assert run(meddled()) == list(range(1, 20, 2))
+
+    async def refused() -> list[Any]:
+        calls = [cache.aget(key) for key in ("stop", "k1", "stop", "k2", "k3")]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+
+    first, one, again, two, three = run(refused())
+    assert (one, two, three) == (1, 2, 3)
+    assert isinstance(first, SerializerError) and isinstance(again, SerializerError)
 
 
 def test_async_errors_and_ignore_exceptions(dead_url: str) -> None:
