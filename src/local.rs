@@ -421,10 +421,13 @@ mod tests {
         // lets go.
         let store = cache.store.current();
         let held = store.lock();
-        crate::fork::pretend_forked();
-        assert_eq!(cache.size(), (0, 0)); // would block forever on the parent's lock
-        cache.flush();
+        assert!(crate::fork::in_forked_child(|| {
+            let empty = cache.size() == (0, 0); // would block forever on the parent's lock
+            cache.flush();
+            empty
+        }));
         drop(held);
+        assert_eq!(cache.size(), (1, 1 + 1 + 64)); // the parent's store is its own
     }
 
     #[test]

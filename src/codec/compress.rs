@@ -391,6 +391,30 @@ mod tests {
         }
     }
 
+    /// zstd and LZ4 frames that state a content size over the limit are refused from their
+    /// header, before any byte is inflated (or any buffer of that size allocated).
+    #[test]
+    fn a_declared_size_over_the_limit_is_refused_from_the_header() {
+        let huge = (1u64 << 40).to_le_bytes();
+        // zstd: magic, single-segment frame with an 8-byte content size, one empty raw block.
+        let mut zstd = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+        zstd.extend_from_slice(&huge);
+        zstd.extend_from_slice(&[0x01, 0x00, 0x00]);
+        // LZ4: magic, FLG (version 1, independent blocks, content size), BD, the size.
+        let mut lz4 = vec![0x04, 0x22, 0x4D, 0x18, 0x68, 0x70];
+        lz4.extend_from_slice(&huge);
+        lz4.extend_from_slice(&[0x00; 8]);
+        for (kind, frame) in [(Kind::Zstd, zstd), (Kind::Lz4, lz4)] {
+            let mut c = NativeCompressor::new(kind);
+            c.max_decompressed = 1 << 20;
+            assert_eq!(
+                c.decompress(&frame),
+                Err(DecompressError::TooLarge(1 << 20)),
+                "{kind:?}"
+            );
+        }
+    }
+
     /// A limit under the first buffer's guess (64 bytes) once made `clamp` panic.
     #[test]
     fn tiny_limits_refuse_without_panicking() {
