@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from django.test import override_settings
 
 from django_redis_rs.cache import RedisCache
 from tests.helpers import OUTAGE
-from tests.servers import SERVICE, SentinelDeployment, Server, server_binary, wait_for
+from tests.servers import SERVICE, SentinelDeployment, Server, free_port, server_binary, wait_for
 
 Deployment = SentinelDeployment
 
@@ -157,3 +158,52 @@ def test_bad_sentinel_settings(options: dict[str, Any]) -> None:
             f"redis://{SERVICE}/0",
             {"OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient", **options}},
         ).get("k")
+
+
+def test_sentinels_over_tls(server: Server, certs: Path) -> None:
+    """SENTINEL_KWARGS {"ssl": True}: TLS to the sentinels, verified as the data connections
+    are (here the primary speaks plain TCP); the raw client asks them the same way."""
+    binary = server_binary(server.kind)
+    assert binary is not None
+    primary = Server(server.kind, binary).start()
+    sentinel = Server(server.kind, binary)
+    tls_port = free_port()
+    conf = sentinel.dir / "sentinel.conf"
+    conf.write_text(
+        f"sentinel monitor {SERVICE} 127.0.0.1 {primary.port} 1\n"
+        f"tls-port {tls_port}\ntls-cert-file {certs / 'server.pem'}\n"
+        f"tls-key-file {certs / 'server.key'}\ntls-ca-cert-file {certs / 'ca.pem'}\n"
+        "tls-auth-clients no\n"
+    )
+    sentinel.leading = [str(conf), "--sentinel"]
+    try:
+        try:
+            sentinel.start()
+        except RuntimeError as e:
+            if "tls" in str(e).lower():
+                pytest.skip(f"this {server.kind} binary is built without TLS")
+            raise
+        ca = str(certs / "ca.pem")
+        base = {
+            "CLIENT_CLASS": "django_redis_rs.client.SentinelClient",
+            "SENTINELS": [("localhost", tls_port)],
+            "SOCKET_TIMEOUT": 2,
+        }
+        verified = {**base, "SENTINEL_KWARGS": {"ssl": True, "ssl_ca_certs": ca}}
+        cache = RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": verified})
+        assert cache.set("k", "over tls") is True and cache.get("k") == "over tls"
+        assert cache.client.get_client().get(":1:k") is not None
+        # The CA may come from CONNECTION_POOL_KWARGS, as for the data connections.
+        shared = {
+            **base,
+            "SENTINEL_KWARGS": {"ssl": True},
+            "CONNECTION_POOL_KWARGS": {"ssl_ca_certs": ca},
+        }
+        assert RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": shared}).get("k") == "over tls"
+        for refused in ({"ssl": True}, {}):  # an unknown CA; plain TCP to a TLS port
+            options = {**base, "SENTINEL_KWARGS": refused}
+            with pytest.raises(OUTAGE):
+                RedisCache(f"redis://{SERVICE}/0", {"OPTIONS": options}).get("k")
+    finally:
+        sentinel.cleanup()
+        primary.cleanup()

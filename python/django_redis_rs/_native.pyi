@@ -83,6 +83,7 @@ class Client:
         key_prefix: str | None = None,
         client_side_cache: tuple[int, int, float] | None = None,
         tracking_prefix: str | None = None,
+        sentinel_tls: tuple[str | None, str | None, str | None, bool, bool] | None = None,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...

@@ -167,13 +167,14 @@ def locations(server: Any) -> list[str]:
     return urls
 
 
-def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
-    """redis-py's ``ssl_*`` connection kwargs, for ``rediss://`` servers."""
+def tls_kwargs(pool: Mapping[str, Any], label: str = "CONNECTION_POOL_KWARGS") -> dict[str, Any]:
+    """redis-py's ``ssl_*`` connection kwargs, for ``rediss://`` servers (and, from
+    ``SENTINEL_KWARGS``, for sentinels); ``label`` names where they were given."""
     kwargs: dict[str, Any] = {}
     for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
         value = pool.get(name)
         if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ImproperlyConfigured(f"CONNECTION_POOL_KWARGS['{name}'] must be a file path")
+            raise ImproperlyConfigured(f"{label}['{name}'] must be a file path")
         kwargs[name] = None if value is None else os.fspath(value)
     reqs = pool.get("ssl_cert_reqs", "required")
     if isinstance(reqs, str):
@@ -184,12 +185,12 @@ def tls_kwargs(pool: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["ssl_verify_peer"] = True
     else:
         raise ImproperlyConfigured(
-            f"CONNECTION_POOL_KWARGS['ssl_cert_reqs'] must be None, 'none', 'optional' or "
+            f"{label}['ssl_cert_reqs'] must be None, 'none', 'optional' or "
             f"'required' (or an ssl.CERT_* constant), not {reqs!r}"
         )
     check_hostname = pool.get("ssl_check_hostname", True)
     if not isinstance(check_hostname, bool):
-        raise ImproperlyConfigured("CONNECTION_POOL_KWARGS['ssl_check_hostname'] must be a bool")
+        raise ImproperlyConfigured(f"{label}['ssl_check_hostname'] must be a bool")
     kwargs["ssl_check_hostname"] = check_hostname
     return kwargs
 
@@ -243,7 +244,8 @@ def circuit_breaker(value: Any) -> tuple[int, float] | None:
 
 
 SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
-_SENTINEL_KWARGS = {"username", "password", "socket_timeout", "socket_connect_timeout"}
+_SENTINEL_KWARGS = {"username", "password", "socket_timeout", "socket_connect_timeout", "ssl"}
+_SENTINEL_KWARGS |= _TLS_KWARGS
 
 
 def sentinel_factory_configured(options: Mapping[str, Any]) -> bool:
@@ -291,7 +293,32 @@ def sentinel_layout(
         "sentinel_username": extra.get("username"),
         "sentinel_password": extra.get("password"),
         "read_from_replicas": read_from_replicas,
+        "sentinel_tls": sentinel_tls(options, extra),
     }
+
+
+def sentinel_tls(
+    options: Mapping[str, Any], extra: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None, bool, bool] | None:
+    """TLS to the sentinels, as redis-py's ``sentinel_kwargs`` ask for it (``"ssl": True``):
+    ``SENTINEL_KWARGS``'s ``ssl_*`` options, else the data connections' (same defaults:
+    certificate and host name verified)."""
+    ssl_on = extra.get("ssl", False)
+    if not isinstance(ssl_on, bool):
+        raise ImproperlyConfigured(f"SENTINEL_KWARGS['ssl'] must be True or False, not {ssl_on!r}")
+    if not ssl_on:
+        return None
+    pool = options.get("CONNECTION_POOL_KWARGS") or {}
+    given = {k: v for k, v in extra.items() if k in _TLS_KWARGS}
+    label = "SENTINEL_KWARGS" if given else "CONNECTION_POOL_KWARGS"
+    tls = tls_kwargs(given or {k: v for k, v in pool.items() if k in _TLS_KWARGS}, label)
+    return (
+        tls["ssl_ca_certs"],
+        tls["ssl_certfile"],
+        tls["ssl_keyfile"],
+        tls["ssl_verify_peer"],
+        tls["ssl_check_hostname"],
+    )
 
 
 def _reverse_key(key: str) -> str:

@@ -238,6 +238,12 @@ class SentinelConnectionFactory(ConnectionFactory):
             raise ImproperlyConfigured("SENTINELS must be provided as a list of (host, port).")
         self.sentinels = [tuple(s) for s in sentinels]
         self.sentinel_kwargs = dict(options.get("SENTINEL_KWARGS") or {})
+        if self.sentinel_kwargs.get("ssl") and not any(
+            name.startswith("ssl_") for name in self.sentinel_kwargs
+        ):
+            # TLS to the sentinels verified like the data connections, as the cache does.
+            tls = {k: v for k, v in self.pool_cls_kwargs.items() if k.startswith("ssl_")}
+            self.sentinel_kwargs.update(tls)
         self.pool_identity = (_frozen(self.sentinels), _frozen(self.sentinel_kwargs))
 
     def default_pool(self) -> str:

@@ -30,6 +30,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// TLS to the sentinels: CA file, client certificate and key, verify the peer, verify the
+/// host name.
+type SentinelTls = (
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    bool,
+    bool,
+);
+
 /// A timeout given in seconds; none when absent, zero or out of range (the Python layer refuses
 /// out-of-range values first, naming the option).
 fn seconds(value: Option<f64>) -> Option<Duration> {
@@ -72,7 +82,7 @@ impl Client {
         read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
         ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true,
         health_check_interval=None, circuit_breaker=None, key_prefix=None,
-        client_side_cache=None, tracking_prefix=None
+        client_side_cache=None, tracking_prefix=None, sentinel_tls=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -101,6 +111,7 @@ impl Client {
         key_prefix: Option<String>,
         client_side_cache: Option<(usize, usize, f64)>,
         tracking_prefix: Option<String>,
+        sentinel_tls: Option<SentinelTls>,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
         let base = ConnectionOptions {
@@ -172,10 +183,28 @@ impl Client {
                         Error::config("SENTINELS must list at least one (host, port)").into(),
                     );
                 }
+                // TLS to the sentinels when SENTINEL_KWARGS asks for it (redis-py's `ssl`), with
+                // its own certificates or the data connections'.
+                let mut sentinel_options = options.clone();
+                if let Some((ca_certs, certfile, keyfile, verify_peer, verify_hostname)) =
+                    sentinel_tls.clone()
+                {
+                    sentinel_options.tls = TlsOptions {
+                        ca_certs,
+                        certfile,
+                        keyfile,
+                        verify_peer,
+                        verify_hostname,
+                    };
+                }
                 let nodes = sentinels
                     .into_iter()
                     .map(|(host, port)| ServerConfig {
-                        address: Address::Tcp { host, port },
+                        address: if sentinel_tls.is_some() {
+                            Address::Tls { host, port }
+                        } else {
+                            Address::Tcp { host, port }
+                        },
                         db: 0,
                         username: sentinel_username.clone(),
                         password: sentinel_password.clone(),
@@ -184,7 +213,7 @@ impl Client {
                 let finder = Sentinels {
                     service,
                     nodes,
-                    options: options.clone(),
+                    options: sentinel_options,
                 };
                 Topology::sentinel(finder, template, options, read_from_replicas)
             }
