@@ -128,6 +128,7 @@ def test_an_outage_raises_redis_pys_connection_error(dead_url: str) -> None:
     """As Django's cache sessions on django-redis do."""
     import asyncio
 
+    import django
     import redis.exceptions
 
     caches = {"sessions": {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": dead_url}}
@@ -135,4 +136,7 @@ def test_an_outage_raises_redis_pys_connection_error(dead_url: str) -> None:
         with pytest.raises(redis.exceptions.ConnectionError):
             SessionStore("a" * 32).load()
         with pytest.raises(redis.exceptions.ConnectionError):
-            asyncio.run(SessionStore().acreate())
+            SessionStore("a" * 32).exists("a" * 32)
+        if django.VERSION >= (5, 0):  # Django's async session API
+            with pytest.raises(redis.exceptions.ConnectionError):
+                asyncio.run(SessionStore().acreate())
