@@ -152,6 +152,19 @@ def bounded_int(value: Any, label: str, minimum: int, maximum: int = MAX_INT) ->
     return value
 
 
+def pop_flag(url: str, name: str) -> tuple[str, bool | None]:
+    """The URL without the boolean query parameter ``name``, and its value (None: absent); as
+    redis-py reads one, anything but 0/false/no/off is true."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    values = [v for k, v in query if k == name]
+    if not values:
+        return url, None
+    kept = urlencode([(k, v) for k, v in query if k != name])
+    flag = values[-1].lower() not in ("0", "false", "f", "n", "no", "off")
+    return urlunsplit(parts._replace(query=kept)), flag
+
+
 def locations(server: Any) -> list[str]:
     """LOCATION as a string, a comma-separated string, or a list/tuple of strings."""
     if isinstance(server, str):
@@ -278,12 +291,10 @@ def sentinel_layout(
         )
     urls, replica_flags = [], []
     for url in locations(server):
-        parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        flags = [v for k, v in query if k == "is_master"]
-        replica_flags += [f.lower() in ("0", "false", "no", "off") for f in flags]
-        kept = urlencode([(k, v) for k, v in query if k != "is_master"])
-        urls.append(urlunsplit(parts._replace(query=kept)))
+        url, is_master = pop_flag(url, "is_master")
+        urls.append(url)
+        if is_master is not None:
+            replica_flags.append(not is_master)
     if read_from_replicas is None:
         read_from_replicas = any(replica_flags)
     elif replica_flags and not any(replica_flags):

@@ -24,12 +24,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from django_redis_rs.options import import_option, seconds
+from django_redis_rs.options import import_option, pop_flag, seconds
 
 
 @dataclass(frozen=True)
@@ -118,18 +118,6 @@ def _is_tls(url: str) -> bool:
     return url.startswith("rediss://")
 
 
-def _pop_query(url: str, name: str) -> tuple[str, bool | None]:
-    """The URL without the boolean query parameter ``name``, and its value (None: absent)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    values = [v for k, v in query if k == name]
-    if not values:
-        return url, None
-    kept = urlencode([(k, v) for k, v in query if k != name])
-    flag = values[-1].lower() not in ("0", "false", "f", "n", "no", "off")
-    return urlunsplit(parts._replace(query=kept)), flag
-
-
 class ConnectionFactory:
     """django-redis's ``ConnectionFactory``: ``connect(url)`` gives a client on a pool made from
     the URL and the cache's OPTIONS."""
@@ -182,7 +170,7 @@ class ConnectionFactory:
     def get_connection(self, params: dict[str, Any]) -> Any:
         # `?single_connection_client=` is the client's, not the pool's (whose connections
         # would refuse it).
-        url, single = _pop_query(params["url"], "single_connection_client")
+        url, single = pop_flag(params["url"], "single_connection_client")
         pool = self.get_or_create_connection_pool({**params, "url": url})
         kwargs = dict(self.redis_client_cls_kwargs)
         if single is not None:
@@ -263,20 +251,16 @@ class SentinelConnectionFactory(ConnectionFactory):
         )
 
     def get_connection_pool(self, params: dict[str, Any]) -> Any:
-        parts = urlsplit(params["url"])
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        flags = [v for k, v in query if k == "is_master"]
+        url, is_master = pop_flag(params["url"], "is_master")
         kwargs = {
             **params,
-            **self.pool_kwargs(params["url"]),
-            "url": urlunsplit(
-                parts._replace(query=urlencode([q for q in query if q[0] != "is_master"]))
-            ),
-            "service_name": parts.hostname,
+            **self.pool_kwargs(url),
+            "url": url,
+            "service_name": urlsplit(url).hostname,
             "sentinel_manager": self.sentinel(),
         }
-        if flags:
-            kwargs["is_master"] = flags[-1].lower() not in ("0", "false", "f", "n", "no", "off")
+        if is_master is not None:
+            kwargs["is_master"] = is_master
         return self.pool_cls.from_url(**kwargs)
 
 

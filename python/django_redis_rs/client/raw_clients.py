@@ -78,16 +78,20 @@ class RawClients:
         index = self.get_next_client_index(write=write, tried=tried)
         return self._client_at(index), index
 
-    def _client_at(self, index: int) -> Any:
-        """The raw client of server ``index``, made once per process (a forked child makes its
-        own; redis-py's pools would reset themselves, but not our list)."""
+    def _made_clients(self) -> list[Any]:
+        """The raw clients made in this process, by server index (None: not yet). A forked
+        child starts with none: redis-py's pools would reset themselves, but not our list."""
         if self._clients_pid != os.getpid():
             self._clients = [None] * len(self._raw_urls)
             self._clients_pid = os.getpid()
-        client = self._clients[index]
-        if client is None:
-            client = self._clients[index] = self._new_raw_client(index)
-        return client
+        return self._clients
+
+    def _client_at(self, index: int) -> Any:
+        """The raw client of server ``index``, made on first use."""
+        clients = self._made_clients()
+        if clients[index] is None:
+            clients[index] = self._new_raw_client(index)
+        return clients[index]
 
     def _new_raw_client(self, index: int) -> Any:
         return self.connection_factory.connect(self._raw_urls[index])
@@ -102,9 +106,8 @@ class RawClients:
         if client is not None:
             self.connection_factory.disconnect(client)
             return
-        indexes = range(len(self._clients)) if index is None else [index]
-        for i in indexes:
-            made = self._clients[i] if self._clients_pid == os.getpid() else None
+        clients = self._made_clients()
+        for made in clients if index is None else [clients[index]]:
             if made is not None:
                 self.connection_factory.disconnect(made)
 

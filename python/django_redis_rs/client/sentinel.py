@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django_redis_rs.client.default import DefaultClient
-from django_redis_rs.options import locations, sentinel_layout
+from django_redis_rs.options import locations, pop_flag, sentinel_layout
 
 
 class SentinelClient(DefaultClient):
@@ -23,13 +22,9 @@ class SentinelClient(DefaultClient):
         return sentinel_layout(server, self._options, read_from_replicas=True)
 
     def _redis_py_urls(self, server: Any) -> list[str]:
-        url = urlsplit(locations(server)[0])
-        query = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True)]
-        query = [(k, v) for k, v in query if k != "is_master"]
-        return [
-            url._replace(query=urlencode([*query, ("is_master", flag)])).geturl()
-            for flag in ("1", "0")
-        ]
+        url, _ = pop_flag(locations(server)[0], "is_master")
+        joiner = "&" if "?" in url else "?"
+        return [f"{url}{joiner}is_master={flag}" for flag in ("1", "0")]
 
     @property
     def _uses_sentinel(self) -> bool:
