@@ -1,7 +1,7 @@
 //! Redis Cluster: which of 16384 slots a key hashes to, and which node serves each slot now.
 //!
 //! The slot map comes from `CLUSTER SLOTS` on any reachable node; `MOVED` replies make it be
-//! fetched again, `ASK` replies send one command to the importing node (see topology.rs).
+//! fetched again, `ASK` replies send one request to the importing node (see topology.rs).
 
 use crate::config::{Address, ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisConnector, RedisPool};
@@ -41,34 +41,6 @@ fn hashed_part(key: &[u8]) -> &[u8] {
 
 pub fn slot(key: &[u8]) -> u16 {
     crc16(hashed_part(key)) % SLOTS as u16
-}
-
-/// A `MOVED slot host:port` or `ASK slot host:port` reply.
-pub struct Redirect {
-    pub ask: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Redirect {
-    pub fn parse(err: &Error) -> Option<Self> {
-        if err.kind != ErrorKind::Response {
-            return None;
-        }
-        let mut words = err.message.split_whitespace();
-        let ask = match words.next()? {
-            "MOVED" => false,
-            "ASK" => true,
-            _ => return None,
-        };
-        let _slot = words.next()?;
-        let (host, port) = words.next()?.rsplit_once(':')?;
-        Some(Self {
-            ask,
-            host: host.trim_matches(['[', ']']).to_owned(),
-            port: port.parse().ok()?,
-        })
-    }
 }
 
 /// Which node serves each slot; nodes are primaries.
@@ -176,18 +148,5 @@ mod tests {
         assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}")); // empty tag: whole key
         assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
         assert_eq!(slot(b"foo{bar}{zap}"), slot(b"bar"));
-    }
-
-    #[test]
-    fn redirects() {
-        let moved = Redirect::parse(&Error::new(
-            ErrorKind::Response,
-            "MOVED 3999 127.0.0.1:6381",
-        ))
-        .unwrap();
-        assert!(!moved.ask && moved.host == "127.0.0.1" && moved.port == 6381);
-        let ask = Redirect::parse(&Error::new(ErrorKind::Response, "ASK 3999 [::1]:7000")).unwrap();
-        assert!(ask.ask && ask.host == "::1" && ask.port == 7000);
-        assert!(Redirect::parse(&Error::new(ErrorKind::Response, "WRONGTYPE x")).is_none());
     }
 }

@@ -233,7 +233,7 @@ fn server_error(value: &Value) -> Option<Error> {
 }
 
 /// The replies, or the first error reply among them as `ErrorKind::Response`.
-fn checked(replies: Vec<Value>) -> Result<Vec<Value>> {
+pub fn checked(replies: Vec<Value>) -> Result<Vec<Value>> {
     match replies.iter().find_map(server_error) {
         Some(err) => Err(err),
         None => Ok(replies),
@@ -310,7 +310,8 @@ fn record<T>(pool: &RedisPool, result: Result<T>) -> Result<T> {
 
 /// Send each request to its node first, then read every node's replies: the round trips overlap,
 /// so several nodes cost about one round trip, without threads. Requests must go to distinct
-/// pools (one connection is taken from each). Blocks: call it with the GIL released.
+/// pools (one connection is taken from each). Error replies are left among the replies, as by
+/// `run`. Blocks: call it with the GIL released.
 pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>> {
     let sent: Vec<Result<_>> = requests
         .iter()
@@ -332,7 +333,7 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
         .map(|(sent, (pool, packed))| {
             let mut conn = match sent? {
                 Sent::Pending(conn) => conn,
-                Sent::Done(replies) => return checked(replies),
+                Sent::Done(replies) => return Ok(replies),
             };
             let mut replies = Vec::with_capacity(packed.commands());
             let mut result = Ok(());
@@ -347,27 +348,22 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
             }
             let reused = conn.reused();
             drop(conn);
-            checked(settle(pool, packed, result.map(|()| replies), reused)?)
+            settle(pool, packed, result.map(|()| replies), reused)
         })
         .collect()
 }
 
-/// Run `packed` on a node that is importing the slot, as an `ASK` redirect asks: `ASKING`
-/// first, in the same round trip.
-pub fn run_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    let mut asking = Packed::command(&[b"ASKING"]);
-    asking.extend(packed);
-    let mut replies = run_all(pool, &asking)?;
-    replies.remove(0);
-    Ok(replies)
+/// `run` on the server's multiplexed connection. As in `run`, a shared connection found dead
+/// (the server restarted since it was opened) is replaced, and a request that is safe to
+/// repeat is sent once more on the new one.
+pub async fn arun(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
+    pool.admit()?;
+    record(pool, aattempt(pool.connector(), packed).await)
 }
 
-/// The async twin of `run_all`, on the server's multiplexed connection. As in `run`, a shared
-/// connection found dead (the server restarted since it was opened) is replaced, and a request
-/// that is safe to repeat is sent once more on the new one.
+/// `run_all` on the server's multiplexed connection.
 pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    pool.admit()?;
-    checked(record(pool, aattempt(pool.connector(), packed).await)?)
+    checked(arun(pool, packed).await?)
 }
 
 async fn aattempt(connector: &RedisConnector, packed: &Packed) -> Result<Vec<Value>> {
@@ -401,15 +397,6 @@ async fn aexchange(
         }
         err
     })
-}
-
-/// The async twin of `run_asking`.
-pub async fn arun_asking(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    let mut asking = Packed::command(&[b"ASKING"]);
-    asking.extend(packed);
-    let mut replies = arun_all(pool, &asking).await?;
-    replies.remove(0);
-    Ok(replies)
 }
 
 /// One command, one reply; a server error reply becomes `ErrorKind::Response`.

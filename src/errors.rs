@@ -29,6 +29,58 @@ pub enum ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// For a server's error reply (`Response`): what it says, read once where the reply was
+    /// read, so that no decision matches message text.
+    pub refusal: Option<Refusal>,
+}
+
+/// What a server's error reply tells the client to do, from its first word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `MOVED slot host:port`: the slot lives on that node now.
+    Moved(NodeAddress),
+    /// `ASK slot host:port`: this request goes to that node (importing the slot), after `ASKING`.
+    Ask(NodeAddress),
+    /// `TRYAGAIN`: a multi-key request met a slot whose keys are split by a migration.
+    TryAgain,
+    /// `CLUSTERDOWN`: the cluster cannot serve the slot now (a failover is under way).
+    ClusterDown,
+    /// `READONLY`: a write reached a replica (the primary it was sent to was demoted).
+    ReadOnly,
+    /// Anything else (`WRONGTYPE`, `ERR ...`): the caller's to see.
+    Other,
+}
+
+/// A node named by a redirect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Refusal {
+    /// Read an error reply's words: its code, then for a redirect the slot and the node. A
+    /// redirect that names no valid node (a port out of range) is `Other`: never followed.
+    fn parse(message: &str) -> Self {
+        let mut words = message.split_whitespace();
+        let code = words.next().unwrap_or_default();
+        let node = |mut words: std::str::SplitWhitespace<'_>| {
+            let _slot = words.next()?;
+            let (host, port) = words.next()?.rsplit_once(':')?;
+            Some(NodeAddress {
+                host: host.trim_matches(['[', ']']).to_owned(),
+                port: port.parse().ok()?,
+            })
+        };
+        match code {
+            "MOVED" => node(words).map_or(Self::Other, Self::Moved),
+            "ASK" => node(words).map_or(Self::Other, Self::Ask),
+            "TRYAGAIN" => Self::TryAgain,
+            "CLUSTERDOWN" => Self::ClusterDown,
+            "READONLY" => Self::ReadOnly,
+            _ => Self::Other,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -38,6 +90,16 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            refusal: None,
+        }
+    }
+
+    /// A server's error reply, worded as the server worded it.
+    fn refused(message: String) -> Self {
+        Self {
+            kind: ErrorKind::Response,
+            refusal: Some(Refusal::parse(&message)),
+            message,
         }
     }
 
@@ -71,13 +133,16 @@ impl Error {
             }
             _ => format!("{server}: {err}"),
         };
-        Self::new(kind, message)
+        match kind {
+            ErrorKind::Response => Self::refused(message),
+            _ => Self::new(kind, message),
+        }
     }
 
     /// A server's error reply (`WRONGTYPE ...`, `ERR ...`), as the server worded it.
     pub fn from_server(err: &redis::ServerError) -> Self {
         let message = format!("{} {}", err.code(), err.details().unwrap_or_default());
-        Self::new(ErrorKind::Response, message.trim_end())
+        Self::refused(message.trim_end().to_owned())
     }
 
     /// Errors after which the connection may hold a half-read reply or be dead.
@@ -200,5 +265,45 @@ pub mod py {
             })
             .and_then(|module| Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?))
             .unwrap_or_else(|_| fallback(py))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_replies_are_classified_once() {
+        let node = |host: &str, port| NodeAddress {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(
+            Refusal::parse("MOVED 3999 127.0.0.1:6381"),
+            Refusal::Moved(node("127.0.0.1", 6381))
+        );
+        assert_eq!(
+            Refusal::parse("ASK 3999 [::1]:7000"),
+            Refusal::Ask(node("::1", 7000))
+        );
+        assert_eq!(
+            Refusal::parse("TRYAGAIN Multiple keys request during rehashing of slot"),
+            Refusal::TryAgain
+        );
+        assert_eq!(
+            Refusal::parse("CLUSTERDOWN The cluster is down"),
+            Refusal::ClusterDown
+        );
+        assert_eq!(
+            Refusal::parse("READONLY You can't write against a read only replica."),
+            Refusal::ReadOnly
+        );
+        assert_eq!(
+            Refusal::parse("WRONGTYPE Operation against a key"),
+            Refusal::Other
+        );
+        // A redirect to a port out of range is never followed (70000 as u16 would be 4464).
+        assert_eq!(Refusal::parse("MOVED 1 10.0.0.1:70000"), Refusal::Other);
+        assert_eq!(Refusal::parse("ASK 1"), Refusal::Other);
     }
 }

@@ -195,10 +195,30 @@ impl Packed {
         }
     }
 
+    /// The same commands for a node importing their slot (an `ASK` redirect): `ASKING` before
+    /// each, as its effect lasts one command. `asked_replies` drops ASKING's replies again.
+    pub fn asking(&self) -> Packed {
+        let mut asking = Packed::new();
+        for i in 0..self.commands {
+            let args = self.command_args(i);
+            asking.start(1).arg(b"ASKING");
+            asking.start(args.len());
+            for arg in args {
+                asking.arg(arg);
+            }
+        }
+        asking
+    }
+
     /// How many commands were packed (how many replies to read).
     pub fn commands(&self) -> usize {
         self.commands
     }
+}
+
+/// The replies to `Packed::asking`'s request without ASKING's (every other one, from the first).
+pub fn asked_replies(replies: Vec<Value>) -> Vec<Value> {
+    replies.into_iter().skip(1).step_by(2).collect()
 }
 
 #[cfg(test)]
@@ -213,6 +233,17 @@ mod tests {
         assert_eq!(p.name(), b"SET");
         let mut asking = Packed::command(&[b"ASKING"]);
         asking.extend(&p);
+        let mut two = Packed::command(&[b"GET", b"a"]);
+        two.extend(&Packed::command(&[b"PTTL", b"a"]));
+        let asked = two.asking();
+        assert_eq!(asked.commands(), 4);
+        assert_eq!(asked.name(), b"GET");
+        assert_eq!(
+            asked.bytes(),
+            b"*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$6\r\nASKING\r\n*2\r\n$4\r\nPTTL\r\n$1\r\na\r\n"
+        );
+        let replies = vec![Value::Okay, Value::Nil, Value::Okay, Value::Int(-2)];
+        assert_eq!(asked_replies(replies), vec![Value::Nil, Value::Int(-2)]);
         assert_eq!(asking.name(), b"SET");
         assert_eq!(Packed::new().name(), b"");
     }

@@ -8,11 +8,14 @@
 //! - sentinel: primary and replicas as Redis Sentinel names them now, found again after a
 //!   failure or a failover;
 //! - cluster: Redis Cluster's slot map, fetched again on `MOVED`; keys group by slot.
+//!
+//! `Topology::retry` is the one retry policy: what a failed request teaches the layout, and
+//! whether it is sent again.
 
-use crate::cluster::{self, Redirect, SlotMap};
+use crate::cluster::{self, SlotMap};
 use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
-use crate::errors::{Error, ErrorKind, Result};
+use crate::errors::{Error, ErrorKind, NodeAddress, Refusal, Result};
 use crate::fork::ForkLocal;
 use crate::ring::HashRing;
 use crate::sentinel::Sentinels;
@@ -137,6 +140,15 @@ impl ClusterLayout {
         self.map.store(Some(Arc::clone(&map)));
         self.stale.store(false, Ordering::Release);
         Ok(map)
+    }
+
+    /// The pool of a node named by a redirect (credentials and TLS as the seeds').
+    fn node(&self, node: &NodeAddress) -> Result<Pool> {
+        let template = self
+            .seeds
+            .first()
+            .ok_or_else(|| Error::config("no cluster seed"))?;
+        shared_pool(&template.at(&node.host, node.port), &self.options)
     }
 
     fn pool_for(&self, key: &[u8]) -> Result<Pool> {
@@ -278,12 +290,13 @@ impl Topology {
         self.route(b"", write)
     }
 
-    /// Key indexes grouped by the node that holds them (first-seen order), each node's keys in
-    /// batches that one multi-key command may carry: all of them, or, in a cluster, one batch
-    /// per slot.
+    /// The indexes `which` of `keys` grouped by the node that holds them (first-seen order),
+    /// each node's keys in batches that one multi-key command may carry: all of them, or, in a
+    /// cluster, one batch per slot.
     pub fn group<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
+        which: &[usize],
         write: bool,
     ) -> Result<Vec<(Pool, Vec<Vec<usize>>)>> {
         // Per node: (batch id, key indexes) — the batch id is the slot in a cluster, else 0.
@@ -297,8 +310,8 @@ impl Topology {
             Layout::Replicated(_) | Layout::Sentinel(_) => Some(self.route(b"", write)?),
             _ => None,
         };
-        for (i, key) in keys.iter().enumerate() {
-            let key = key.as_ref();
+        for &i in which {
+            let key = keys[i].as_ref();
             let (pool, batch) = match (&self.layout, &map, &single) {
                 (_, _, Some(pool)) => (pool, 0),
                 (Layout::Sharded(ring, pools), _, _) => (&pools[ring.node_for(key)], 0),
@@ -360,48 +373,87 @@ impl Topology {
         }
     }
 
-    /// The node an `ASK` redirect names, for one command preceded by `ASKING`.
-    pub fn asked(&self, err: &Error) -> Result<Option<Pool>> {
-        let Layout::Cluster(c) = &self.layout else {
-            return Ok(None);
+    /// How long a call may spend retrying (see `retry`): `SOCKET_TIMEOUT`, or
+    /// `DEFAULT_RETRY_BUDGET` without one.
+    pub fn retry_budget(&self) -> Duration {
+        let options = match &self.layout {
+            Layout::Sentinel(s) => &s.options,
+            Layout::Cluster(c) => &c.options,
+            Layout::Replicated(_) | Layout::Sharded(..) => return Duration::ZERO,
         };
-        match Redirect::parse(err) {
-            Some(redirect) if redirect.ask => {
-                let template = c
-                    .seeds
-                    .first()
-                    .ok_or_else(|| Error::config("no cluster seed"))?;
-                let target = template.at(&redirect.host, redirect.port);
-                Ok(Some(shared_pool(&target, &c.options)?))
-            }
-            _ => Ok(None),
-        }
+        options
+            .socket_timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(DEFAULT_RETRY_BUDGET)
     }
 
-    /// Learn from a failed command; returns whether it may be retried at once.
-    /// - sentinel: a connection failure or a `READONLY` reply (the primary was demoted) means
-    ///   the nodes must be found again; `READONLY` commands were refused before running, so
-    ///   they are retried;
-    /// - cluster: `MOVED` means the slot map is stale: it is fetched again and the command
-    ///   retried on the slot's new owner; a connection failure or `CLUSTERDOWN` drops the map.
-    pub fn failed(&self, err: &Error) -> bool {
+    /// The retry policy, for every driver: learn from a failed request and say whether and how
+    /// to send it again. `attempt` counts the retries already made; the driver stops at the
+    /// call's `retry_budget`. As redis-py's and valkey-glide's cluster clients do:
+    /// - cluster: `MOVED` means the slot map is stale: it is fetched again and the request
+    ///   routed again (at once the first time); `ASK` sends it to the importing node;
+    ///   `TRYAGAIN` (a multi-key request on a slot mid-migration) is retried after a backoff;
+    ///   `CLUSTERDOWN` (a failover under way) fetches the map and retries after a backoff. A
+    ///   broken connection drops the map but is not retried: the request may have run, and a
+    ///   dead primary is replaced in seconds, longer than a cache call should wait.
+    /// - sentinel: a broken connection or `READONLY` (the primary was demoted) means the nodes
+    ///   must be found again; `READONLY` requests were refused before running: retried once.
+    /// - replicated and sharded layouts never retry (the pool resends on a dead idle connection).
+    pub fn retry(&self, err: &Error, attempt: u32) -> Result<Retry> {
         match &self.layout {
             Layout::Sentinel(s) => {
-                let readonly =
-                    err.kind == ErrorKind::Response && err.message.starts_with("READONLY");
+                let readonly = err.refusal == Some(Refusal::ReadOnly);
                 if readonly || err.breaks_connection() {
                     s.current.store(None);
                 }
-                readonly
+                Ok(if readonly && attempt == 0 {
+                    Retry::After(Duration::ZERO)
+                } else {
+                    Retry::No
+                })
             }
-            Layout::Cluster(c) => {
-                let moved = Redirect::parse(err).is_some_and(|r| !r.ask);
-                if moved || err.breaks_connection() || err.message.starts_with("CLUSTERDOWN") {
+            Layout::Cluster(c) => Ok(match &err.refusal {
+                Some(Refusal::Moved(_)) => {
                     c.stale.store(true, Ordering::Release);
+                    Retry::After(backoff(attempt))
                 }
-                moved
-            }
-            _ => false,
+                Some(Refusal::Ask(node)) => Retry::Ask(c.node(node)?),
+                Some(Refusal::TryAgain) => Retry::After(backoff(attempt.max(1))),
+                Some(Refusal::ClusterDown) => {
+                    c.stale.store(true, Ordering::Release);
+                    Retry::After(backoff(attempt.max(1)))
+                }
+                _ => {
+                    if err.breaks_connection() {
+                        c.stale.store(true, Ordering::Release);
+                    }
+                    Retry::No
+                }
+            }),
+            Layout::Replicated(_) | Layout::Sharded(..) => Ok(Retry::No),
         }
     }
+}
+
+/// What to do about a failed request (see `Topology::retry`).
+pub enum Retry {
+    /// The caller gets the error.
+    No,
+    /// Route the request again after this pause (zero: at once).
+    After(Duration),
+    /// Send the request to this node, the one importing its slot, each command after `ASKING`.
+    Ask(Pool),
+}
+
+/// The retry budget of a call when `SOCKET_TIMEOUT` sets none.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(2);
+
+/// The pause before retry `attempt` (0: the first, at once): 2 ms doubling up to 100 ms, and
+/// jittered between half and all of that so that threads retrying together spread out.
+fn backoff(attempt: u32) -> Duration {
+    if attempt == 0 {
+        return Duration::ZERO;
+    }
+    let ceiling = Duration::from_millis(1 << attempt.min(7)).min(Duration::from_millis(100));
+    ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }

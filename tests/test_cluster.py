@@ -175,3 +175,129 @@ def test_writes_resume_when_a_primary_dies_and_its_replica_takes_over(
         assert cache.incr(keys[1]) == 2
     finally:
         replica.cleanup()
+
+
+def keys_in_slot(node: Server, slot: str) -> list[str]:
+    reply = node.command("CLUSTER", "GETKEYSINSLOT", slot, "1000")
+    return [line.decode() for line in reply.split(b"\r\n")[2::2] if line]
+
+
+def test_resharding_and_failover_under_load_surface_no_error(cluster: list[Server]) -> None:
+    """8 threads (7 sync, one asyncio loop) run single- and multi-key calls while a slot their
+    keys share migrates key by key (multi-key calls meet TRYAGAIN and ASK) and then the node
+    that received it fails over to its replica (MOVED, a paused primary). Nothing reaches the
+    callers, and every value read is the one written."""
+    import asyncio
+
+    key = ":1:{mv}"
+    slot = cluster[0].command("CLUSTER", "KEYSLOT", key)[1:-2].decode()
+    source = owner(cluster, key)
+    target = next(n for n in cluster if n is not source)
+    replica = add_cluster_replica(cluster, target)
+    cache = cluster_cache(
+        cluster,
+        TIMEOUT=None,
+        OPTIONS={
+            "CLIENT_CLASS": CLUSTER_CLIENT,
+            "SOCKET_TIMEOUT": 5,
+        },
+    )
+    stop, problems, rounds = threading.Event(), [], [0] * 8
+    slowest = [0.0]  # the longest call, in seconds
+
+    def check(what: str, got: object, expected: object) -> None:
+        if got != expected:
+            problems.append(f"{what}: read {got!r}, expected {expected!r}")
+
+    def timed(started: float) -> None:
+        slowest[0] = max(slowest[0], time.monotonic() - started)
+
+    def traffic(t: int) -> None:
+        moving = [f"{{mv}}t{t}k{j}" for j in range(4)]
+        both = moving + [f"t{t}s{j}" for j in range(6)]
+        doomed = [f"{{mv}}t{t}d{j}" for j in range(3)]
+        counter = f"{{mv}}t{t}count"
+        cache.set(counter, 0)
+        calls: list[tuple[str, Any, tuple[Any, ...], Any]] = []
+        n = 0
+        while not stop.is_set():
+            n += 1
+            calls = [
+                ("set", cache.set, (moving[0], n), True),
+                ("get", cache.get, (moving[0],), n),
+                ("set_many", cache.set_many, (dict.fromkeys(both, n),), []),
+                ("get_many", cache.get_many, (both,), dict.fromkeys(both, n)),
+                ("incr", cache.incr, (counter,), n),
+                ("set_many", cache.set_many, (dict.fromkeys(doomed, n),), []),
+                ("delete_many", cache.delete_many, (doomed,), 3),
+            ]
+            for what, call, args, expected in calls:
+                started = time.monotonic()
+                try:
+                    check(what, call(*args), expected)
+                except Exception as e:  # noqa: BLE001 - any failure is a finding
+                    problems.append(f"thread {t} {what}: {type(e).__name__}: {e}")
+                timed(started)
+            rounds[t] = n
+
+    async def async_traffic(t: int) -> None:
+        keys = [f"{{mv}}a{j}" for j in range(4)] + [f"a{j}" for j in range(4)]
+        doomed = [f"{{mv}}ad{j}" for j in range(3)]
+        n = 0
+        while not stop.is_set():
+            n += 1
+            calls = [
+                ("aset", cache.aset, (keys[0], n), True),
+                ("aget", cache.aget, (keys[0],), n),
+                ("aset_many", cache.aset_many, (dict.fromkeys(keys, n),), []),
+                ("aget_many", cache.aget_many, (keys,), dict.fromkeys(keys, n)),
+                ("aset_many", cache.aset_many, (dict.fromkeys(doomed, n),), []),
+                ("adelete_many", cache.adelete_many, (doomed,), 3),
+            ]
+            for what, call, args, expected in calls:
+                started = time.monotonic()
+                try:
+                    check(what, await call(*args), expected)
+                except Exception as e:  # noqa: BLE001
+                    problems.append(f"async {what}: {type(e).__name__}: {e}")
+                timed(started)
+            rounds[t] = n
+
+    threads = [threading.Thread(target=traffic, args=(t,)) for t in range(7)]
+    threads.append(threading.Thread(target=lambda: asyncio.run(async_traffic(7))))
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        # Migrate the slot key by key, as redis-cli's resharding does, slowly enough that the
+        # keys of one multi-key call are split between the two nodes.
+        assert (
+            target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source)) == b"+OK\r\n"
+        )
+        assert (
+            source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target)) == b"+OK\r\n"
+        )
+        deadline = time.monotonic() + 30
+        while keys := keys_in_slot(source, slot):
+            assert time.monotonic() < deadline, "the slot never emptied"
+            for k in keys:
+                source.command("MIGRATE", "127.0.0.1", str(target.port), k, "0", "5000")
+                time.sleep(0.01)
+        for node in [target, source, *(n for n in cluster if n not in (source, target))]:
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+        time.sleep(0.3)
+        # Fail the slot's new owner over to its replica (a manual failover: the primary pauses
+        # its clients, the replica catches up and takes over, the old primary answers MOVED).
+        assert replica.command("CLUSTER", "FAILOVER") == b"+OK\r\n"
+        wait_for(lambda: b"role:master" in replica.command("INFO", "replication"), "the failover")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        replica.cleanup()
+    print(f"{sum(rounds) * 7} calls, {len(problems)} problems, slowest {slowest[0] * 1000:.0f} ms")
+    assert problems == [], problems[:10]
+    assert slowest[0] < 5, "a call outlived SOCKET_TIMEOUT"
+    assert min(rounds) >= 5, rounds
+    assert keys_in_slot(target, slot)  # the slot's keys now live on the target

@@ -280,8 +280,8 @@ impl Client {
         let shared = Arc::clone(&self.shared);
         let work = async move {
             let results = shared
-                .aper_node(&asked, false, |batches| {
-                    shared.get_many_request(batches, &asked)
+                .aper_node(&asked, false, |batch| {
+                    shared.get_many_request(batch, &asked)
                 })
                 .await?;
             let got = shared.got_many(results, &asked, &epochs)?;
@@ -320,8 +320,7 @@ impl Client {
             .collect::<PyResult<_>>()?;
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            let build =
-                |batches: &[Vec<usize>]| set_many_request(batches, &keys, &values, timeout_ms);
+            let build = |batch: &[usize]| set_many_request(batch, &keys, &values, timeout_ms);
             shared.aper_node(&keys, true, build).await
         };
         awaitable(py, work, |py, _| Ok(py.None()))
@@ -342,7 +341,7 @@ impl Client {
         let shared = Arc::clone(&self.shared);
         let work = async move {
             shared
-                .aper_node(&keys, true, |batches| per_batch(b"DEL", batches, &keys))
+                .aper_node(&keys, true, |batch| on_batch(b"DEL", batch, &keys))
                 .await
         };
         awaitable(py, work, |py, results| {

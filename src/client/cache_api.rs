@@ -96,8 +96,8 @@ impl Client {
             return Ok(found);
         }
         let asked: Vec<&[u8]> = misses.iter().map(|&i| made[i].as_ref()).collect();
-        let results = self.per_node(py, &asked, false, |batches| {
-            Ok(self.get_many_request(batches, &asked))
+        let results = self.per_node(py, &asked, false, |batch| {
+            self.get_many_request(batch, &asked)
         })?;
         for (j, data) in self.got_many(results, &asked, &epochs)? {
             let i = misses[j];
@@ -128,8 +128,10 @@ impl Client {
             .iter()
             .map(|(_, value)| self.codec.encode(value))
             .collect::<PyResult<_>>()?;
-        self.per_node(py, &made, true, |batches| {
-            Ok(set_many_request(batches, &made, &encoded, timeout_ms))
+        // The bytes, readable with the GIL released (the objects stay alive in `encoded`).
+        let values: Vec<&[u8]> = encoded.iter().map(Encoded::as_bytes).collect();
+        self.per_node(py, &made, true, |batch| {
+            set_many_request(batch, &made, &values, timeout_ms)
         })?;
         Ok(())
     }
@@ -149,9 +151,7 @@ impl Client {
         if made.is_empty() {
             return Ok(0);
         }
-        let replies = self.per_node(py, &made, true, |batches| {
-            Ok(per_batch(b"DEL", batches, &made))
-        })?;
+        let replies = self.per_node(py, &made, true, |batch| on_batch(b"DEL", batch, &made))?;
         Ok(replies
             .iter()
             .flat_map(|(_, values)| values)

@@ -155,55 +155,42 @@ pub(super) fn command_of(
     Ok((packed, keys))
 }
 
-/// One multi-key command (`MGET`, `DEL`, `UNLINK`) per batch of `keys` — a node's request.
-pub(super) fn per_batch<K: AsRef<[u8]>>(
-    command: &[u8],
-    batches: &[Vec<usize>],
-    keys: &[K],
-) -> Packed {
+/// One multi-key command (`MGET`, `DEL`, `UNLINK`) on a batch of `keys` (their indexes).
+pub(super) fn on_batch<K: AsRef<[u8]>>(command: &[u8], batch: &[usize], keys: &[K]) -> Packed {
     let mut packed = Packed::new();
-    for batch in batches {
-        packed.start(batch.len() + 1).arg(command);
-        batch.iter().for_each(|&i| {
-            packed.arg(keys[i].as_ref());
-        });
+    packed.start(batch.len() + 1).arg(command);
+    for &i in batch {
+        packed.arg(keys[i].as_ref());
     }
     packed
 }
 
-/// `set_many`'s request to one node: MSET per batch, or one SET PX per key, or (an expiry
+/// `set_many`'s request for a batch of keys: MSET, or one SET PX per key, or (an expiry
 /// already past) DEL — the values still had to be serializable, as with SET.
 pub(super) fn set_many_request<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-    batches: &[Vec<usize>],
+    batch: &[usize],
     made: &[K],
     encoded: &[V],
     timeout_ms: Option<i64>,
 ) -> Packed {
     let mut packed = Packed::new();
-    for members in batches {
-        match timeout_ms {
-            None => {
-                packed.start(1 + 2 * members.len()).arg(b"MSET");
-                for &i in members {
-                    packed.arg(made[i].as_ref()).arg(encoded[i].as_ref());
-                }
+    match timeout_ms {
+        None => {
+            packed.start(1 + 2 * batch.len()).arg(b"MSET");
+            for &i in batch {
+                packed.arg(made[i].as_ref()).arg(encoded[i].as_ref());
             }
-            Some(ms) if ms <= 0 => {
-                packed.start(1 + members.len()).arg(b"DEL");
-                for &i in members {
-                    packed.arg(made[i].as_ref());
-                }
-            }
-            Some(ms) => {
-                for &i in members {
-                    packed
-                        .start(5)
-                        .arg(b"SET")
-                        .arg(made[i].as_ref())
-                        .arg(encoded[i].as_ref())
-                        .arg(b"PX")
-                        .int_arg(ms);
-                }
+        }
+        Some(ms) if ms <= 0 => return on_batch(b"DEL", batch, made),
+        Some(ms) => {
+            for &i in batch {
+                packed
+                    .start(5)
+                    .arg(b"SET")
+                    .arg(made[i].as_ref())
+                    .arg(encoded[i].as_ref())
+                    .arg(b"PX")
+                    .int_arg(ms);
             }
         }
     }
@@ -322,8 +309,13 @@ impl<'a> PatternDeletion<'a> {
 /// One UNLINK per batch the topology allows (per slot in a cluster) for keys of one node.
 fn unlink_command(topology: &Topology, keys: &[Vec<u8>]) -> Result<Packed> {
     let mut packed = Packed::new();
-    for (_, batches) in topology.group(keys, true)? {
-        packed.extend(&per_batch(b"UNLINK", &batches, keys));
+    let all: Vec<usize> = (0..keys.len()).collect();
+    for batch in topology
+        .group(keys, &all, true)?
+        .into_iter()
+        .flat_map(|(_, b)| b)
+    {
+        packed.extend(&on_batch(b"UNLINK", &batch, keys));
     }
     Ok(packed)
 }

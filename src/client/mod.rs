@@ -5,6 +5,7 @@
 mod async_api;
 mod cache_api;
 mod commands;
+mod drive;
 mod keys;
 mod transport;
 

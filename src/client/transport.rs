@@ -1,16 +1,16 @@
-//! How a request reaches Redis: routing, retries on a changed topology, fan-out to every
-//! node holding keys, metering, and the client-side cache on the way.
+//! How a request reaches Redis: routing and fan-out to every node holding keys (run by
+//! `drive.rs` on either transport), metering, and the client-side cache on the way.
 
 use super::commands::*;
+use super::drive::{blocking, Awaiting, Blocking};
 use super::keys::call_keys;
 use super::{Client, Shared};
-use crate::connection::{arun_all, arun_asking, run_all, run_asking, run_fanout, RedisPool};
+use crate::connection::RedisPool;
 use crate::errors::{Error, ErrorKind, Result};
 use crate::local::Lookup;
 use crate::reply;
 use crate::resp::Packed;
 use crate::runtime::awaitable;
-use futures_util::future::join_all;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
@@ -37,7 +37,7 @@ pub(super) struct ManyLookup<'py> {
 impl Shared {
     /// After a write by this process (done or failed): its keys leave the local cache now —
     /// the server's invalidation message follows later — so the process reads its own writes.
-    fn wrote<K: AsRef<[u8]>>(&self, keys: &[K]) {
+    pub(super) fn wrote<K: AsRef<[u8]>>(&self, keys: &[K]) {
         if let Some(local) = &self.local {
             local.evict(keys);
         }
@@ -97,42 +97,34 @@ impl Shared {
         value
     }
 
-    /// get_many's request to one node: MGET per batch; with a local cache, then a PTTL per
-    /// key, in batch order, for the values it will keep.
-    pub(super) fn get_many_request<K: AsRef<[u8]>>(
-        &self,
-        batches: &[Vec<usize>],
-        keys: &[K],
-    ) -> Packed {
-        let mut packed = per_batch(b"MGET", batches, keys);
+    /// get_many's request for a batch of keys: MGET; with a local cache, then a PTTL per key
+    /// for the values it will keep.
+    pub(super) fn get_many_request<K: AsRef<[u8]>>(&self, batch: &[usize], keys: &[K]) -> Packed {
+        let mut packed = on_batch(b"MGET", batch, keys);
         if self.local.is_some() {
-            for &i in batches.iter().flatten() {
+            for &i in batch {
                 packed.extend(&Packed::command(&[b"PTTL", keys[i].as_ref()]));
             }
         }
         packed
     }
 
-    /// get_many's replies: (key index, value) for the keys found, the values offered to the
-    /// local cache with their PTTLs and `epochs`; counted as hits and misses.
+    /// get_many's replies, per batch: (key index, value) for the keys found, the values
+    /// offered to the local cache with their PTTLs and `epochs`; counted as hits and misses.
     pub(super) fn got_many<K: AsRef<[u8]>>(
         &self,
-        results: Vec<(Vec<Vec<usize>>, Vec<Value>)>,
+        results: Vec<(Vec<usize>, Vec<Value>)>,
         keys: &[K],
         epochs: &[Option<u64>],
     ) -> Result<Vec<(usize, Vec<u8>)>> {
         let mut found = Vec::with_capacity(keys.len());
-        for (batches, replies) in results {
+        for (batch, replies) in results {
             let mut replies = replies.into_iter();
-            let mut values = Vec::new();
-            for batch in &batches {
-                let Some(Value::Array(batch_values)) = replies.next() else {
-                    return Err(Error::new(ErrorKind::Response, "unexpected MGET reply"));
-                };
-                values.extend(batch.iter().copied().zip(batch_values));
-            }
-            for (i, value) in values {
-                // With a local cache, the PTTLs follow the MGETs: a key each, in batch order.
+            let Some(Value::Array(values)) = replies.next() else {
+                return Err(Error::new(ErrorKind::Protocol, "unexpected MGET reply"));
+            };
+            for (i, value) in batch.into_iter().zip(values) {
+                // With a local cache, the PTTLs follow the MGET: a key each, in batch order.
                 let pttl = self.local.as_ref().and_then(|_| replies.next());
                 let Value::BulkString(data) = value else {
                     continue;
@@ -206,28 +198,23 @@ impl Shared {
         }
     }
 
-    /// The async twin of `Client::routed` (same failure handling); finding a node may block
-    /// (sentinel or cluster discovery), which the runtime is told about.
+    /// `Client::routed` on the runtime.
     pub(super) async fn arouted(
         &self,
         select: impl Fn() -> Result<Arc<RedisPool>>,
         packed: &Packed,
     ) -> Result<Vec<Value>> {
-        let select = || self.routing(&select);
-        let send = |pool: Arc<RedisPool>| async move {
-            self.ametered(packed, arun_all(&pool, packed)).await
-        };
-        let err = match send(select()?).await {
-            Ok(replies) => return Ok(replies),
-            Err(err) => err,
-        };
-        if let Some(target) = tokio::task::block_in_place(|| self.topology.asked(&err))? {
-            return self.ametered(packed, arun_asking(&target, packed)).await;
-        }
-        if self.topology.failed(&err) {
-            return send(select()?).await;
-        }
-        Err(err)
+        self.route_on(&Awaiting, select, packed).await
+    }
+
+    /// `Client::per_node` on the runtime (`build` uses owned data: the work outlives the call).
+    pub(super) async fn aper_node(
+        &self,
+        keys: &[Vec<u8>],
+        write: bool,
+        build: impl Fn(&[usize]) -> Packed,
+    ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
+        self.per_node_on(&Awaiting, keys, write, build).await
     }
 }
 
@@ -263,30 +250,15 @@ impl Client {
         })
     }
 
-    /// Run `packed` on the node `select` names, with the GIL released. A failure teaches the
-    /// topology (sentinel and cluster find their nodes again); a command refused as `READONLY`
-    /// (demoted primary) or `MOVED` (slot map changed) runs once more on the new owner, and an
-    /// `ASK` redirect sends it to the importing node.
+    /// Run `packed` on the node `select` names, with the GIL released, through redirects
+    /// and retries (`drive.rs`).
     pub(super) fn routed(
         &self,
         py: Python<'_>,
         select: impl Fn() -> Result<Arc<RedisPool>> + Sync,
         packed: &Packed,
     ) -> Result<Vec<Value>> {
-        py.detach(|| {
-            let send = |pool: Arc<RedisPool>| self.metered(packed, || run_all(&pool, packed));
-            let err = match send(select()?) {
-                Ok(replies) => return Ok(replies),
-                Err(err) => err,
-            };
-            if let Some(target) = self.topology.asked(&err)? {
-                return self.metered(packed, || run_asking(&target, packed));
-            }
-            if self.topology.failed(&err) {
-                return send(select()?);
-            }
-            Err(err)
-        })
+        py.detach(|| blocking(self.route_on(&Blocking, &select, packed)))
     }
 
     /// Several pipelined commands about `key`, in one round trip.
@@ -336,109 +308,20 @@ impl Client {
         awaitable(py, work, |py, value| value.into_py_any(py))
     }
 
-    /// A request per node holding some of `keys`, sent to all nodes at once. `build` packs a
-    /// node's request from its key indexes, given in batches that one multi-key command may
-    /// carry (a cluster needs one per slot). Returns each node's batches with its replies.
-    /// When the topology changed under the call (`MOVED`, a failover) it runs once more.
-    #[allow(clippy::type_complexity)]
+    /// A request per node holding some of `keys`, sent to all nodes at once with the GIL
+    /// released (see `Shared::per_node_on`).
     pub(super) fn per_node<K: AsRef<[u8]> + Sync>(
         &self,
         py: Python<'_>,
         keys: &[K],
         write: bool,
-        mut build: impl FnMut(&[Vec<usize>]) -> PyResult<Packed>,
-    ) -> PyResult<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
-        let mut retried = false;
-        loop {
-            // Grouping may have to ask sentinel or the cluster where nodes are: I/O, detached.
-            let groups = py.detach(|| self.topology.group(keys, write))?;
-            let mut requests = Vec::with_capacity(groups.len());
-            for (pool, batches) in groups {
-                let packed = build(&batches)?;
-                requests.push((pool, batches, packed));
-            }
-            let outcome = py.detach(|| {
-                let sends: Vec<_> = requests
-                    .iter()
-                    .map(|(pool, _, packed)| (pool.as_ref(), packed))
-                    .collect();
-                let started = Instant::now();
-                let results = run_fanout(&sends);
-                for ((_, packed), result) in sends.iter().zip(&results) {
-                    self.metrics
-                        .record(packed.name(), started.elapsed(), result.is_ok());
-                }
-                // A node's failure fails the call (after the other nodes' replies were read).
-                results.into_iter().collect::<Result<Vec<_>>>()
-            });
-            if write {
-                self.wrote(keys);
-            }
-            match outcome {
-                Ok(results) => {
-                    return Ok(requests
-                        .into_iter()
-                        .zip(results)
-                        .map(|((_, batches, _), replies)| (batches, replies))
-                        .collect())
-                }
-                Err(err) if !retried && self.topology.failed(&err) => retried = true,
-                Err(err) => return Err(err.into()),
-            }
-        }
+        build: impl Fn(&[usize]) -> Packed + Sync,
+    ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
+        py.detach(|| blocking(self.per_node_on(&Blocking, keys, write, &build)))
     }
 
     /// The nodes that own keys, found with the GIL released.
     pub(super) fn primaries(&self, py: Python<'_>) -> Result<Vec<Arc<RedisPool>>> {
         py.detach(|| self.topology.primaries())
-    }
-}
-
-impl Shared {
-    /// Send each node its request at once and collect every node's replies.
-    async fn fan_out(
-        &self,
-        requests: Vec<(Arc<RedisPool>, Vec<Vec<usize>>, Packed)>,
-    ) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
-        let sends = requests
-            .iter()
-            .map(|(pool, _, packed)| self.ametered(packed, arun_all(pool, packed)));
-        let replies = join_all(sends).await;
-        requests
-            .into_iter()
-            .zip(replies)
-            .map(|((_, batches, _), replies)| Ok((batches, replies?)))
-            .collect()
-    }
-
-    /// The async twin of `Client::per_node`: group `keys` by node, `build` each node's request
-    /// (from owned data, so it can be built again), send all at once, and run once more when
-    /// the topology changed under the call (`MOVED`, a failover).
-    pub(super) async fn aper_node(
-        &self,
-        keys: &[Vec<u8>],
-        write: bool,
-        build: impl Fn(&[Vec<usize>]) -> Packed,
-    ) -> Result<Vec<(Vec<Vec<usize>>, Vec<Value>)>> {
-        let mut retried = false;
-        loop {
-            let groups = self.routing(|| self.topology.group(keys, write))?;
-            let requests = groups
-                .into_iter()
-                .map(|(pool, batches)| {
-                    let packed = build(&batches);
-                    (pool, batches, packed)
-                })
-                .collect();
-            let outcome = self.fan_out(requests).await;
-            if write {
-                self.wrote(keys);
-            }
-            match outcome {
-                Ok(results) => return Ok(results),
-                Err(err) if !retried && self.topology.failed(&err) => retried = true,
-                Err(err) => return Err(err),
-            }
-        }
     }
 }
