@@ -8,7 +8,7 @@ use crate::connection::{shared_pool, RedisConnector, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::pool::Connector;
 use crate::resp::{text, Packed};
-use redis::{ConnectionLike, Value};
+use redis::Value;
 use std::sync::Arc;
 
 pub const SLOTS: usize = 16384;
@@ -69,8 +69,9 @@ fn slots_from(candidate: &ServerConfig, options: &ConnectionOptions) -> Result<S
     let describe = connector.describe();
     let mut conn = connector.connect()?;
     let reply = conn
-        .req_packed_command(Packed::command(&[b"CLUSTER", b"SLOTS"]).bytes())
-        .map_err(|e| Error::from_redis(&e, &describe))?;
+        .exchange(Packed::command(&[b"CLUSTER", b"SLOTS"]).bytes(), 1)?
+        .pop()
+        .unwrap_or_default();
     let Value::Array(ranges) = reply else {
         return Err(Error::new(
             ErrorKind::Response,

@@ -1,16 +1,19 @@
 //! Opening Redis connections, the process-global pools that hold them, and running packed
-//! commands on a pooled connection.
+//! commands on a pooled connection. The blocking path's connections are ours (`wire.rs`); the
+//! async path's are redis-rs's multiplexed connections.
 
+use crate::aio;
 use crate::config::{Address, ConnectionOptions, ServerConfig, TlsOptions};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool, Pooled};
 use crate::resp::Packed;
+use crate::wire::{io_kind, Conn, Endpoint};
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionLike, IntoConnectionInfo,
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
     RedisConnectionInfo, TlsCertificates, Value,
 };
 use std::collections::HashMap;
@@ -22,6 +25,11 @@ use std::time::Instant;
 pub struct RedisConnector {
     server: ServerConfig,
     options: ConnectionOptions,
+    /// The blocking connections' TLS configuration (`rediss://` only).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// `AUTH` and `SELECT` for a new blocking connection, and how many commands that is.
+    setup: Packed,
+    /// redis-rs's client: the async path's connections and the client-side cache's listener.
     client: redis::Client,
     /// The async path's one multiplexed connection to this server (per fork generation).
     multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
@@ -115,31 +123,58 @@ impl RedisConnector {
             }
         }
         let client = redis::Client::open(info).map_err(config_error)?;
+        let tls = match server.address {
+            Address::Tls { .. } => Some(crate::tls::client_config(tls)?),
+            _ => None,
+        };
+        let setup = setup_request(&server);
         Ok(Self {
             server,
             options,
+            tls,
+            setup,
             client,
             multiplexed: ForkLocal::new(|| Mutex::new(None)),
             multiplexed_opened: AtomicU64::new(0),
         })
     }
 
-    /// The shared multiplexed connection, opened on first use with our timeouts (redis-rs's
-    /// own defaults, 1 s to connect and 500 ms per reply, would override the cache's options).
+    /// The shared multiplexed connection, opened on first use on our own stream (`aio.rs`:
+    /// replies held to the size bounds) with our timeouts (redis-rs's own defaults, 1 s to
+    /// connect and 500 ms per reply, would override the cache's options).
     /// The flag says whether it was opened by this call.
     pub async fn multiplexed(&self) -> Result<(MultiplexedConnection, bool)> {
         let slot = self.multiplexed.current();
         if let Some(conn) = slot.lock().clone() {
             return Ok((conn, false));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.options.effective_connect_timeout())
-            .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| Error::from_redis(&e, &self.describe()))?;
+        let describe = self.describe();
+        let connect = async {
+            let stream = aio::open(&self.server.address, self.tls.as_ref())
+                .await
+                .map_err(|e| Error::new(io_kind(&e), format!("{describe}: {e}")))?;
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
+            let settings = self.client.get_connection_info().redis_settings();
+            let (conn, driver) = MultiplexedConnection::new_with_config(settings, stream, config)
+                .await
+                .map_err(|e| Error::from_redis(&e, &describe))?;
+            tokio::spawn(driver);
+            Ok::<_, Error>(conn)
+        };
+        // The handshake (TLS, AUTH, SELECT) is bounded with the connection, as on the
+        // blocking path.
+        let conn = match self.options.effective_connect_timeout() {
+            Some(limit) => tokio::time::timeout(limit, connect)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("{describe}: timed out while connecting"),
+                    ))
+                })?,
+            None => connect.await?,
+        };
         *slot.lock() = Some(conn.clone());
         self.multiplexed_opened.fetch_add(1, Ordering::Relaxed);
         Ok((conn, true))
@@ -159,10 +194,32 @@ impl RedisConnector {
     }
 }
 
-impl Connector for RedisConnector {
-    type Conn = redis::Connection;
+/// `AUTH` (with the ACL user when one is named) and `SELECT` when not database 0.
+fn setup_request(server: &ServerConfig) -> Packed {
+    let mut setup = Packed::new();
+    match (&server.username, &server.password) {
+        (Some(user), Some(password)) => setup.extend(&Packed::command(&[
+            b"AUTH",
+            user.as_bytes(),
+            password.as_bytes(),
+        ])),
+        (None, Some(password)) => setup.extend(&Packed::command(&[b"AUTH", password.as_bytes()])),
+        _ => {}
+    }
+    if server.db != 0 {
+        let mut digits = itoa::Buffer::new();
+        setup.extend(&Packed::command(&[
+            b"SELECT",
+            digits.format(server.db).as_bytes(),
+        ]));
+    }
+    setup
+}
 
-    fn connect(&self) -> Result<redis::Connection> {
+impl RedisConnector {
+    /// A redis-rs blocking connection, for the client-side cache's invalidation listener
+    /// (redis-rs's pub/sub); the pools hold `wire::Conn`s.
+    pub fn connect_redis(&self) -> Result<redis::Connection> {
         let connected = match self.options.effective_connect_timeout() {
             Some(timeout) => self.client.get_connection_with_timeout(timeout),
             None => self.client.get_connection(),
@@ -182,16 +239,44 @@ impl Connector for RedisConnector {
             .map_err(|e| Error::from_redis(&e, &self.describe()))?;
         Ok(conn)
     }
+}
+
+impl Connector for RedisConnector {
+    type Conn = Conn;
+
+    fn connect(&self) -> Result<Conn> {
+        let endpoint = match (&self.server.address, &self.tls) {
+            (Address::Tcp { host, port }, _) => Endpoint::Tcp(host, *port),
+            (Address::Unix { path }, _) => Endpoint::Unix(path),
+            (Address::Tls { host, port }, Some(config)) => Endpoint::Tls(host, *port, config),
+            (Address::Tls { .. }, None) => return Err(Error::config("TLS is not configured")),
+        };
+        let (conn, replies) = Conn::open(
+            endpoint,
+            self.options.effective_connect_timeout(),
+            self.options.socket_timeout.filter(|t| !t.is_zero()),
+            (self.setup.bytes(), self.setup.commands()),
+            self.describe(),
+        )?;
+        match replies.iter().find_map(server_error) {
+            // AUTH or SELECT refused: the connection is unusable, like a refused socket.
+            Some(err) => Err(Error::new(
+                ErrorKind::Connection,
+                format!("{}: {}", self.describe(), err.message),
+            )),
+            None => Ok(conn),
+        }
+    }
 
     fn describe(&self) -> String {
         format!("Redis at {}", self.server)
     }
 
     /// redis-py's `health_check_interval`: PING a connection that sat idle longer than that.
-    fn healthy(&self, conn: &mut redis::Connection, idle_since: Instant) -> bool {
+    fn healthy(&self, conn: &mut Conn, idle_since: Instant) -> bool {
         match self.options.health_check_interval {
             Some(every) if idle_since.elapsed() >= every => {
-                matches!(conn.req_packed_command(PING), Ok(Value::SimpleString(ref s)) if s == "PONG")
+                matches!(conn.exchange(PING, 1).as_deref(), Ok([Value::SimpleString(s)]) if s == "PONG")
             }
             _ => true,
         }
@@ -249,24 +334,18 @@ pub fn run(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
 
 fn attempt(pool: &RedisPool, packed: &Packed, may_resend: bool) -> Result<Vec<Value>> {
     let mut conn = pool.get()?;
-    let replies = if packed.commands() == 1 {
-        conn.req_packed_command(packed.bytes()).map(|v| vec![v])
-    } else {
-        conn.req_packed_commands(packed.bytes(), 0, packed.commands())
-    };
-    let result = replies.map_err(|e| broke(pool, &mut conn, &e));
+    let result = conn.exchange(packed.bytes(), packed.commands());
+    keep_if_open(&mut conn);
     let resend = may_resend && conn.reused();
     drop(conn);
     settle(pool, packed, result, resend)
 }
 
-/// Classify a failed exchange; a connection that may hold half a reply is closed, not reused.
-fn broke(pool: &RedisPool, conn: &mut Pooled<'_, RedisConnector>, e: &redis::RedisError) -> Error {
-    let err = Error::from_redis(e, &pool.connector().describe());
-    if err.breaks_connection() || !conn.is_open() {
+/// A connection that failed mid-exchange (it may hold half a reply) is closed, not reused.
+fn keep_if_open(conn: &mut Pooled<'_, RedisConnector>) {
+    if !conn.is_open() {
         conn.mark_broken();
     }
-    err
 }
 
 /// A fan-out request: sent and awaiting its replies, or already answered after a resend.
@@ -317,10 +396,10 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
         .iter()
         .map(|(pool, packed)| {
             let mut conn = pool.get()?;
-            match conn.send_packed_command(packed.bytes()) {
+            match conn.send(packed.bytes()) {
                 Ok(()) => Ok(Sent::Pending(conn)),
-                Err(e) => {
-                    let err = broke(pool, &mut conn, &e);
+                Err(err) => {
+                    keep_if_open(&mut conn);
                     let reused = conn.reused();
                     drop(conn);
                     settle(pool, packed, Err(err), reused).map(Sent::Done)
@@ -335,20 +414,11 @@ pub fn run_fanout(requests: &[(&RedisPool, &Packed)]) -> Vec<Result<Vec<Value>>>
                 Sent::Pending(conn) => conn,
                 Sent::Done(replies) => return Ok(replies),
             };
-            let mut replies = Vec::with_capacity(packed.commands());
-            let mut result = Ok(());
-            for _ in 0..packed.commands() {
-                match conn.recv_response() {
-                    Ok(reply) => replies.push(reply),
-                    Err(e) => {
-                        result = Err(broke(pool, &mut conn, &e));
-                        break;
-                    }
-                }
-            }
+            let result = conn.receive(packed.commands());
+            keep_if_open(&mut conn);
             let reused = conn.reused();
             drop(conn);
-            settle(pool, packed, result.map(|()| replies), reused)
+            settle(pool, packed, result, reused)
         })
         .collect()
 }

@@ -1,5 +1,6 @@
 //! `django_redis_rs._native`: the module registry. Logic lives in the sibling modules.
 
+pub mod aio;
 pub mod breaker;
 pub mod client;
 pub mod cluster;
@@ -10,13 +11,16 @@ pub mod errors;
 pub mod fork;
 pub mod local;
 pub mod metrics;
+pub mod parse;
 pub mod pool;
 pub mod reply;
 pub mod resp;
 pub mod ring;
 pub mod runtime;
 pub mod sentinel;
+pub mod tls;
 pub mod topology;
+pub mod wire;
 
 use pyo3::prelude::*;
 

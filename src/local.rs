@@ -329,9 +329,12 @@ fn listen(cache: Weak<LocalCache>, generation_plus_one: u64) {
 /// One tracking connection's life: set up, then evict what the server names until the
 /// connection fails (Err) or the cache is dropped (Ok).
 fn track(cache: &Arc<LocalCache>, weak: &Weak<LocalCache>) -> std::result::Result<(), String> {
-    use crate::pool::Connector;
     let failed = |e: redis::RedisError| e.to_string();
-    let mut conn = cache.pool.connector().connect().map_err(|e| e.message)?;
+    let mut conn = cache
+        .pool
+        .connector()
+        .connect_redis()
+        .map_err(|e| e.message)?;
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
         .query(&mut conn)

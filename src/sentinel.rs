@@ -8,7 +8,7 @@ use crate::connection::RedisConnector;
 use crate::errors::{Error, ErrorKind, Result};
 use crate::pool::Connector;
 use crate::resp::{text, Packed};
-use redis::{ConnectionLike, Value};
+use redis::Value;
 
 pub struct Sentinels {
     pub service: String,
@@ -64,8 +64,7 @@ impl Sentinels {
         let describe = connector.describe();
         let mut query = |args: &[&[u8]]| -> Result<Value> {
             let packed = Packed::command(args);
-            conn.req_packed_command(packed.bytes())
-                .map_err(|e| Error::from_redis(&e, &describe))
+            Ok(conn.exchange(packed.bytes(), 1)?.pop().unwrap_or_default())
         };
         let service = self.service.as_bytes();
         let primary = match query(&[b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", service])? {

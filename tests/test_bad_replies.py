@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +39,8 @@ def read_command(stream: Any) -> list[bytes] | None:
 
 
 class FakeServer:
-    """Answers GET on a loopback port, badly for the keys in BAD_REPLIES."""
+    """Answers GET on a loopback port, badly for the keys in BAD_REPLIES, slowly for "drip",
+    endlessly for "huge"."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -60,6 +62,22 @@ class FakeServer:
                 key = command[1].decode(errors="replace").rsplit(":", 1)[-1]
                 if command[0].upper() != b"GET":
                     conn.sendall(b"+OK\r\n")
+                elif key == "drip":
+                    # A valid reply, one byte every 0.25 s (each read gets a byte in time).
+                    try:
+                        for byte in b"$5\r\nhello\r\n":
+                            conn.sendall(bytes([byte]))
+                            time.sleep(0.25)
+                    except OSError:  # the client gave up, as it should
+                        return
+                elif key == "huge":
+                    # 2^40 nils announced, then sent until the client hangs up.
+                    try:
+                        conn.sendall(b"*1099511627776\r\n")
+                        while not self.stopped:
+                            conn.sendall(b"$-1\r\n" * 65536)
+                    except OSError:
+                        return
                 elif key in BAD_REPLIES:
                     conn.sendall(BAD_REPLIES[key])
                     if key == "cut":
@@ -155,3 +173,44 @@ def test_a_non_utf8_error_reply_from_redis(server: Server) -> None:
     with pytest.raises(redis.exceptions.ResponseError):
         native.execute(True, ("EVAL", "return redis.error_reply('MINE')", 0), REPLY_RAW)
     assert native.pool_stats() == stats_before
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_socket_timeout_bounds_the_whole_call_not_each_read(fake: FakeServer, mode: str) -> None:
+    """A reply trickling in a byte every 0.25 s (3 s in all) fails at SOCKET_TIMEOUT (1 s),
+    though no single read waits that long."""
+    cache = RedisCache(f"redis://127.0.0.1:{fake.port}", {"OPTIONS": {"SOCKET_TIMEOUT": 1}})
+    assert cache.get("k") == 5
+    started = time.monotonic()
+    with pytest.raises(redis.exceptions.TimeoutError):
+        if mode == "sync":
+            cache.get("drip")
+        else:
+            asyncio.run(cache.aget("drip"))
+    took = time.monotonic() - started
+    assert 0.9 < took < 1.3, took
+    assert cache.get("k") == 5
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_reply_over_the_size_limit_is_refused_at_its_header(fake: FakeServer, mode: str) -> None:
+    """2^40 nils announced: the call fails at once with a clear error instead of growing the
+    process while they arrive; the connection is dropped and the next call is served."""
+    cache = one_connection(f"redis://127.0.0.1:{fake.port}")
+    assert cache.get("k") == 5
+    before = rss_mb()
+    started = time.monotonic()
+    with pytest.raises(redis.exceptions.ConnectionError, match="values in one reply"):
+        if mode == "sync":
+            cache.get("huge")
+        else:
+            asyncio.run(cache.aget("huge"))
+    assert time.monotonic() - started < 1
+    assert rss_mb() - before < 50
+    assert hammer(lambda: cache.get("k"), 5) == (0, 0)

@@ -1,0 +1,105 @@
+//! The async path's sockets: opened here (TCP, unix, or TLS through tokio-rustls with the same
+//! `tls.rs` configuration as the blocking path) and handed to redis-rs's multiplexed
+//! connection, which parses the replies. Every byte it reads first passes a `ReplyScanner`, so
+//! a reply over `parse.rs`'s bounds fails the connection at its header instead of growing the
+//! process while it arrives.
+
+use crate::config::Address;
+use crate::parse::ReplyScanner;
+use rustls::ClientConfig;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Any of the three kinds of stream.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A stream whose replies are held to the bounds.
+pub struct Bounded {
+    inner: Box<dyn Io>,
+    scanner: ReplyScanner,
+}
+
+/// Open a stream to `address` (`tls`: the configuration for `rediss://`).
+pub async fn open(address: &Address, tls: Option<&Arc<ClientConfig>>) -> io::Result<Bounded> {
+    let inner: Box<dyn Io> = match (address, tls) {
+        (Address::Tcp { host, port }, _) => Box::new(tcp(host, *port).await?),
+        (Address::Unix { path }, _) => Box::new(UnixStream::connect(path).await?),
+        (Address::Tls { host, port }, Some(config)) => {
+            let name = crate::tls::server_name(host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+            Box::new(connector.connect(name, tcp(host, *port).await?).await?)
+        }
+        (Address::Tls { .. }, None) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS is not configured",
+            ))
+        }
+    };
+    Ok(Bounded {
+        inner,
+        scanner: ReplyScanner::default(),
+    })
+}
+
+async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect((host, port)).await?;
+    // Small request/reply round trips: Nagle's algorithm would only add latency.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl AsyncRead for Bounded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(
+                this.scanner
+                    .scan(&buf.filled()[before..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message)),
+            ),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Bounded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
