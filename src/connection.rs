@@ -1,9 +1,9 @@
 //! Opening Redis connections, the process-global pools that hold them, and running packed
 //! commands on a pooled connection. The blocking path's connections are ours (`wire.rs`); the
-//! async path's are redis-rs's multiplexed connections.
+//! async path's are redis-rs's multiplexed connections on our streams (`aio.rs`).
 
 use crate::aio;
-use crate::config::{Address, ConnectionOptions, ServerConfig, TlsOptions};
+use crate::config::{Address, ConnectionOptions, ServerConfig};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool, Pooled};
@@ -11,129 +11,48 @@ use crate::resp::Packed;
 use crate::wire::{io_kind, Conn, Endpoint};
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
-use redis::io::tcp::TcpSettings;
-use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
-    RedisConnectionInfo, TlsCertificates, Value,
-};
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Once};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 pub struct RedisConnector {
     server: ServerConfig,
     options: ConnectionOptions,
-    /// The blocking connections' TLS configuration (`rediss://` only).
+    /// The TLS configuration (`rediss://` only), for both paths' connections.
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// `AUTH` and `SELECT` for a new blocking connection, and how many commands that is.
+    /// `AUTH` and `SELECT` for a new blocking connection.
     setup: Packed,
-    /// redis-rs's client: the async path's connections and the client-side cache's listener.
-    client: redis::Client,
+    /// The same for redis-rs, which sets up the async path's connections.
+    settings: RedisConnectionInfo,
     /// The async path's one multiplexed connection to this server (per fork generation).
     multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
     /// How many times that connection was opened (again after each failure).
     multiplexed_opened: AtomicU64,
 }
 
-/// rustls needs a process-wide crypto provider; ours is ring, installed once.
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Err means another library installed one first: theirs serves us as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-fn read_pem(path: &Path, option: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::config(format!("{option} {}: {e}", path.display())))
-}
-
-/// The certificates to load, or None to trust the system's roots without a client certificate.
-fn tls_certificates(tls: &TlsOptions) -> Result<Option<TlsCertificates>> {
-    let client_tls = match (&tls.certfile, &tls.keyfile) {
-        (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read_pem(cert, "ssl_certfile")?,
-            client_key: read_pem(key, "ssl_keyfile")?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(Error::config(
-                "ssl_certfile and ssl_keyfile must be given together",
-            ))
-        }
-    };
-    let root_cert = tls
-        .ca_certs
-        .as_deref()
-        .map(|ca| read_pem(ca, "ssl_ca_certs"))
-        .transpose()?;
-    Ok(
-        (client_tls.is_some() || root_cert.is_some()).then_some(TlsCertificates {
-            client_tls,
-            root_cert,
-        }),
-    )
-}
-
 impl RedisConnector {
     pub fn new(server: ServerConfig, options: ConnectionOptions) -> Result<Self> {
-        let tls = &options.tls;
-        let addr = match &server.address {
-            Address::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
-            Address::Unix { path } => ConnectionAddr::Unix(path.clone()),
-            Address::Tls { host, port } => {
-                install_crypto_provider();
-                ConnectionAddr::TcpTls {
-                    host: host.clone(),
-                    port: *port,
-                    insecure: !tls.verify_peer,
-                    tls_params: None,
-                }
-            }
+        let tls = match server.address {
+            Address::Tls { .. } => Some(crate::tls::client_config(&options.tls)?),
+            _ => None,
         };
-        let mut redis_info = RedisConnectionInfo::default()
+        let mut settings = RedisConnectionInfo::default()
             .set_db(server.db)
             .set_skip_set_lib_name();
         if let Some(user) = &server.username {
-            redis_info = redis_info.set_username(user);
+            settings = settings.set_username(user);
         }
         if let Some(password) = &server.password {
-            redis_info = redis_info.set_password(password);
+            settings = settings.set_password(password);
         }
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| Error::config(format!("{server}: {e}")))?
-            .set_redis_settings(redis_info)
-            // Small request/reply round trips: Nagle's algorithm would only add latency.
-            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let config_error = |e: redis::RedisError| Error::config(format!("{server}: {e}"));
-        let mut info = info;
-        if matches!(server.address, Address::Tls { .. }) {
-            if let Some(certificates) = tls_certificates(tls)? {
-                let with_certs =
-                    redis::Client::build_with_tls(info, certificates).map_err(config_error)?;
-                info = with_certs.get_connection_info().clone();
-            }
-            if tls.verify_peer && !tls.verify_hostname {
-                let mut addr = info.addr().clone();
-                addr.set_danger_accept_invalid_hostnames(true);
-                info = info.set_addr(addr);
-            }
-        }
-        let client = redis::Client::open(info).map_err(config_error)?;
-        let tls = match server.address {
-            Address::Tls { .. } => Some(crate::tls::client_config(tls)?),
-            _ => None,
-        };
-        let setup = setup_request(&server);
         Ok(Self {
+            setup: setup_request(&server),
             server,
             options,
             tls,
-            setup,
-            client,
+            settings,
             multiplexed: ForkLocal::new(|| Mutex::new(None)),
             multiplexed_opened: AtomicU64::new(0),
         })
@@ -155,10 +74,10 @@ impl RedisConnector {
                 .map_err(|e| Error::new(io_kind(&e), format!("{describe}: {e}")))?;
             let config = AsyncConnectionConfig::new()
                 .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
-            let settings = self.client.get_connection_info().redis_settings();
-            let (conn, driver) = MultiplexedConnection::new_with_config(settings, stream, config)
-                .await
-                .map_err(|e| Error::from_redis(&e, &describe))?;
+            let (conn, driver) =
+                MultiplexedConnection::new_with_config(&self.settings, stream, config)
+                    .await
+                    .map_err(|e| Error::from_redis(&e, &describe))?;
             tokio::spawn(driver);
             Ok::<_, Error>(conn)
         };
@@ -214,31 +133,6 @@ fn setup_request(server: &ServerConfig) -> Packed {
         ]));
     }
     setup
-}
-
-impl RedisConnector {
-    /// A redis-rs blocking connection, for the client-side cache's invalidation listener
-    /// (redis-rs's pub/sub); the pools hold `wire::Conn`s.
-    pub fn connect_redis(&self) -> Result<redis::Connection> {
-        let connected = match self.options.effective_connect_timeout() {
-            Some(timeout) => self.client.get_connection_with_timeout(timeout),
-            None => self.client.get_connection(),
-        };
-        let conn = connected.map_err(|e| {
-            let mut err = Error::from_redis(&e, &self.describe());
-            if matches!(err.kind, ErrorKind::Response | ErrorKind::Protocol) {
-                // AUTH or SELECT refused: the connection is unusable, like a refused socket.
-                err.kind = ErrorKind::Connection;
-                err.message = format!("{}: {}", self.describe(), err.message);
-            }
-            err
-        })?;
-        let timeout = self.options.socket_timeout.filter(|t| !t.is_zero());
-        conn.set_read_timeout(timeout)
-            .and_then(|_| conn.set_write_timeout(timeout))
-            .map_err(|e| Error::from_redis(&e, &self.describe()))?;
-        Ok(conn)
-    }
 }
 
 impl Connector for RedisConnector {

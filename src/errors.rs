@@ -278,32 +278,28 @@ mod tests {
             host: host.into(),
             port,
         };
-        assert_eq!(
-            Refusal::parse("MOVED 3999 127.0.0.1:6381"),
-            Refusal::Moved(node("127.0.0.1", 6381))
-        );
-        assert_eq!(
-            Refusal::parse("ASK 3999 [::1]:7000"),
-            Refusal::Ask(node("::1", 7000))
-        );
-        assert_eq!(
-            Refusal::parse("TRYAGAIN Multiple keys request during rehashing of slot"),
-            Refusal::TryAgain
-        );
-        assert_eq!(
-            Refusal::parse("CLUSTERDOWN The cluster is down"),
-            Refusal::ClusterDown
-        );
-        assert_eq!(
-            Refusal::parse("READONLY You can't write against a read only replica."),
-            Refusal::ReadOnly
-        );
-        assert_eq!(
-            Refusal::parse("WRONGTYPE Operation against a key"),
-            Refusal::Other
-        );
-        // A redirect to a port out of range is never followed (70000 as u16 would be 4464).
-        assert_eq!(Refusal::parse("MOVED 1 10.0.0.1:70000"), Refusal::Other);
-        assert_eq!(Refusal::parse("ASK 1"), Refusal::Other);
+        let cases = [
+            (
+                "MOVED 3999 127.0.0.1:6381",
+                Refusal::Moved(node("127.0.0.1", 6381)),
+            ),
+            ("ASK 3999 [::1]:7000", Refusal::Ask(node("::1", 7000))),
+            (
+                "TRYAGAIN Multiple keys request during rehashing",
+                Refusal::TryAgain,
+            ),
+            ("CLUSTERDOWN The cluster is down", Refusal::ClusterDown),
+            (
+                "READONLY You can't write against a read only replica.",
+                Refusal::ReadOnly,
+            ),
+            ("WRONGTYPE Operation against a key", Refusal::Other),
+            // A redirect to a port out of range is never followed (70000 as u16 is 4464).
+            ("MOVED 1 10.0.0.1:70000", Refusal::Other),
+            ("ASK 1", Refusal::Other),
+        ];
+        for (message, refusal) in cases {
+            assert_eq!(Refusal::parse(message), refusal, "{message}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
 use crate::errors::Result;
 use crate::fork::{generation, ForkLocal};
+use crate::resp::Packed;
 use parking_lot::Mutex;
 use redis::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -329,42 +330,58 @@ fn listen(cache: Weak<LocalCache>, generation_plus_one: u64) {
 /// One tracking connection's life: set up, then evict what the server names until the
 /// connection fails (Err) or the cache is dropped (Ok).
 fn track(cache: &Arc<LocalCache>, weak: &Weak<LocalCache>) -> std::result::Result<(), String> {
-    let failed = |e: redis::RedisError| e.to_string();
-    let mut conn = cache
-        .pool
-        .connector()
-        .connect_redis()
-        .map_err(|e| e.message)?;
-    let id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query(&mut conn)
-        .map_err(failed)?;
-    let mut tracking = redis::cmd("CLIENT");
-    tracking
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("REDIRECT")
-        .arg(id)
-        .arg("BCAST");
+    use crate::pool::Connector;
+    let mut conn = cache.pool.connector().connect().map_err(|e| e.message)?;
+    let mut ask = |args: &[&[u8]]| -> std::result::Result<Value, String> {
+        let packed = Packed::command(args);
+        let reply = conn.exchange(packed.bytes(), 1).map_err(|e| e.message)?;
+        match reply.into_iter().next() {
+            Some(Value::ServerError(err)) => Err(crate::errors::Error::from_server(&err).message),
+            reply => Ok(reply.unwrap_or_default()),
+        }
+    };
+    let Value::Int(id) = ask(&[b"CLIENT", b"ID"])? else {
+        return Err("CLIENT ID did not answer an integer".into());
+    };
+    let id = id.to_string();
+    let mut tracking: Vec<&[u8]> = vec![
+        b"CLIENT",
+        b"TRACKING",
+        b"ON",
+        b"REDIRECT",
+        id.as_bytes(),
+        b"BCAST",
+    ];
     if let Some(prefix) = &cache.prefix {
-        tracking.arg("PREFIX").arg(prefix.as_slice());
+        tracking.extend([b"PREFIX".as_slice(), prefix.as_slice()]);
     }
-    tracking.query::<()>(&mut conn).map_err(failed)?;
-    let mut pubsub = conn.as_pubsub();
-    pubsub.subscribe("__redis__:invalidate").map_err(failed)?;
-    pubsub.set_read_timeout(Some(HEARTBEAT)).map_err(failed)?;
+    ask(&tracking)?;
+    ask(&[b"SUBSCRIBE", b"__redis__:invalidate"])?;
     cache.set_live(true);
+    // A PING sent in a quiet moment, not answered yet: the server must answer by the next.
+    let mut pinged = false;
     loop {
-        match pubsub.get_message() {
-            Ok(message) => cache.invalidated(message.get_payload().map_err(failed)?),
-            Err(e) if e.is_timeout() => {
+        match conn.listen(HEARTBEAT).map_err(|e| e.message)? {
+            Some(Value::Array(message)) => {
+                pinged = false;
+                // ["message", channel, payload]; the answer to PING is ["pong", ""].
+                if let Ok([Value::BulkString(kind), _, payload]) = <[Value; 3]>::try_from(message) {
+                    if kind == b"message" {
+                        cache.invalidated(payload);
+                    }
+                }
+            }
+            Some(_) => pinged = false,
+            None if pinged => return Err("the server did not answer PING".into()),
+            None => {
                 // Quiet: is the cache still wanted, and the server still there?
                 if weak.strong_count() <= 1 {
                     return Ok(()); // only this thread holds it
                 }
-                let _: Value = pubsub.ping().map_err(failed)?;
+                conn.send(Packed::command(&[b"PING"]).bytes())
+                    .map_err(|e| e.message)?;
+                pinged = true;
             }
-            Err(e) => return Err(failed(e)),
         }
     }
 }

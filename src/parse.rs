@@ -73,6 +73,21 @@ fn protocol(why: impl std::fmt::Display) -> Error {
     )
 }
 
+/// Whether a reply of this many values and bytes (so far) is within the bounds.
+fn within_bounds(elements: usize, bytes: usize) -> Result<()> {
+    if elements > MAX_REPLY_ELEMENTS {
+        return Err(protocol(format!(
+            "over {MAX_REPLY_ELEMENTS} values in one reply, the limit"
+        )));
+    }
+    if bytes > MAX_REPLY_BYTES {
+        return Err(protocol(format!(
+            "over {MAX_REPLY_BYTES} bytes in one reply, the limit"
+        )));
+    }
+    Ok(())
+}
+
 fn number(line: &[u8]) -> Result<i64> {
     std::str::from_utf8(line)
         .ok()
@@ -141,17 +156,7 @@ impl ReplyReader {
     fn count(&mut self, elements: usize, bytes: usize) -> Result<()> {
         self.elements = self.elements.saturating_add(elements);
         self.bytes = self.bytes.saturating_add(bytes);
-        if self.elements > MAX_REPLY_ELEMENTS {
-            return Err(protocol(format!(
-                "over {MAX_REPLY_ELEMENTS} values in one reply, the limit"
-            )));
-        }
-        if self.bytes > MAX_REPLY_BYTES {
-            return Err(protocol(format!(
-                "over {MAX_REPLY_BYTES} bytes in one reply, the limit"
-            )));
-        }
-        Ok(())
+        within_bounds(self.elements, self.bytes)
     }
 
     /// The next value or aggregate header at the start of `buf`, with the bytes it spans.
@@ -320,17 +325,7 @@ impl ReplyScanner {
                 )))
             }
         }
-        if self.elements > MAX_REPLY_ELEMENTS {
-            return Err(protocol(format!(
-                "over {MAX_REPLY_ELEMENTS} values in one reply, the limit"
-            )));
-        }
-        if self.bytes > MAX_REPLY_BYTES {
-            return Err(protocol(format!(
-                "over {MAX_REPLY_BYTES} bytes in one reply, the limit"
-            )));
-        }
-        Ok(())
+        within_bounds(self.elements, self.bytes)
     }
 
     /// A value ended: close the aggregates it completes; at the end of a reply, start afresh.

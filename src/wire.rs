@@ -198,6 +198,21 @@ impl Conn {
         })
     }
 
+    /// Wait up to `wait` for one message the server sends unasked (pub/sub): None when none
+    /// began to arrive, and the connection stays usable.
+    pub fn listen(&mut self, wait: Duration) -> Result<Option<Value>> {
+        self.deadline = Some(Instant::now() + wait);
+        let idle = self.start == self.end;
+        match self.receive(1) {
+            Ok(mut messages) => Ok(messages.pop()),
+            Err(err) if err.kind == ErrorKind::Timeout && idle && self.start == self.end => {
+                self.open = true;
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Whether the connection may be used again (no failure met, nothing unread).
     pub fn is_open(&self) -> bool {
         self.open && self.start == self.end

@@ -226,78 +226,78 @@ impl Shared {
         write: bool,
         build: impl Fn(&[usize]) -> Packed,
     ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
-        let result = self.fan_out(t, keys, write, build).await;
+        // One block, so that every way out of it passes the local cache's eviction below.
+        let result = async {
+            let mut retries = Retries::new(self);
+            let mut done = Vec::new();
+            // The keys to route (again), and the batches to send to the node an `ASK` named.
+            let mut todo: Vec<usize> = (0..keys.len()).collect();
+            let mut asked: Vec<(Pool, Vec<usize>)> = Vec::new();
+            loop {
+                let mut requests = Vec::new();
+                if !todo.is_empty() {
+                    for (pool, batches) in
+                        t.routing(self, || self.topology.group(keys, &todo, write))?
+                    {
+                        for batch in batches {
+                            let packed = build(&batch);
+                            NodeRequest::add(
+                                &mut requests,
+                                Arc::clone(&pool),
+                                batch,
+                                packed,
+                                false,
+                            );
+                        }
+                    }
+                }
+                for (pool, batch) in asked.drain(..) {
+                    let packed = build(&batch);
+                    NodeRequest::add(&mut requests, pool, batch, packed, true);
+                }
+                let sends: Vec<_> = requests
+                    .iter()
+                    .map(|r| (r.pool.as_ref(), &r.packed))
+                    .collect();
+                let started = Instant::now();
+                let results = t.send_each(&sends).await;
+                todo.clear();
+                let mut pause = Duration::ZERO;
+                for (request, result) in requests.into_iter().zip(results) {
+                    let ok = matches!(&result, Ok(replies) if checked_ok(replies));
+                    self.metrics
+                        .record(request.packed.name(), started.elapsed(), ok);
+                    for (batch, outcome) in request.split(result) {
+                        let err = match outcome {
+                            Ok(replies) => {
+                                done.push((batch, replies));
+                                continue;
+                            }
+                            Err(err) => err,
+                        };
+                        match retries.after(self, t, &err)? {
+                            Some(Retry::Ask(target)) => asked.push((target, batch)),
+                            Some(Retry::After(wait)) => {
+                                pause = pause.max(wait);
+                                todo.extend(batch);
+                            }
+                            // The other nodes' replies were read: no connection is left mid-reply.
+                            Some(Retry::No) | None => return Err(err),
+                        }
+                    }
+                }
+                if todo.is_empty() && asked.is_empty() {
+                    return Ok(done);
+                }
+                t.pause(pause).await;
+                retries.attempt += 1;
+            }
+        }
+        .await;
         if write {
             self.wrote(keys);
         }
         result
-    }
-
-    async fn fan_out<K: AsRef<[u8]>>(
-        &self,
-        t: &impl Transport,
-        keys: &[K],
-        write: bool,
-        build: impl Fn(&[usize]) -> Packed,
-    ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
-        let mut retries = Retries::new(self);
-        let mut done = Vec::new();
-        // The keys to route (again), and the batches to send to the node an `ASK` named.
-        let mut todo: Vec<usize> = (0..keys.len()).collect();
-        let mut asked: Vec<(Pool, Vec<usize>)> = Vec::new();
-        loop {
-            let mut requests = Vec::new();
-            if !todo.is_empty() {
-                for (pool, batches) in
-                    t.routing(self, || self.topology.group(keys, &todo, write))?
-                {
-                    for batch in batches {
-                        let packed = build(&batch);
-                        NodeRequest::add(&mut requests, Arc::clone(&pool), batch, packed, false);
-                    }
-                }
-            }
-            for (pool, batch) in asked.drain(..) {
-                let packed = build(&batch);
-                NodeRequest::add(&mut requests, pool, batch, packed, true);
-            }
-            let sends: Vec<_> = requests
-                .iter()
-                .map(|r| (r.pool.as_ref(), &r.packed))
-                .collect();
-            let started = Instant::now();
-            let results = t.send_each(&sends).await;
-            todo.clear();
-            let mut pause = Duration::ZERO;
-            for (request, result) in requests.into_iter().zip(results) {
-                let ok = matches!(&result, Ok(replies) if checked_ok(replies));
-                self.metrics
-                    .record(request.packed.name(), started.elapsed(), ok);
-                for (batch, outcome) in request.split(result) {
-                    let err = match outcome {
-                        Ok(replies) => {
-                            done.push((batch, replies));
-                            continue;
-                        }
-                        Err(err) => err,
-                    };
-                    match retries.after(self, t, &err)? {
-                        Some(Retry::Ask(target)) => asked.push((target, batch)),
-                        Some(Retry::After(wait)) => {
-                            pause = pause.max(wait);
-                            todo.extend(batch);
-                        }
-                        // The other nodes' replies were read: no connection is left mid-reply.
-                        Some(Retry::No) | None => return Err(err),
-                    }
-                }
-            }
-            if todo.is_empty() && asked.is_empty() {
-                return Ok(done);
-            }
-            t.pause(pause).await;
-            retries.attempt += 1;
-        }
     }
 }
 
