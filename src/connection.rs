@@ -325,11 +325,6 @@ pub async fn arun(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
     record(pool, aattempt(pool.connector(), packed).await)
 }
 
-/// `run_all` on the server's multiplexed connection.
-pub async fn arun_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    checked(arun(pool, packed).await?)
-}
-
 async fn aattempt(connector: &RedisConnector, packed: &Packed) -> Result<Vec<Value>> {
     let (conn, opened) = connector.multiplexed().await?;
     match aexchange(connector, conn, packed).await {
@@ -361,18 +356,4 @@ async fn aexchange(
         }
         err
     })
-}
-
-/// One command, one reply; a server error reply becomes `ErrorKind::Response`.
-pub fn run_one(pool: &RedisPool, packed: &Packed) -> Result<Value> {
-    let reply = run(pool, packed)?.pop().unwrap_or(Value::Nil);
-    match server_error(&reply) {
-        Some(err) => Err(err),
-        None => Ok(reply),
-    }
-}
-
-/// Several commands in one round trip; the first server error, if any, is returned.
-pub fn run_all(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
-    checked(run(pool, packed)?)
 }

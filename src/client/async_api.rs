@@ -1,13 +1,11 @@
 //! The same commands, awaited on the runtime.
 
 use super::commands::*;
+use super::drive::Awaiting;
 use super::keys::*;
 use super::transport::ManyLookup;
 use super::Client;
-use crate::connection::arun_all;
-use crate::errors::{Error, ErrorKind};
 use crate::reply::{self, Reply};
-use crate::resp::Packed;
 use crate::runtime::{awaitable, settled};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -145,18 +143,7 @@ impl Client {
     /// `clear`, as an awaitable: FLUSHDB on every primary.
     fn aclear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let shared = Arc::clone(&self.shared);
-        let work = async move {
-            let flushed = async {
-                for pool in shared.routing(|| shared.topology.primaries())? {
-                    let packed = Packed::command(&[b"FLUSHDB"]);
-                    shared.ametered(&packed, arun_all(&pool, &packed)).await?;
-                }
-                Ok::<(), Error>(())
-            }
-            .await;
-            shared.wrote_all();
-            flushed
-        };
+        let work = async move { shared.clear_on(&Awaiting).await };
         awaitable(py, work, |py, ()| Ok(py.None()))
     }
 
@@ -166,18 +153,8 @@ impl Client {
         py: Python<'py>,
         pattern: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (shared, packed) = (
-            Arc::clone(&self.shared),
-            Packed::command(&[b"KEYS", &arg(pattern)?]),
-        );
-        let work = async move {
-            let mut all = Vec::new();
-            for pool in shared.routing(|| shared.topology.primaries())? {
-                let replies = shared.ametered(&packed, arun_all(&pool, &packed)).await?;
-                all.extend(replies.into_iter().flat_map(keys_of));
-            }
-            Ok(all)
-        };
+        let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
+        let work = async move { shared.keys_on(&Awaiting, &pattern).await };
         awaitable(py, work, |py, keys| keys.into_py_any(py))
     }
 
@@ -191,33 +168,12 @@ impl Client {
         count: Option<i64>,
         node: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let shared = Arc::clone(&self.shared);
-        let packed = scan_command(
-            cursor.to_string().as_bytes(),
-            &arg(pattern)?,
-            count.unwrap_or(10).max(1),
-        );
+        let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
+        let count = count.unwrap_or(10).max(1);
         let work = async move {
-            let primaries = shared.routing(|| shared.topology.primaries())?;
-            let pool = primaries
-                .get(node)
-                .ok_or_else(|| Error::new(ErrorKind::Response, "no such node"))?;
-            let reply = shared
-                .ametered(&packed, arun_all(pool, &packed))
-                .await?
-                .pop()
-                .unwrap_or(Value::Nil);
-            let (next, keys) = scan_reply(reply)?;
-            let next: u64 = std::str::from_utf8(&next)
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            Ok((
-                next,
-                keys.iter()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .collect::<Vec<_>>(),
-            ))
+            shared
+                .scan_on(&Awaiting, cursor, &pattern, count, node)
+                .await
         };
         awaitable(py, work, |py, page| page.into_py_any(py))
     }
@@ -231,24 +187,8 @@ impl Client {
         itersize: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (shared, pattern) = (Arc::clone(&self.shared), arg(pattern)?.into_owned());
-        let flusher = Arc::clone(&self.shared);
         let count = itersize.unwrap_or(1000).max(1);
-        let work = async move {
-            let mut deleted = 0u64;
-            for pool in shared.routing(|| shared.topology.primaries())? {
-                let mut deletion = PatternDeletion::new(&pattern, count);
-                while let Some(packed) = shared.routing(|| deletion.request(&shared.topology))? {
-                    deletion.absorb(shared.ametered(&packed, arun_all(&pool, &packed)).await?)?;
-                }
-                deleted += deletion.deleted;
-            }
-            Ok(deleted)
-        };
-        let work = async move {
-            let deleted = work.await;
-            flusher.wrote_all();
-            deleted
-        };
+        let work = async move { shared.delete_pattern_on(&Awaiting, &pattern, count).await };
         awaitable(py, work, |py, deleted| deleted.into_py_any(py))
     }
 

@@ -1,14 +1,12 @@
 //! The Django cache API and the raw `execute`, sync.
 
 use super::commands::*;
+use super::drive::{blocking, Blocking};
 use super::keys::*;
 use super::transport::ManyLookup;
 use super::Client;
 use crate::codec::Encoded;
-use crate::connection::{run_all, run_one};
-use crate::errors::Result;
 use crate::reply::{self, Reply};
-use crate::resp::Packed;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use redis::Value;
@@ -180,21 +178,8 @@ impl Client {
         pattern: &Bound<'_, PyAny>,
         itersize: Option<i64>,
     ) -> PyResult<u64> {
-        let pattern = arg(pattern)?.into_owned();
-        let count = itersize.unwrap_or(1000).max(1);
-        let deleted = py.detach(|| -> Result<u64> {
-            let mut deleted = 0;
-            for pool in self.topology.primaries()? {
-                let mut deletion = PatternDeletion::new(&pattern, count);
-                while let Some(packed) = deletion.request(&self.topology)? {
-                    deletion.absorb(self.metered(&packed, || run_all(&pool, &packed))?)?;
-                }
-                deleted += deletion.deleted;
-            }
-            Ok(deleted)
-        });
-        self.wrote_all();
-        Ok(deleted?)
+        let (pattern, count) = (arg(pattern)?, itersize.unwrap_or(1000).max(1));
+        Ok(py.detach(|| blocking(self.delete_pattern_on(&Blocking, &pattern, count)))?)
     }
 
     /// One SCAN page on primary `node`: (next cursor, keys). Cursor 0 starts and ends.
@@ -207,32 +192,8 @@ impl Client {
         count: Option<i64>,
         node: usize,
     ) -> PyResult<(u64, Vec<String>)> {
-        let pattern = arg(pattern)?.into_owned();
-        let pool = self
-            .primaries(py)?
-            .into_iter()
-            .nth(node)
-            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such node"))?;
-        let cursor = cursor.to_string();
-        let (next, keys) = py.detach(|| {
-            scan_page(
-                self,
-                &pool,
-                cursor.as_bytes(),
-                &pattern,
-                count.unwrap_or(10).max(1),
-            )
-        })?;
-        let next = std::str::from_utf8(&next)
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Ok((
-            next,
-            keys.iter()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect(),
-        ))
+        let (pattern, count) = (arg(pattern)?, count.unwrap_or(10).max(1));
+        Ok(py.detach(|| blocking(self.scan_on(&Blocking, cursor, &pattern, count, node)))?)
     }
 
     /// How many primaries hold keys (SCAN each of them).
@@ -244,27 +205,12 @@ impl Client {
     /// KEYS on every primary.
     fn keys(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         let pattern = arg(pattern)?;
-        let mut all = Vec::new();
-        for pool in self.primaries(py)? {
-            let packed = Packed::command(&[b"KEYS", &pattern]);
-            all.extend(keys_of(
-                py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?,
-            ));
-        }
-        Ok(all)
+        Ok(py.detach(|| blocking(self.keys_on(&Blocking, &pattern)))?)
     }
 
     /// FLUSHDB on every primary.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        let flushed = (|| -> Result<()> {
-            for pool in self.primaries(py)? {
-                let packed = Packed::command(&[b"FLUSHDB"]);
-                py.detach(|| self.metered(&packed, || run_one(&pool, &packed)))?;
-            }
-            Ok(())
-        })();
-        self.wrote_all();
-        Ok(flushed?)
+        Ok(py.detach(|| blocking(self.clear_on(&Blocking)))?)
     }
 
     // ---- everything else: one generic path -------------------------------------------------

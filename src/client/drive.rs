@@ -176,6 +176,21 @@ impl NodeRequest {
 }
 
 impl Shared {
+    /// One request to one node, timed and counted in this cache's metrics (every request the
+    /// client sends is counted: here, or by the fan-out below); its replies checked.
+    pub(super) async fn sent(
+        &self,
+        t: &impl Transport,
+        pool: &RedisPool,
+        packed: &Packed,
+    ) -> Result<Vec<Value>> {
+        let started = Instant::now();
+        let result = t.send(pool, packed).await.and_then(checked);
+        self.metrics
+            .record(packed.name(), started.elapsed(), result.is_ok());
+        result
+    }
+
     /// Run `packed` on the node `select` names, through redirects and retries; the replies
     /// are checked (the first error reply is the call's error).
     pub(super) async fn route_on(
@@ -188,12 +203,7 @@ impl Shared {
         let mut pool = t.routing(self, &select)?;
         let mut asking: Option<Packed> = None;
         loop {
-            let started = Instant::now();
-            let sent = asking.as_ref().unwrap_or(packed);
-            let result = t.send(&pool, sent).await.and_then(checked);
-            self.metrics
-                .record(packed.name(), started.elapsed(), result.is_ok());
-            let err = match result {
+            let err = match self.sent(t, &pool, asking.as_ref().unwrap_or(packed)).await {
                 Ok(replies) if asking.is_some() => return Ok(asked_replies(replies)),
                 Ok(replies) => return Ok(replies),
                 Err(err) => err,

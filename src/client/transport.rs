@@ -16,9 +16,7 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 use redis::Value;
 use std::borrow::Cow;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// get_many's first half, shared by the sync and async forms: the keys made, the values the
 /// local cache holds already decoded into `found`, and what is left to ask Redis for.
@@ -159,32 +157,6 @@ impl Shared {
             }
             other => reply::raw(py, other),
         }
-    }
-
-    /// Send a request with `send`, timed and counted in this cache's metrics. Every request
-    /// the client sends goes through here or `ametered`.
-    pub(super) fn metered<T>(
-        &self,
-        packed: &Packed,
-        send: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        let started = Instant::now();
-        let result = send();
-        self.metrics
-            .record(packed.name(), started.elapsed(), result.is_ok());
-        result
-    }
-
-    pub(super) async fn ametered<T>(
-        &self,
-        packed: &Packed,
-        send: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let started = Instant::now();
-        let result = send.await;
-        self.metrics
-            .record(packed.name(), started.elapsed(), result.is_ok());
-        result
     }
 
     /// Runs `route` on a runtime worker. Routing usually answers from memory; when the
