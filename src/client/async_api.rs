@@ -219,12 +219,7 @@ impl Client {
         let found = found.unbind();
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            let results = shared
-                .aper_node(&asked, false, |batch| {
-                    shared.get_many_request(batch, &asked)
-                })
-                .await?;
-            let got = shared.got_many(results, &asked, &epochs)?;
+            let got = shared.get_many_on(&Awaiting, &asked, &epochs).await?;
             Ok((got, asked))
         };
         let decoder = Arc::clone(&self.shared);
@@ -260,8 +255,9 @@ impl Client {
             .collect::<PyResult<_>>()?;
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            let build = |batch: &[usize]| set_many_request(batch, &keys, &values, timeout_ms);
-            shared.aper_node(&keys, true, build).await
+            shared
+                .set_many_on(&Awaiting, &keys, &values, timeout_ms)
+                .await
         };
         awaitable(py, work, |py, _| Ok(py.None()))
     }
@@ -279,18 +275,7 @@ impl Client {
             .map(|(_, made)| made.into_owned())
             .collect();
         let shared = Arc::clone(&self.shared);
-        let work = async move {
-            shared
-                .aper_node(&keys, true, |batch| on_batch(b"DEL", batch, &keys))
-                .await
-        };
-        awaitable(py, work, |py, results| {
-            let deleted: i64 = results
-                .iter()
-                .flat_map(|(_, values)| values)
-                .map(int_of)
-                .sum();
-            Ok(deleted.into_pyobject(py)?.into_any().unbind())
-        })
+        let work = async move { shared.delete_many_on(&Awaiting, &keys).await };
+        awaitable(py, work, |py, deleted| deleted.into_py_any(py))
     }
 }

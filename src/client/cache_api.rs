@@ -94,10 +94,8 @@ impl Client {
             return Ok(found);
         }
         let asked: Vec<&[u8]> = misses.iter().map(|&i| made[i].as_ref()).collect();
-        let results = self.per_node(py, &asked, false, |batch| {
-            self.get_many_request(batch, &asked)
-        })?;
-        for (j, data) in self.got_many(results, &asked, &epochs)? {
+        let got = py.detach(|| blocking(self.get_many_on(&Blocking, &asked, &epochs)))?;
+        for (j, data) in got {
             let i = misses[j];
             found.set_item(&callers[i], self.codec.decode(py, &data, &made[i])?)?;
         }
@@ -128,10 +126,7 @@ impl Client {
             .collect::<PyResult<_>>()?;
         // The bytes, readable with the GIL released (the objects stay alive in `encoded`).
         let values: Vec<&[u8]> = encoded.iter().map(Encoded::as_bytes).collect();
-        self.per_node(py, &made, true, |batch| {
-            set_many_request(batch, &made, &values, timeout_ms)
-        })?;
-        Ok(())
+        Ok(py.detach(|| blocking(self.set_many_on(&Blocking, &made, &values, timeout_ms)))?)
     }
 
     /// With `version`, `keys` are the caller's (made here).
@@ -149,12 +144,7 @@ impl Client {
         if made.is_empty() {
             return Ok(0);
         }
-        let replies = self.per_node(py, &made, true, |batch| on_batch(b"DEL", batch, &made))?;
-        Ok(replies
-            .iter()
-            .flat_map(|(_, values)| values)
-            .map(int_of)
-            .sum())
+        Ok(py.detach(|| blocking(self.delete_many_on(&Blocking, &made)))?)
     }
 
     /// INCRBY, atomically refusing a missing key unless `ignore_key_check`. Returns None for a

@@ -7,6 +7,7 @@ mod cache_api;
 mod commands;
 mod drive;
 mod keys;
+mod many;
 mod node_wide;
 mod transport;
 

@@ -6,7 +6,7 @@ use super::drive::{blocking, Awaiting, Blocking};
 use super::keys::call_keys;
 use super::{Client, Shared};
 use crate::connection::RedisPool;
-use crate::errors::{Error, ErrorKind, Result};
+use crate::errors::Result;
 use crate::local::Lookup;
 use crate::reply;
 use crate::resp::Packed;
@@ -95,49 +95,6 @@ impl Shared {
         value
     }
 
-    /// get_many's request for a batch of keys: MGET; with a local cache, then a PTTL per key
-    /// for the values it will keep.
-    pub(super) fn get_many_request<K: AsRef<[u8]>>(&self, batch: &[usize], keys: &[K]) -> Packed {
-        let mut packed = on_batch(b"MGET", batch, keys);
-        if self.local.is_some() {
-            for &i in batch {
-                packed.extend(&Packed::command(&[b"PTTL", keys[i].as_ref()]));
-            }
-        }
-        packed
-    }
-
-    /// get_many's replies, per batch: (key index, value) for the keys found, the values
-    /// offered to the local cache with their PTTLs and `epochs`; counted as hits and misses.
-    pub(super) fn got_many<K: AsRef<[u8]>>(
-        &self,
-        results: Vec<(Vec<usize>, Vec<Value>)>,
-        keys: &[K],
-        epochs: &[Option<u64>],
-    ) -> Result<Vec<(usize, Vec<u8>)>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for (batch, replies) in results {
-            let mut replies = replies.into_iter();
-            let Some(Value::Array(values)) = replies.next() else {
-                return Err(Error::new(ErrorKind::Protocol, "unexpected MGET reply"));
-            };
-            for (i, value) in batch.into_iter().zip(values) {
-                // With a local cache, the PTTLs follow the MGET: a key each, in batch order.
-                let pttl = self.local.as_ref().and_then(|_| replies.next());
-                let Value::BulkString(data) = value else {
-                    continue;
-                };
-                if let (Some(local), Some(pttl), Some(epoch)) = (&self.local, pttl, epochs[i]) {
-                    local.offer(keys[i].as_ref(), &data, int_of(&pttl), epoch);
-                }
-                found.push((i, data));
-            }
-        }
-        self.metrics.hits(found.len() as u64);
-        self.metrics.misses((keys.len() - found.len()) as u64);
-        Ok(found)
-    }
-
     /// A GET's reply as the caller's value (or `default`), counted as a hit or a miss.
     pub(super) fn found(
         &self,
@@ -177,16 +134,6 @@ impl Shared {
         packed: &Packed,
     ) -> Result<Vec<Value>> {
         self.route_on(&Awaiting, select, packed).await
-    }
-
-    /// `Client::per_node` on the runtime (`build` uses owned data: the work outlives the call).
-    pub(super) async fn aper_node(
-        &self,
-        keys: &[Vec<u8>],
-        write: bool,
-        build: impl Fn(&[usize]) -> Packed,
-    ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
-        self.per_node_on(&Awaiting, keys, write, build).await
     }
 }
 
@@ -278,18 +225,6 @@ impl Client {
             Ok(read(replies?))
         };
         awaitable(py, work, |py, value| value.into_py_any(py))
-    }
-
-    /// A request per node holding some of `keys`, sent to all nodes at once with the GIL
-    /// released (see `Shared::per_node_on`).
-    pub(super) fn per_node<K: AsRef<[u8]> + Sync>(
-        &self,
-        py: Python<'_>,
-        keys: &[K],
-        write: bool,
-        build: impl Fn(&[usize]) -> Packed + Sync,
-    ) -> Result<Vec<(Vec<usize>, Vec<Value>)>> {
-        py.detach(|| blocking(self.per_node_on(&Blocking, keys, write, &build)))
     }
 
     /// The nodes that own keys, found with the GIL released.
