@@ -163,16 +163,6 @@ const IGNORED_QUERY_PARAMS: &[&str] = &[
     "single_connection_client",
 ];
 
-/// Split a `LOCATION` string on commas (django-redis accepts `"redis://a,redis://b"`).
-pub fn split_locations(location: &str) -> Vec<String> {
-    location
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// A URL with its password replaced, for error messages.
 pub fn redact(url: &str) -> String {
     let without_userinfo = match url::Url::parse(url) {
@@ -495,14 +485,6 @@ mod tests {
             assert!(err.message.contains(needle), "{url}: {}", err.message);
             assert!(!err.message.contains("pw"), "{url}: {}", err.message);
         }
-    }
-
-    #[test]
-    fn split_on_commas() {
-        assert_eq!(
-            split_locations("redis://a, redis://b,"),
-            vec!["redis://a", "redis://b"]
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::config::{Address, ConnectionOptions, ServerConfig};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool, Pooled};
+use crate::resend::repeatable;
 use crate::resp::Packed;
 use crate::wire::{io_kind, Conn, Endpoint};
 use parking_lot::Mutex;
@@ -262,7 +263,7 @@ fn settle(
     match result {
         Err(err) if reused && err.kind == ErrorKind::Connection => {
             pool.discard_idle();
-            if packed.repeatable() {
+            if repeatable(packed) {
                 attempt(pool, packed, false)
             } else {
                 record(pool, Err(err))
@@ -328,7 +329,7 @@ pub async fn arun(pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
 async fn aattempt(connector: &RedisConnector, packed: &Packed) -> Result<Vec<Value>> {
     let (conn, opened) = connector.multiplexed().await?;
     match aexchange(connector, conn, packed).await {
-        Err(err) if !opened && err.kind == ErrorKind::Connection && packed.repeatable() => {
+        Err(err) if !opened && err.kind == ErrorKind::Connection && repeatable(packed) => {
             let (conn, _) = connector.multiplexed().await?;
             aexchange(connector, conn, packed).await
         }

@@ -233,7 +233,7 @@ mod fuzz {
     //! Bytes off the wire, valid RESP or not, through redis-rs's parser and every reply shape
     //! with every codec: an answer or a Python exception, never a panic.
     use super::*;
-    use crate::codec::compress::{Kind, NativeCompressor};
+    use crate::codec::compress::Kind;
     use crate::codec::serialize::Serializer;
     use crate::codec::Compressor;
     use proptest::prelude::*;
@@ -248,7 +248,7 @@ mod fuzz {
             Just(PICKLED.to_vec()),
             Just(b"{\"a\": [1, 2.5, null, \"x\"]}".to_vec()),
             Just(b"\x82\xa1a\x01\xa1b\x93\x01\x02\xc0".to_vec()),
-            Just(NativeCompressor::new(Kind::Zstd).compress(&[b'x'; 100])),
+            Just(crate::codec::compress::compressor(Kind::Zstd).compress(&[b'x'; 100])),
             any::<i64>().prop_map(|n| n.to_string().into_bytes()),
             Just(b"3.25".to_vec()),
         ]
@@ -325,7 +325,7 @@ mod fuzz {
         for serializer in serializers() {
             all.push(Codec {
                 serializer,
-                compressor: Compressor::Native(NativeCompressor::new(Kind::Zstd)),
+                compressor: Compressor::Native(crate::codec::compress::compressor(Kind::Zstd)),
             });
         }
         all

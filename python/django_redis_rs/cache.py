@@ -123,6 +123,7 @@ class _Refused:
 class RedisCache(BaseCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
+        # django-redis's attributes: code written for it reads LOCATION and the settings here.
         self._server = server
         self._params = params
         options = params.get("OPTIONS") or {}

@@ -342,7 +342,6 @@ class ClientOptions:
 
     native_kwargs: dict[str, Any] = field(default_factory=dict)
     close_connection: bool = False
-    replica_read_only: bool = True
     reverse_key: Callable[[str], str] = _reverse_key
     clear_scope: str = "database"
     # Seconds a get_or_set waits for another caller computing the same key; None: no
@@ -422,7 +421,6 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
     return ClientOptions(
         native_kwargs=kwargs,
         close_connection=bool(close),
-        replica_read_only=bool(options.get("REPLICA_READ_ONLY", True)),
         reverse_key=reverse_key,
         clear_scope=clear_scope,
         single_flight_timeout=flight_timeout if single_flight else None,

@@ -1,9 +1,9 @@
 //! The same commands, awaited on the runtime.
 
+use super::cache_keys::*;
 use super::commands::*;
-use super::drive::Awaiting;
-use super::keys::*;
-use super::transport::ManyLookup;
+use super::key_commands::ManyLookup;
+use super::routing::Awaiting;
 use super::Client;
 use crate::reply::{self, Reply};
 use crate::runtime::{awaitable, settled};

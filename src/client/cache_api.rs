@@ -1,9 +1,9 @@
 //! The Django cache API and the raw `execute`, sync.
 
+use super::cache_keys::*;
 use super::commands::*;
-use super::drive::{blocking, Blocking};
-use super::keys::*;
-use super::transport::ManyLookup;
+use super::key_commands::ManyLookup;
+use super::routing::{blocking, Blocking};
 use super::Client;
 use crate::codec::Encoded;
 use crate::reply::{self, Reply};

@@ -1,7 +1,7 @@
 //! Command descriptions, shared by the sync and async transports: what to send, and how to
 //! read the replies.
 
-use super::keys::*;
+use super::cache_keys::*;
 use crate::resp::Packed;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

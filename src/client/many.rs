@@ -1,9 +1,9 @@
 //! The multi-key operations — `get_many`, `set_many`, `delete_many` — each described once,
-//! as async code over a `Transport` (see `drive.rs`), for the sync and the async API alike.
+//! as async code over a `Transport` (see `routing.rs`), for the sync and the async API alike.
 //! The Python-facing halves (making keys, encoding and decoding values) stay in the API files.
 
 use super::commands::{int_of, on_batch, set_many_request};
-use super::drive::Transport;
+use super::routing::Transport;
 use super::Shared;
 use crate::errors::{Error, ErrorKind, Result};
 use crate::resp::Packed;

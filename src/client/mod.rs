@@ -4,23 +4,23 @@
 
 mod async_api;
 mod cache_api;
+mod cache_keys;
 mod commands;
-mod drive;
-mod keys;
+mod key_commands;
 mod many;
 mod node_wide;
-mod transport;
+mod routing;
 
-use keys::*;
+use cache_keys::*;
 
 use crate::breaker::{BreakerConfig, State as BreakerState};
+use crate::client_side_cache::{shared_local, LocalCache, LocalConfig};
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor};
 use crate::config::{
     duration_from_secs, parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions,
 };
 use crate::errors::Error;
-use crate::local::{shared_local, LocalCache, LocalConfig};
 use crate::metrics::Metrics;
 use crate::reply;
 use crate::resp::Packed;

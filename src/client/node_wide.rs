@@ -1,9 +1,9 @@
 //! Operations on every primary — `keys`, `clear`, `scan` pages, `delete_pattern` — each
-//! described once, as async code over a `Transport` (see `drive.rs`), for the sync and the
+//! described once, as async code over a `Transport` (see `routing.rs`), for the sync and the
 //! async API alike.
 
 use super::commands::{int_of, on_batch};
-use super::drive::Transport;
+use super::routing::Transport;
 use super::Shared;
 use crate::connection::RedisPool;
 use crate::errors::{Error, ErrorKind, Result};

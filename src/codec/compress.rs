@@ -9,9 +9,6 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 use std::cell::RefCell;
 use std::io::{Read, Write};
 
-/// Redis refuses strings over 512 MB, so no stored value legitimately inflates beyond that.
-pub const DEFAULT_MAX_DECOMPRESSED: usize = 512 * 1024 * 1024;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Zlib,
@@ -42,17 +39,6 @@ impl Kind {
             Kind::Zstd => "zstd",
         }
     }
-
-    /// django-redis's defaults: (level, minimum length).
-    pub fn defaults(self) -> (i32, usize) {
-        match self {
-            Kind::Zlib => (6, 15),
-            Kind::Gzip => (9, 15), // gzip.compress's default level
-            Kind::Lzma => (4, 100),
-            Kind::Lz4 => (0, 15),
-            Kind::Zstd => (3, 15),
-        }
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -73,16 +59,6 @@ pub struct NativeCompressor {
 }
 
 impl NativeCompressor {
-    pub fn new(kind: Kind) -> Self {
-        let (level, min_length) = kind.defaults();
-        Self {
-            kind,
-            level,
-            min_length,
-            max_decompressed: DEFAULT_MAX_DECOMPRESSED,
-        }
-    }
-
     /// Check the level against what the format accepts.
     pub fn validate(&self) -> Result<(), String> {
         let (low, high) = match self.kind {
@@ -316,6 +292,18 @@ fn bounded(decoder: impl Read, max: usize, capacity: usize) -> Result<Vec<u8>, D
     Ok(out)
 }
 
+/// A compressor at its format's fastest level, with django-redis's usual minimum length
+/// and Redis's largest value as the bound (the Python classes hold the real defaults).
+#[cfg(test)]
+pub(crate) fn compressor(kind: Kind) -> NativeCompressor {
+    NativeCompressor {
+        kind,
+        level: if kind == Kind::Lz4 { 0 } else { 1 },
+        min_length: 15,
+        max_decompressed: 512 * 1024 * 1024,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,7 +319,7 @@ mod tests {
     #[test]
     fn round_trips_and_shrinks() {
         for kind in ALL {
-            let c = NativeCompressor::new(kind);
+            let c = compressor(kind);
             let data = sample(100_000);
             let packed = c.compress(&data);
             assert!(packed.len() < data.len() / 2, "{kind:?}");
@@ -342,7 +330,7 @@ mod tests {
     #[test]
     fn formats_have_their_magic_numbers() {
         let data = sample(1000);
-        let magic = |kind| NativeCompressor::new(kind).compress(&data);
+        let magic = |kind| compressor(kind).compress(&data);
         assert_eq!(magic(Kind::Zlib)[0], 0x78);
         assert_eq!(&magic(Kind::Gzip)[..2], &[0x1f, 0x8b]);
         assert_eq!(&magic(Kind::Lzma)[..6], b"\xfd7zXZ\x00");
@@ -353,7 +341,7 @@ mod tests {
     #[test]
     fn short_values_are_left_alone() {
         for kind in ALL {
-            let c = NativeCompressor::new(kind);
+            let c = compressor(kind);
             let short = sample(c.min_length);
             assert_eq!(c.compress(&short), short);
         }
@@ -362,7 +350,7 @@ mod tests {
     #[test]
     fn foreign_and_truncated_bytes_are_invalid_not_panics() {
         for kind in ALL {
-            let c = NativeCompressor::new(kind);
+            let c = compressor(kind);
             let packed = c.compress(&sample(5000));
             for bad in [
                 &b"\x80\x04plain pickle"[..],
@@ -380,7 +368,7 @@ mod tests {
     #[test]
     fn inflating_past_the_bound_is_refused() {
         for kind in ALL {
-            let mut c = NativeCompressor::new(kind);
+            let mut c = compressor(kind);
             let packed = c.compress(&vec![0u8; 1 << 20]);
             c.max_decompressed = 1000;
             assert_eq!(
@@ -405,7 +393,7 @@ mod tests {
         lz4.extend_from_slice(&huge);
         lz4.extend_from_slice(&[0x00; 8]);
         for (kind, frame) in [(Kind::Zstd, zstd), (Kind::Lz4, lz4)] {
-            let mut c = NativeCompressor::new(kind);
+            let mut c = compressor(kind);
             c.max_decompressed = 1 << 20;
             assert_eq!(
                 c.decompress(&frame),
@@ -420,7 +408,7 @@ mod tests {
     fn tiny_limits_refuse_without_panicking() {
         for kind in ALL {
             for max in [0, 1, 10, 63] {
-                let mut c = NativeCompressor::new(kind);
+                let mut c = compressor(kind);
                 let packed = c.compress(&[7u8; 100]);
                 c.max_decompressed = max;
                 assert!(c.decompress(&packed).is_err(), "{kind:?} {max}");
@@ -430,7 +418,7 @@ mod tests {
 
     #[test]
     fn levels_are_checked() {
-        let mut c = NativeCompressor::new(Kind::Zlib);
+        let mut c = compressor(Kind::Zlib);
         c.level = 10;
         assert!(c.validate().is_err());
         c.kind = Kind::Zstd;
@@ -443,7 +431,7 @@ mod tests {
 
         /// A valid stream of `kind`, then damaged: truncated, a byte flipped, bytes appended.
         fn damaged(kind: Kind) -> impl Strategy<Value = Vec<u8>> {
-            let packed = NativeCompressor::new(kind).compress(&sample(3000));
+            let packed = compressor(kind).compress(&sample(3000));
             let len = packed.len();
             (
                 0..len,
@@ -467,7 +455,7 @@ mod tests {
             #[test]
             fn foreign_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
                 for kind in ALL {
-                    let mut c = NativeCompressor::new(kind);
+                    let mut c = compressor(kind);
                     c.max_decompressed = 1 << 16;
                     if let Ok(out) = c.decompress(&data) {
                         prop_assert!(out.len() <= 1 << 16);
@@ -485,7 +473,7 @@ mod tests {
             ) {
                 for (kind, data) in [(Kind::Zlib, zlib), (Kind::Gzip, gzip), (Kind::Lzma, lzma),
                                      (Kind::Lz4, lz4), (Kind::Zstd, zstd)] {
-                    let mut c = NativeCompressor::new(kind);
+                    let mut c = compressor(kind);
                     c.max_decompressed = 1 << 16;
                     if let Ok(out) = c.decompress(&data) {
                         prop_assert!(out.len() <= 1 << 16);

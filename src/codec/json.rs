@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::keys::KeyCache;
+use super::interned::KeyCache;
 
 /// Python's json recurses until its recursion limit; refuse earlier, with a clear message.
 const MAX_DEPTH: usize = 512;

@@ -4,8 +4,8 @@
 //! decompress is taken as stored), then deserializes.
 
 pub mod compress;
+mod interned;
 pub mod json;
-mod keys;
 pub mod msgpack;
 pub mod serialize;
 pub mod standalone;

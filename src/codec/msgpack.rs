@@ -11,7 +11,7 @@ use pyo3::types::{
 use rmp::encode;
 use rmp::Marker;
 
-use super::keys::KeyCache;
+use super::interned::KeyCache;
 
 /// msgpack-python's default recursion limit for packing.
 const MAX_DEPTH: usize = 511;

@@ -63,13 +63,13 @@ def _timestamp(when: datetime | float, scale: int) -> int:
 class DefaultClient(DataStructures, RawClients):
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
+        # django-redis's attribute: code written for it reads the client's settings here.
         self._params = params
         self._options: Mapping[str, Any] = params.get("OPTIONS") or {}
         options = client_options(self._options)
         self._server, layout = self._layout(server)
         self._init_raw_clients(server)
         self._close_connection = options.close_connection
-        self._replica_read_only = options.replica_read_only
         self.reverse_key = options.reverse_key
         self._clear_scope = options.clear_scope
         self.single_flight_timeout = options.single_flight_timeout

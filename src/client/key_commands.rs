@@ -1,13 +1,14 @@
-//! How a request reaches Redis: routing and fan-out to every node holding keys (run by
-//! `drive.rs` on either transport), metering, and the client-side cache on the way.
+//! Commands about one key, sync and async (`KeyCommand`s, `execute`), and the client-side
+//! cache on their way: looking values up before asking Redis, offering what Redis returned,
+//! evicting what this process wrote. Requests travel through `routing.rs`.
 
+use super::cache_keys::call_keys;
 use super::commands::*;
-use super::drive::{blocking, Awaiting, Blocking};
-use super::keys::call_keys;
+use super::routing::{blocking, Awaiting, Blocking};
 use super::{Client, Shared};
+use crate::client_side_cache::Lookup;
 use crate::connection::RedisPool;
 use crate::errors::Result;
-use crate::local::Lookup;
 use crate::reply;
 use crate::resp::Packed;
 use crate::runtime::awaitable;
@@ -116,17 +117,6 @@ impl Shared {
         }
     }
 
-    /// Runs `route` on a runtime worker. Routing usually answers from memory; when the
-    /// topology must first ask a server (sentinel, a cluster slot map), the worker is handed
-    /// to blocking I/O — a costly hand-off, so only then.
-    pub(super) fn routing<T>(&self, route: impl FnOnce() -> T) -> T {
-        if self.topology.settled() {
-            route()
-        } else {
-            tokio::task::block_in_place(route)
-        }
-    }
-
     /// `Client::routed` on the runtime.
     pub(super) async fn arouted(
         &self,
@@ -170,7 +160,7 @@ impl Client {
     }
 
     /// Run `packed` on the node `select` names, with the GIL released, through redirects
-    /// and retries (`drive.rs`).
+    /// and retries (`routing.rs`).
     pub(super) fn routed(
         &self,
         py: Python<'_>,

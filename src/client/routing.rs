@@ -60,8 +60,15 @@ impl Transport for Blocking {
 }
 
 impl Transport for Awaiting {
+    /// On a runtime worker: routing usually answers from memory; when the topology must first
+    /// ask a server (sentinel, a cluster slot map), the worker is handed to blocking I/O — a
+    /// costly hand-off, so only then.
     fn routing<T>(&self, shared: &Shared, find: impl FnOnce() -> T) -> T {
-        shared.routing(find)
+        if shared.topology.settled() {
+            find()
+        } else {
+            tokio::task::block_in_place(find)
+        }
     }
 
     async fn send(&self, pool: &RedisPool, packed: &Packed) -> Result<Vec<Value>> {
