@@ -9,7 +9,7 @@ always picks the connection itself.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -19,7 +19,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native, exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW
-from django_redis_rs.client.described import Command, Described, add_async_twins, described
+from django_redis_rs.client.described import (
+    Command,
+    Described,
+    Native,
+    add_async_twins,
+    described,
+)
 from django_redis_rs.client.raw_clients import RawClients
 from django_redis_rs.client.structures import DataStructures
 from django_redis_rs.exceptions import ConfigError
@@ -61,6 +67,10 @@ def _timestamp(when: datetime | float, scale: int) -> int:
 
 @add_async_twins
 class DefaultClient(DataStructures, RawClients):
+    # Async twins that add_async_twins makes from the described methods, called here.
+    aincr: Callable[..., Awaitable[int]]
+    aincr_version: Callable[..., Awaitable[int]]
+
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
         # django-redis's attribute: code written for it reads the client's settings here.
@@ -209,13 +219,36 @@ class DefaultClient(DataStructures, RawClients):
         version = backend.version if version is None else version
         return version if type(version) is int else None
 
+    def _many(self, keys: Iterable[Any], version: int | None) -> tuple[Any, ...]:
+        """The native multi-key calls' arguments, sync or async: the caller's keys and the
+        version to make them with natively, or the keys made here."""
+        native_version = self._native_version(version)
+        if native_version is not None:
+            return keys, native_version
+        return ([self.make_key(k, version) for k in keys],)
+
+    def _many_items(
+        self, data: Mapping[Any, Any], timeout: Any, version: int | None
+    ) -> tuple[Any, ...]:
+        """set_many's native arguments, sync or async (see ``_many``)."""
+        native_version = self._native_version(version)
+        if native_version is not None:
+            items = data if type(data) is dict else dict(data)
+            return items, self._timeout_ms(timeout), native_version
+        return {self.make_key(k, version): v for k, v in data.items()}, self._timeout_ms(timeout)
+
+    def _many_lookup(self, keys: Iterable[Any], version: int | None) -> tuple[Any, ...]:
+        """get_many's native arguments, sync or async: like ``_many``, but made keys map to
+        the caller's, to name them in the result."""
+        native_version = self._native_version(version)
+        if native_version is not None:
+            return keys, native_version
+        return ({self.make_key(k, version): k for k in keys},)
+
     def delete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
-        native_version = self._native_version(version)
-        if native_version is not None:
-            return self._native.delete_many(keys, native_version)
-        return self._native.delete_many([self.make_key(k, version) for k in keys])
+        return self._native.delete_many(*self._many(keys, version))
 
     def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
         return self._native.has_key(self.make_key(key, version))
@@ -223,10 +256,7 @@ class DefaultClient(DataStructures, RawClients):
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        native_version = self._native_version(version)
-        if native_version is not None:
-            return self._native.get_many(keys, native_version)
-        return self._native.get_many({self.make_key(k, version): k for k in keys})
+        return self._native.get_many(*self._many_lookup(keys, version))
 
     def set_many(
         self,
@@ -236,15 +266,10 @@ class DefaultClient(DataStructures, RawClients):
         client: Any = None,
     ) -> list[Any]:
         """Store all values in one round trip; returns the keys that failed (always none)."""
-        native_version = self._native_version(version)
-        if native_version is not None:
-            items = data if type(data) is dict else dict(data)
-            self._native.set_many(items, self._timeout_ms(timeout), native_version)
-            return []
-        items = {self.make_key(k, version): v for k, v in data.items()}
-        self._native.set_many(items, self._timeout_ms(timeout))
+        self._native.set_many(*self._many_items(data, timeout, version))
         return []
 
+    @described
     def incr(
         self,
         key: Any,
@@ -252,47 +277,46 @@ class DefaultClient(DataStructures, RawClients):
         version: int | None = None,
         client: Any = None,
         ignore_key_check: bool = False,
-    ) -> int:
+    ) -> Described[int]:
         made = self.make_key(key, version)
         try:
-            value = self._native.incr(made, delta, ignore_key_check)
+            value = yield Native("incr", (made, delta, ignore_key_check))
         except (exceptions.ResponseError, OverflowError):
-            # Not a 64-bit integer in Redis (a big int, or a pickled value): add in Python.
-            return self._incr_slowly(key, made, delta)
+            # Not a 64-bit integer in Redis (a big int, or a pickled value): add in Python,
+            # keeping the expiry.
+            value = yield Native("get", (made, _MISSING))
+            if value is _MISSING:
+                raise ValueError(f"Key '{key}' not found") from None
+            value = value + delta
+            yield Command(True, ("SET", made, self._native.encode(value), "KEEPTTL"), REPLY_BOOL)
+            return value
         if value is None:
             raise ValueError(f"Key '{key}' not found")
-        return value
-
-    def _incr_slowly(self, key: Any, made: str, delta: int) -> Any:
-        value = self._native.get(made, _MISSING)
-        if value is _MISSING:
-            raise ValueError(f"Key '{key}' not found")
-        value = value + delta
-        self._run(True, ("SET", made, self._native.encode(value), "KEEPTTL"), REPLY_BOOL)
         return value
 
     def decr(self, key: Any, delta: int = 1, version: int | None = None, client: Any = None) -> int:
         return self.incr(key, -delta, version)
 
+    @described
     def incr_version(
         self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
-    ) -> int:
+    ) -> Described[int]:
         """Move the value to version + delta, keeping its expiry (one atomic RENAME)."""
         if version is None:
             version = self._backend.version
         old, new = self.make_key(key, version), self.make_key(key, version + delta)
         if self._native.same_node([old, new]):
             args = ("EVAL", _RENAME_IF_EXISTS, 2, old, new)
-            if not self._run(True, args, REPLY_BOOL, keys=[old, new]):
+            if not (yield Command(True, args, REPLY_BOOL, [old, new])):
                 raise ValueError(f"Key '{key}' not found")
             return version + delta
         # The versions live on different shards: copy the value and its expiry, then delete.
-        value = self._native.get(old, _MISSING)
+        value = yield Native("get", (old, _MISSING))
         if value is _MISSING:
             raise ValueError(f"Key '{key}' not found")
-        ttl_ms: int = self._run(False, ("PTTL", old), REPLY_INT)
-        self._native.set(new, value, None if ttl_ms < 0 else max(ttl_ms, 1))
-        self._native.delete(old)
+        ttl_ms: int = yield Command(False, ("PTTL", old), REPLY_INT)
+        yield Native("set", (new, value, None if ttl_ms < 0 else max(ttl_ms, 1)))
+        yield Native("delete", (old,))
         return version + delta
 
     def decr_version(
@@ -391,14 +415,8 @@ class DefaultClient(DataStructures, RawClients):
     async def aget_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        native_version = self._native_version(version)
-        if native_version is not None:
-            found: dict[Any, Any] = await self._native.aget_many(keys, native_version)
-            return found
-        result: dict[Any, Any] = await self._native.aget_many(
-            {self.make_key(k, version): k for k in keys}
-        )
-        return result
+        found: dict[Any, Any] = await self._native.aget_many(*self._many_lookup(keys, version))
+        return found
 
     async def aset_many(
         self,
@@ -407,73 +425,19 @@ class DefaultClient(DataStructures, RawClients):
         version: int | None = None,
         client: Any = None,
     ) -> list[Any]:
-        native_version = self._native_version(version)
-        if native_version is not None:
-            items = data if type(data) is dict else dict(data)
-            await self._native.aset_many(items, self._timeout_ms(timeout), native_version)
-            return []
-        items = {self.make_key(k, version): v for k, v in data.items()}
-        await self._native.aset_many(items, self._timeout_ms(timeout))
+        await self._native.aset_many(*self._many_items(data, timeout, version))
         return []
 
     async def adelete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
-        native_version = self._native_version(version)
-        if native_version is not None:
-            deleted: int = await self._native.adelete_many(keys, native_version)
-            return deleted
-        result: int = await self._native.adelete_many([self.make_key(k, version) for k in keys])
-        return result
-
-    async def aincr(
-        self,
-        key: Any,
-        delta: int = 1,
-        version: int | None = None,
-        client: Any = None,
-        ignore_key_check: bool = False,
-    ) -> int:
-        made = self.make_key(key, version)
-        try:
-            value = await self._native.aincr(made, delta, ignore_key_check)
-        except (exceptions.ResponseError, OverflowError):
-            # Not a 64-bit integer in Redis: add in Python, keeping the expiry.
-            current = await self._native.aget(made, _MISSING)
-            if current is _MISSING:
-                raise ValueError(f"Key '{key}' not found") from None
-            value = current + delta
-            args = ("SET", made, self._native.encode(value), "KEEPTTL")
-            await self._native.aexecute(True, args, REPLY_BOOL)
-            return value
-        if value is None:
-            raise ValueError(f"Key '{key}' not found")
-        return value
+        deleted: int = await self._native.adelete_many(*self._many(keys, version))
+        return deleted
 
     async def adecr(
         self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
     ) -> int:
         return await self.aincr(key, -delta, version)
-
-    async def aincr_version(
-        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
-    ) -> int:
-        """``incr_version``'s async twin: the same atomic RENAME, or a copy between shards."""
-        if version is None:
-            version = self._backend.version
-        old, new = self.make_key(key, version), self.make_key(key, version + delta)
-        if self._native.same_node([old, new]):
-            args = ("EVAL", _RENAME_IF_EXISTS, 2, old, new)
-            if not await self._native.aexecute(True, args, REPLY_BOOL, [old, new]):
-                raise ValueError(f"Key '{key}' not found")
-            return version + delta
-        value = await self._native.aget(old, _MISSING)
-        if value is _MISSING:
-            raise ValueError(f"Key '{key}' not found")
-        ttl_ms: int = await self._native.aexecute(False, ("PTTL", old), REPLY_INT)
-        await self._native.aset(new, value, None if ttl_ms < 0 else max(ttl_ms, 1))
-        await self._native.adelete(old)
-        return version + delta
 
     async def adecr_version(
         self, key: Any, delta: int = 1, version: int | None = None, client: Any = None

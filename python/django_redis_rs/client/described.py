@@ -1,6 +1,7 @@
-"""Commands described once: a client method is a generator that yields the commands it needs
-and receives their replies; ``described`` turns it into the sync method, and
-``add_async_twins`` gives the class its async twin (``a`` + the name)."""
+"""Commands described once: a client method is a generator that yields the steps it needs —
+a Redis ``Command``, or a ``Native`` call of the native client — and receives their results
+(or has their exceptions raised at the ``yield``); ``described`` turns it into the sync method,
+and ``add_async_twins`` gives the class its async twin (``a`` + the name)."""
 
 from __future__ import annotations
 
@@ -20,33 +21,53 @@ class Command(NamedTuple):
     keys: Any = None
 
 
+class Native(NamedTuple):
+    """A call of the native client's method ``name`` (awaited as ``a`` + name)."""
+
+    name: str
+    args: tuple[Any, ...]
+
+
 T = TypeVar("T")
-# A method described once: a generator that yields the commands it needs and receives their
-# replies; `described` turns it into the sync method and its async twin (``a`` + name).
-Described = Generator[Command, Any, T]
+# A method described once: a generator that yields the steps it needs and receives their
+# results; `described` turns it into the sync method and its async twin (``a`` + name).
+Described = Generator[Command | Native, Any, T]
+
+
+async def _run(native: Any, steps: Described[T], awaiting: bool) -> T:
+    """Feed `steps` the results of the calls they yield, awaited or not. Not awaiting, nothing
+    here waits, so the coroutine ends on its first step: the sync method runs it that way."""
+    result: Any = None
+    failure: Exception | None = None
+    while True:
+        try:
+            step = steps.send(result) if failure is None else steps.throw(failure)
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        name, args = (step.name, step.args) if isinstance(step, Native) else ("execute", step)
+        try:
+            result = getattr(native, "a" + name if awaiting else name)(*args)
+            if awaiting:
+                result = await result
+            failure = None
+        except Exception as e:  # noqa: BLE001 - raised at the method's yield
+            result, failure = None, e
 
 
 def described(method: Callable[..., Described[T]]) -> Callable[..., T]:
     @functools.wraps(method)
     def run_sync(self: Any, *args: Any, **kwargs: Any) -> T:
-        steps = method(self, *args, **kwargs)
+        run = _run(self._native, method(self, *args, **kwargs), awaiting=False)
         try:
-            command = next(steps)
-            while True:
-                command = steps.send(self._native.execute(*command))
+            run.send(None)
         except StopIteration as done:
-            result: T = done.value
-            return result
+            value: T = done.value
+            return value
+        raise RuntimeError("a sync step waited")  # unreachable: see _run
 
     async def run_async(self: Any, *args: Any, **kwargs: Any) -> T:
-        steps = method(self, *args, **kwargs)
-        try:
-            command = next(steps)
-            while True:
-                command = steps.send(await self._native.aexecute(*command))
-        except StopIteration as done:
-            result: T = done.value
-            return result
+        return await _run(self._native, method(self, *args, **kwargs), awaiting=True)
 
     run_async.__name__ = run_async.__qualname__ = "a" + method.__name__
     run_async.__doc__ = f"The async twin of ``{method.__name__}``."
