@@ -350,3 +350,41 @@ def test_async_lock(cache: RedisCache) -> None:
         await held.arelease()
 
     run(scenario())
+
+
+def test_async_lock_matches_the_sync_lock_operation_by_operation(cache: RedisCache) -> None:
+    """Each async lock operation runs the sync one's description: the same errors (extend and
+    reacquire keep "unlocked" and "no timeout" apart), and areacquire exists."""
+    from django_redis_rs.exceptions import LockError, LockNotOwnedError
+
+    def outcome(lock: Any, name: str, *args: Any) -> Any:
+        try:
+            return getattr(lock, name)(*args)
+        except Exception as e:  # noqa: BLE001 - the outcome is what is compared
+            return (type(e), str(e))
+
+    async def aoutcome(lock: Any, name: str, *args: Any) -> Any:
+        try:
+            return await getattr(lock, "a" + name)(*args)
+        except Exception as e:  # noqa: BLE001
+            return (type(e), str(e))
+
+    async def scenario() -> list[tuple[Any, Any]]:
+        pairs = []
+        for timeout in (None, 5):
+            sync, async_ = cache.lock("s", timeout=timeout), cache.alock("a", timeout=timeout)
+            steps = [("extend", 1), ("reacquire",), ("acquire",), ("extend", 2), ("reacquire",)]
+            for name, *args in steps:
+                pairs.append((outcome(sync, name, *args), await aoutcome(async_, name, *args)))
+            cache.delete_many(["s", "a"])  # both lost: release must say so
+            pairs.append((outcome(sync, "release"), await aoutcome(async_, "release")))
+        return pairs
+
+    pairs = run(scenario())
+    for sync_outcome, async_outcome in pairs:
+        assert sync_outcome == async_outcome
+    kinds = [p[0][0] if isinstance(p[0], tuple) else p[0] for p in pairs]
+    assert kinds == [
+        LockError, LockError, True, LockError, LockError, LockNotOwnedError,  # no timeout
+        LockError, LockError, True, True, True, LockNotOwnedError,  # timeout 5
+    ]  # fmt: skip

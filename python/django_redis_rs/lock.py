@@ -11,11 +11,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from django_redis_rs import exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
+from django_redis_rs.described import Command, Described, Pause, arun_steps, run_steps
 from django_redis_rs.exceptions import redis_py_errors
+
+T = TypeVar("T")
 
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -73,16 +76,14 @@ class Lock:
     def __repr__(self) -> str:
         return f"<django_redis_rs.lock.Lock name={self.name!r}>"
 
-    def _execute(self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None) -> Any:
-        """One command; an outage raises what redis-py's lock would (``redis_py_error``)."""
+    def _run(self, steps: Described[T]) -> T:
+        """Run a described operation; an outage raises what redis-py's lock would."""
         with redis_py_errors:
-            return self._client.execute(write, args, reply, keys)
+            return run_steps(self._client, steps)
 
-    async def _aexecute(
-        self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None
-    ) -> Any:
+    async def _arun(self, steps: Described[T]) -> T:
         with redis_py_errors:
-            return await self._client.aexecute(write, args, reply, keys)
+            return await arun_steps(self._client, steps)
 
     def __enter__(self) -> Lock:
         if self.acquire():
@@ -113,14 +114,23 @@ class Lock:
         token: str | bytes | None = None,
     ) -> bool:
         """Take the lock; wait (sleeping ``sleep`` between tries) up to ``blocking_timeout``."""
+        return self._run(self._acquire(sleep, blocking, blocking_timeout, token))
+
+    def _acquire(
+        self,
+        sleep: float | None,
+        blocking: bool | None,
+        blocking_timeout: float | None,
+        token: str | bytes | None,
+    ) -> Described[bool]:
         attempt = self._attempt(sleep, blocking, blocking_timeout, token)
         while True:
-            if self._execute(True, attempt.args, REPLY_BOOL):
+            if (yield Command(True, attempt.args, REPLY_BOOL)):
                 self._local.token = attempt.token
                 return True
             if not attempt.may_wait():
                 return False
-            time.sleep(attempt.sleep)
+            yield Pause(attempt.sleep)
 
     def _attempt(
         self,
@@ -146,49 +156,57 @@ class Lock:
 
     def locked(self) -> bool:
         """Whether anyone holds the lock."""
-        return bool(self._execute(False, ("EXISTS", self.name), REPLY_INT))
+        return self._run(self._locked())
+
+    def _locked(self) -> Described[bool]:
+        return bool((yield Command(False, ("EXISTS", self.name), REPLY_INT)))
 
     def owned(self) -> bool:
         """Whether this lock object (in this thread, if thread-local) holds the lock."""
-        stored = self._execute(False, ("GET", self.name), REPLY_RAW)
+        return self._run(self._owned())
+
+    def _owned(self) -> Described[bool]:
+        stored = yield Command(False, ("GET", self.name), REPLY_RAW)
         return self.token is not None and stored == self.token
 
     def release(self) -> None:
+        self._run(self._release())
+
+    def _release(self) -> Described[None]:
         token = self.token
         if token is None:
             raise exceptions.LockError("Cannot release an unlocked lock")
         self._local.token = None
         args = ("EVAL", _RELEASE, 1, self.name, token)
-        if not self._execute(True, args, REPLY_INT, [self.name]):
+        if not (yield Command(True, args, REPLY_INT, [self.name])):
             raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
         """Add ``additional_time`` seconds (or set the TTL to it with ``replace_ttl``)."""
+        return self._run(self._extend(additional_time, replace_ttl))
+
+    def _extend(self, additional_time: float, replace_ttl: bool) -> Described[bool]:
         if self.token is None:
             raise exceptions.LockError("Cannot extend an unlocked lock")
         if self.timeout is None:
             raise exceptions.LockError("Cannot extend a lock with no timeout")
-        args = (
-            "EVAL",
-            _EXTEND,
-            1,
-            self.name,
-            self.token,
-            self._ttl_ms(additional_time),
-            "1" if replace_ttl else "0",
-        )
-        if not self._execute(True, args, REPLY_INT, [self.name]):
+        ttl, replace = self._ttl_ms(additional_time), "1" if replace_ttl else "0"
+        args = ("EVAL", _EXTEND, 1, self.name, self.token, ttl, replace)
+        if not (yield Command(True, args, REPLY_INT, [self.name])):
             raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
         return True
 
     def reacquire(self) -> bool:
         """Reset the TTL to the lock's timeout."""
+        return self._run(self._reacquire())
+
+    def _reacquire(self) -> Described[bool]:
         if self.token is None:
             raise exceptions.LockError("Cannot reacquire an unlocked lock")
         if self.timeout is None:
             raise exceptions.LockError("Cannot reacquire a lock with no timeout")
         args = ("EVAL", _REACQUIRE, 1, self.name, self.token, self._ttl_ms(self.timeout))
-        if not self._execute(True, args, REPLY_INT, [self.name]):
+        if not (yield Command(True, args, REPLY_INT, [self.name])):
             raise exceptions.LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
 
@@ -223,7 +241,8 @@ class ForgivingLock(Lock):
 
 class AsyncLock(Lock):
     """The lock for async code: ``async with cache.alock("name", timeout=10): ...``, and
-    ``await lock.aacquire()`` / ``arelease()`` / ``aextend()`` / ``alocked()`` / ``aowned()``.
+    ``await lock.aacquire()`` / ``arelease()`` / ``aextend()`` / ``areacquire()`` /
+    ``alocked()`` / ``aowned()``, each run from the same description as its sync form.
     The token is kept per lock object (asyncio tasks share a thread)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -245,48 +264,22 @@ class AsyncLock(Lock):
         blocking_timeout: float | None = None,
         token: str | bytes | None = None,
     ) -> bool:
-        import asyncio
-
-        attempt = self._attempt(sleep, blocking, blocking_timeout, token)
-        while True:
-            if await self._aexecute(True, attempt.args, REPLY_BOOL):
-                self._local.token = attempt.token
-                return True
-            if not attempt.may_wait():
-                return False
-            await asyncio.sleep(attempt.sleep)
+        return await self._arun(self._acquire(sleep, blocking, blocking_timeout, token))
 
     async def arelease(self) -> None:
-        token = self.token
-        if token is None:
-            raise exceptions.LockError("Cannot release an unlocked lock")
-        self._local.token = None
-        args = ("EVAL", _RELEASE, 1, self.name, token)
-        if not await self._aexecute(True, args, REPLY_INT, [self.name]):
-            raise exceptions.LockNotOwnedError("Cannot release a lock that's no longer owned")
+        await self._arun(self._release())
 
     async def aextend(self, additional_time: float, replace_ttl: bool = False) -> bool:
-        if self.token is None or self.timeout is None:
-            raise exceptions.LockError("Cannot extend an unlocked lock or a lock with no timeout")
-        args = (
-            "EVAL",
-            _EXTEND,
-            1,
-            self.name,
-            self.token,
-            self._ttl_ms(additional_time),
-            "1" if replace_ttl else "0",
-        )
-        if not await self._aexecute(True, args, REPLY_INT, [self.name]):
-            raise exceptions.LockNotOwnedError("Cannot extend a lock that's no longer owned")
-        return True
+        return await self._arun(self._extend(additional_time, replace_ttl))
+
+    async def areacquire(self) -> bool:
+        return await self._arun(self._reacquire())
 
     async def alocked(self) -> bool:
-        return bool(await self._aexecute(False, ("EXISTS", self.name), REPLY_INT))
+        return await self._arun(self._locked())
 
     async def aowned(self) -> bool:
-        stored = await self._aexecute(False, ("GET", self.name), REPLY_RAW)
-        return self.token is not None and stored == self.token
+        return await self._arun(self._owned())
 
 
 def _aforgiving(name: str, neutral: Any) -> Any:
@@ -311,3 +304,4 @@ class ForgivingAsyncLock(AsyncLock):
     aowned = _aforgiving("aowned", False)
     arelease = _aforgiving("arelease", None)
     aextend = _aforgiving("aextend", False)
+    areacquire = _aforgiving("areacquire", False)

@@ -19,15 +19,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native, exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW
-from django_redis_rs.client.described import (
+from django_redis_rs.client.raw_clients import RawClients
+from django_redis_rs.client.structures import DataStructures
+from django_redis_rs.described import (
     Command,
     Described,
     Native,
     add_async_twins,
     described,
 )
-from django_redis_rs.client.raw_clients import RawClients
-from django_redis_rs.client.structures import DataStructures
 from django_redis_rs.exceptions import ConfigError
 from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (

@@ -17,7 +17,7 @@ from django_redis_rs._native import (
     REPLY_VALUE_SET,
     REPLY_VALUES,
 )
-from django_redis_rs.client.described import Command, Described, add_async_twins, described
+from django_redis_rs.described import Command, Described, add_async_twins, described
 
 if TYPE_CHECKING:
     from django_redis_rs import _native

@@ -1,11 +1,13 @@
 """Commands described once: a client method is a generator that yields the steps it needs —
-a Redis ``Command``, or a ``Native`` call of the native client — and receives their results
-(or has their exceptions raised at the ``yield``); ``described`` turns it into the sync method,
-and ``add_async_twins`` gives the class its async twin (``a`` + the name)."""
+a Redis ``Command``, a ``Native`` call of the native client, a ``Pause`` — and receives their
+results (or has their exceptions raised at the ``yield``); ``described`` turns it into the sync
+method, and ``add_async_twins`` gives the class its async twin (``a`` + the name)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple, TypeVar
 
@@ -28,10 +30,16 @@ class Native(NamedTuple):
     args: tuple[Any, ...]
 
 
+class Pause(NamedTuple):
+    """A wait: ``time.sleep`` for the sync form, ``asyncio.sleep`` for the async one."""
+
+    seconds: float
+
+
 T = TypeVar("T")
 # A method described once: a generator that yields the steps it needs and receives their
 # results; `described` turns it into the sync method and its async twin (``a`` + name).
-Described = Generator[Command | Native, Any, T]
+Described = Generator[Command | Native | Pause, Any, T]
 
 
 async def _run(native: Any, steps: Described[T], awaiting: bool) -> T:
@@ -45,6 +53,13 @@ async def _run(native: Any, steps: Described[T], awaiting: bool) -> T:
         except StopIteration as done:
             value: T = done.value
             return value
+        if isinstance(step, Pause):
+            if awaiting:
+                await asyncio.sleep(step.seconds)
+            else:
+                time.sleep(step.seconds)
+            result = None
+            continue
         name, args = (step.name, step.args) if isinstance(step, Native) else ("execute", step)
         try:
             result = getattr(native, "a" + name if awaiting else name)(*args)
@@ -55,19 +70,29 @@ async def _run(native: Any, steps: Described[T], awaiting: bool) -> T:
             result, failure = None, e
 
 
+def run_steps(native: Any, steps: Described[T]) -> T:
+    """Run `steps` on `native`, blocking."""
+    run = _run(native, steps, awaiting=False)
+    try:
+        run.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    raise RuntimeError("a sync step waited")  # unreachable: see _run
+
+
+async def arun_steps(native: Any, steps: Described[T]) -> T:
+    """Run `steps` on `native`, awaited."""
+    return await _run(native, steps, awaiting=True)
+
+
 def described(method: Callable[..., Described[T]]) -> Callable[..., T]:
     @functools.wraps(method)
     def run_sync(self: Any, *args: Any, **kwargs: Any) -> T:
-        run = _run(self._native, method(self, *args, **kwargs), awaiting=False)
-        try:
-            run.send(None)
-        except StopIteration as done:
-            value: T = done.value
-            return value
-        raise RuntimeError("a sync step waited")  # unreachable: see _run
+        return run_steps(self._native, method(self, *args, **kwargs))
 
     async def run_async(self: Any, *args: Any, **kwargs: Any) -> T:
-        return await _run(self._native, method(self, *args, **kwargs), awaiting=True)
+        return await arun_steps(self._native, method(self, *args, **kwargs))
 
     run_async.__name__ = run_async.__qualname__ = "a" + method.__name__
     run_async.__doc__ = f"The async twin of ``{method.__name__}``."
