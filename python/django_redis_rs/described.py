@@ -24,10 +24,12 @@ class Command(NamedTuple):
 
 
 class Native(NamedTuple):
-    """A call of the native client's method ``name`` (awaited as ``a`` + name)."""
+    """A call of the native client's method ``name``, awaited as ``async_name`` (by default
+    ``a`` + name)."""
 
     name: str
     args: tuple[Any, ...]
+    async_name: str = ""
 
 
 class Pause(NamedTuple):
@@ -60,9 +62,12 @@ async def _run(native: Any, steps: Described[T], awaiting: bool) -> T:
                 time.sleep(step.seconds)
             result = None
             continue
-        name, args = (step.name, step.args) if isinstance(step, Native) else ("execute", step)
+        if isinstance(step, Native):
+            name, args = (step.async_name or "a" + step.name) if awaiting else step.name, step.args
+        else:
+            name, args = "aexecute" if awaiting else "execute", step
         try:
-            result = getattr(native, "a" + name if awaiting else name)(*args)
+            result = getattr(native, name)(*args)
             if awaiting:
                 result = await result
             failure = None

@@ -18,6 +18,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from django.core.cache import caches
 
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
+from django_redis_rs.described import Command, Described, Native, arun_steps, run_steps
 from django_redis_rs.exceptions import redis_py_errors
 
 KEY_PREFIX = "django_redis_rs.session"
@@ -38,13 +39,18 @@ class SessionStore(SessionBase):
         self._native: Client = client._native
         super().__init__(session_key)
 
-    def _execute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
+    # Each operation is described once (a generator of steps, see described.py) and run by the
+    # sync method and its native async twin; the steps' commands run through these two.
+
+    def execute(self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None) -> Any:
         """One command; an outage raises redis-py's errors, as Django's cache sessions on
         django-redis do."""
         with redis_py_errors:
             return self._native.execute(write, args, reply)
 
-    async def _aexecute(self, write: bool, args: tuple[Any, ...], reply: int) -> Any:
+    async def aexecute(
+        self, write: bool, args: tuple[Any, ...], reply: int, keys: Any = None
+    ) -> Any:
         with redis_py_errors:
             return await self._native.aexecute(write, args, reply)
 
@@ -57,9 +63,12 @@ class SessionStore(SessionBase):
         return self._key(self._get_or_create_session_key())  # type: ignore[attr-defined]
 
     def load(self) -> dict[str, Any]:
+        return run_steps(self, self._load())
+
+    def _load(self) -> Described[dict[str, Any]]:
         data = None
         if self.session_key:
-            data = self._execute(False, ("GET", self._key(self.session_key)), REPLY_RAW)
+            data = yield Command(False, ("GET", self._key(self.session_key)), REPLY_RAW)
         if data is None:
             self._session_key = None
             return {}
@@ -67,11 +76,14 @@ class SessionStore(SessionBase):
         return session
 
     def create(self) -> None:
+        run_steps(self, self._create())
+
+    def _create(self) -> Described[None]:
         # Session keys are random; a collision with an existing session retries with another.
         for _ in range(100):
-            self._session_key = self._get_new_session_key()  # type: ignore[attr-defined]
+            self._session_key = yield Native("_get_new_session_key", (), "_aget_new_session_key")
             try:
-                self.save(must_create=True)
+                yield Native("save", (True,))
             except CreateError:
                 continue
             self.modified = True
@@ -79,11 +91,15 @@ class SessionStore(SessionBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def save(self, must_create: bool = False) -> None:
+        run_steps(self, self._save(must_create))
+
+    def _save(self, must_create: bool) -> Described[None]:
         if self.session_key is None:
-            return self.create()
-        session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
-        args = self._write(session, self.get_expiry_age(), must_create)
-        if not self._execute(True, args, REPLY_BOOL):
+            yield Native("create", ())
+            return
+        session = yield Native("_get_session", (must_create,), "_aget_session")
+        age = yield Native("get_expiry_age", ())
+        if not (yield Command(True, self._write(session, age, must_create), REPLY_BOOL)):
             raise CreateError if must_create else UpdateError
 
     def _write(self, session: dict[str, Any], age: int, must_create: bool) -> tuple[Any, ...]:
@@ -96,16 +112,20 @@ class SessionStore(SessionBase):
         return ("SET", self._key(self.session_key), self.encode(session), *expiry, condition)
 
     def exists(self, session_key: str | None) -> bool:
+        return run_steps(self, self._exists(session_key))
+
+    def _exists(self, session_key: str | None) -> Described[bool]:
         if not session_key:
             return False
-        return bool(self._execute(False, ("EXISTS", self._key(session_key)), REPLY_INT))
+        return bool((yield Command(False, ("EXISTS", self._key(session_key)), REPLY_INT)))
 
     def delete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        self._execute(True, ("DEL", self._key(session_key)), REPLY_INT)
+        run_steps(self, self._delete(session_key))
+
+    def _delete(self, session_key: str | None) -> Described[None]:
+        session_key = self.session_key if session_key is None else session_key
+        if session_key is not None:
+            yield Command(True, ("DEL", self._key(session_key)), REPLY_INT)
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -114,47 +134,19 @@ class SessionStore(SessionBase):
     # ---- native async twins (Django's defaults would run the sync methods in a thread) ----
 
     async def aload(self) -> dict[str, Any]:
-        data = None
-        if self.session_key:
-            key = self._key(self.session_key)
-            data = await self._aexecute(False, ("GET", key), REPLY_RAW)
-        if data is None:
-            self._session_key = None
-            return {}
-        session: dict[str, Any] = self.decode(data.decode())
-        return session
+        return await arun_steps(self, self._load())
 
     async def acreate(self) -> None:
-        for _ in range(100):
-            self._session_key = await self._aget_new_session_key()  # type: ignore[attr-defined]
-            try:
-                await self.asave(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key.")
+        await arun_steps(self, self._create())
 
     async def asave(self, must_create: bool = False) -> None:
-        if self.session_key is None:
-            return await self.acreate()
-        session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
-        args = self._write(session, await self.aget_expiry_age(), must_create)
-        if not await self._aexecute(True, args, REPLY_BOOL):
-            raise CreateError if must_create else UpdateError
+        await arun_steps(self, self._save(must_create))
 
     async def aexists(self, session_key: str | None) -> bool:
-        if not session_key:
-            return False
-        key = self._key(session_key)
-        return bool(await self._aexecute(False, ("EXISTS", key), REPLY_INT))
+        return await arun_steps(self, self._exists(session_key))
 
     async def adelete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        await self._aexecute(True, ("DEL", self._key(session_key)), REPLY_INT)
+        await arun_steps(self, self._delete(session_key))
 
     @classmethod
     async def aclear_expired(cls) -> None:
