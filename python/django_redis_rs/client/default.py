@@ -70,6 +70,7 @@ class DefaultClient(DataStructures, RawClients):
     # Async twins that add_async_twins makes from the described methods, called here.
     aincr: Callable[..., Awaitable[int]]
     aincr_version: Callable[..., Awaitable[int]]
+    adelete_pattern: Callable[..., Awaitable[int]]
 
     def __init__(self, server: Any, params: Mapping[str, Any], backend: BaseCache) -> None:
         self._backend = backend
@@ -324,13 +325,14 @@ class DefaultClient(DataStructures, RawClients):
     ) -> int:
         return self.incr_version(key, -delta, version)
 
-    def clear(self, client: Any = None) -> None:
+    @described
+    def clear(self, client: Any = None) -> Described[None]:
         """FLUSHDB on every primary; with ``CLEAR_SCOPE``, only this cache's keys."""
         scope = self._clear_pattern()
         if scope is None:
-            self._native.clear()
+            yield Native("clear", ())
         else:
-            self._native.delete_pattern(scope, None)
+            yield Native("delete_pattern", (scope, None))
 
     def _clear_pattern(self) -> str | None:
         """The keys ``clear`` deletes under ``CLEAR_SCOPE``, as a SCAN pattern (None: all)."""
@@ -573,9 +575,13 @@ class DefaultClient(DataStructures, RawClients):
 
     # ---- key search --------------------------------------------------------------------------
 
-    def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
+    @described
+    def keys(
+        self, search: str, version: int | None = None, client: Any = None
+    ) -> Described[list[str]]:
         reverse = self.reverse_key
-        return [reverse(k) for k in self._native.keys(self.make_pattern(search, version))]
+        found = yield Native("keys", (self.make_pattern(search, version),))
+        return [reverse(k) for k in found]
 
     def iter_keys(
         self,
@@ -595,6 +601,7 @@ class DefaultClient(DataStructures, RawClients):
                 if cursor == 0:
                     break
 
+    @described
     def delete_pattern(
         self,
         pattern: str,
@@ -602,26 +609,13 @@ class DefaultClient(DataStructures, RawClients):
         prefix: str | None = None,
         client: Any = None,
         itersize: int | None = None,
-    ) -> int:
-        return self._native.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
-
-    async def akeys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
-        reverse = self.reverse_key
-        keys = await self._native.akeys(self.make_pattern(search, version))
-        return [reverse(k) for k in keys]
-
-    async def adelete_pattern(
-        self,
-        pattern: str,
-        version: int | None = None,
-        prefix: str | None = None,
-        client: Any = None,
-        itersize: int | None = None,
-    ) -> int:
+    ) -> Described[int]:
         made = self.make_pattern(pattern, version, prefix)
-        deleted: int = await self._native.adelete_pattern(made, itersize)
+        deleted: int = yield Native("delete_pattern", (made, itersize))
         return deleted
 
+    # An iterator and an async iterator cannot share a body: iter_keys and aiter_keys both
+    # page with the native SCAN (scan/ascan), one page per step.
     async def aiter_keys(
         self,
         search: str,
@@ -640,10 +634,3 @@ class DefaultClient(DataStructures, RawClients):
                     yield reverse(k)
                 if cursor == 0:
                     break
-
-    async def aclear(self, client: Any = None) -> None:
-        scope = self._clear_pattern()
-        if scope is None:
-            await self._native.aclear()
-        else:
-            await self._native.adelete_pattern(scope, None)
