@@ -204,7 +204,10 @@ fn redact_query(url: &str) -> String {
 }
 
 fn invalid(url: &str, why: impl fmt::Display) -> Error {
-    Error::config(format!("LOCATION {:?} is invalid: {why}", redact(url)))
+    Error::config(
+        "LOCATION",
+        format!("LOCATION {:?} is invalid: {why}", redact(url)),
+    )
 }
 
 fn decode(part: &str) -> String {

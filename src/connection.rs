@@ -144,7 +144,9 @@ impl Connector for RedisConnector {
             (Address::Tcp { host, port }, _) => Endpoint::Tcp(host, *port),
             (Address::Unix { path }, _) => Endpoint::Unix(path),
             (Address::Tls { host, port }, Some(config)) => Endpoint::Tls(host, *port, config),
-            (Address::Tls { .. }, None) => return Err(Error::config("TLS is not configured")),
+            (Address::Tls { .. }, None) => {
+                return Err(Error::config("LOCATION", "TLS is not configured"))
+            }
         };
         let (conn, replies) = Conn::open(
             endpoint,

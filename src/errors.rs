@@ -32,6 +32,9 @@ pub struct Error {
     /// For a server's error reply (`Response`): what it says, read once where the reply was
     /// read, so that no decision matches message text.
     pub refusal: Option<Refusal>,
+    /// For a configuration error (`Config`): the setting at fault (`LOCATION`, `SENTINELS`,
+    /// `ssl_ca_certs`, ...), given to Python as the exception's `option`.
+    pub setting: Option<&'static str>,
 }
 
 /// What a server's error reply tells the client to do, from its first word.
@@ -91,6 +94,7 @@ impl Error {
             kind,
             message: message.into(),
             refusal: None,
+            setting: None,
         }
     }
 
@@ -99,12 +103,17 @@ impl Error {
         Self {
             kind: ErrorKind::Response,
             refusal: Some(Refusal::parse(&message)),
+            setting: None,
             message,
         }
     }
 
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Config, message)
+    /// A configuration error about `setting`.
+    pub fn config(setting: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            setting: Some(setting),
+            ..Self::new(ErrorKind::Config, message)
+        }
     }
 
     /// Classify a redis-rs error; `server` names the node (never with credentials). Only a
@@ -243,7 +252,13 @@ pub mod py {
                     redis_py_class(py, "ResponseError", PyException::type_object),
                     err.message,
                 ),
-                ErrorKind::Config => ConfigError::new_err(err.message),
+                ErrorKind::Config => {
+                    let refused = ConfigError::new_err(err.message);
+                    // The option the checks name; setting an attribute on a fresh exception
+                    // cannot fail in practice, and the message says it all anyway.
+                    let _ = refused.value(py).setattr("option", err.setting);
+                    refused
+                }
                 ErrorKind::Serializer => SerializerError::new_err(err.message),
                 ErrorKind::Compressor => CompressorError::new_err(err.message),
             })

@@ -17,19 +17,20 @@ use rustls::{
 use std::path::Path;
 use std::sync::Arc;
 
-fn read(path: &Path, option: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::config(format!("{option} {}: {e}", path.display())))
+fn read(path: &Path, option: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::config(option, format!("{option} {}: {e}", path.display())))
 }
 
-fn certificates(path: &Path, option: &str) -> Result<Vec<CertificateDer<'static>>> {
+fn certificates(path: &Path, option: &'static str) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(&read(path, option)?)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::config(format!("{option} {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(option, format!("{option} {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(Error::config(format!(
-            "{option} {}: no certificate in the file",
-            path.display()
-        )));
+        return Err(Error::config(
+            option,
+            format!("{option} {}: no certificate in the file", path.display()),
+        ));
     }
     Ok(certs)
 }
@@ -49,7 +50,7 @@ fn roots(tls: &TlsOptions) -> Result<RootCertStore> {
 /// The client configuration for one server's connections.
 pub fn client_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let invalid = |e: rustls::Error| Error::config(format!("TLS: {e}"));
+    let invalid = |e: rustls::Error| Error::config("LOCATION", format!("TLS: {e}"));
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(invalid)?;
@@ -59,7 +60,7 @@ pub fn client_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
             Arc::clone(&provider),
         )
         .build()
-        .map_err(|e| Error::config(format!("ssl_ca_certs: {e}")))?;
+        .map_err(|e| Error::config("ssl_ca_certs", format!("ssl_ca_certs: {e}")))?;
         if tls.verify_hostname {
             builder.with_webpki_verifier(chain)
         } else {
@@ -80,15 +81,17 @@ pub fn client_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
     };
     let config = match (&tls.certfile, &tls.keyfile) {
         (Some(cert), Some(key)) => {
-            let key = PrivateKeyDer::from_pem_slice(&read(key, "ssl_keyfile")?)
-                .map_err(|e| Error::config(format!("ssl_keyfile {}: {e}", key.display())))?;
+            let key = PrivateKeyDer::from_pem_slice(&read(key, "ssl_keyfile")?).map_err(|e| {
+                Error::config("ssl_keyfile", format!("ssl_keyfile {}: {e}", key.display()))
+            })?;
             builder
                 .with_client_auth_cert(certificates(cert, "ssl_certfile")?, key)
-                .map_err(|e| Error::config(format!("ssl_certfile: {e}")))?
+                .map_err(|e| Error::config("ssl_certfile", format!("ssl_certfile: {e}")))?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => {
             return Err(Error::config(
+                "ssl_certfile",
                 "ssl_certfile and ssl_keyfile must be given together",
             ))
         }
@@ -99,7 +102,7 @@ pub fn client_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
 /// The name the server's certificate is checked against (and sent as SNI).
 pub fn server_name(host: &str) -> Result<ServerName<'static>> {
     ServerName::try_from(host.to_owned())
-        .map_err(|e| Error::config(format!("TLS server name {host:?}: {e}")))
+        .map_err(|e| Error::config("LOCATION", format!("TLS server name {host:?}: {e}")))
 }
 
 /// Verification relaxed as redis-py allows: the chain but not the name (`chain` given), or

@@ -147,7 +147,7 @@ impl ClusterLayout {
         let template = self
             .seeds
             .first()
-            .ok_or_else(|| Error::config("no cluster seed"))?;
+            .ok_or_else(|| Error::config("LOCATION", "no cluster seed"))?;
         shared_pool(&template.at(&node.host, node.port), &self.options)
     }
 
@@ -172,7 +172,7 @@ pub struct Topology {
 
 fn pools(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Vec<Pool>> {
     if servers.is_empty() {
-        return Err(Error::config("LOCATION names no server"));
+        return Err(Error::config("LOCATION", "LOCATION names no server"));
     }
     servers
         .iter()
@@ -196,7 +196,10 @@ impl Topology {
         ring_names: &[S],
     ) -> Result<Self> {
         if ring_names.len() != servers.len() {
-            return Err(Error::config("one ring name per shard is required"));
+            return Err(Error::config(
+                "LOCATION",
+                "one ring name per shard is required",
+            ));
         }
         Ok(Self {
             layout: Layout::Sharded(HashRing::new(ring_names), pools(servers)?),

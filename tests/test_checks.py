@@ -123,3 +123,28 @@ def test_manage_py_check_runs_them() -> None:
         call_command("check", stdout=StringIO(), stderr=StringIO())
     with override_settings(CACHES={"default": {"BACKEND": BACKEND, "LOCATION": "redis://h"}}):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+POOL = "CONNECTION_POOL_KWARGS"
+
+
+@pytest.mark.parametrize(
+    ("options", "location", "option", "kind"),
+    [
+        ({}, "redis://h:99999", "LOCATION", "location"),
+        ({"SOCKET_TIMOUT": 1}, "redis://h", "OPTIONS", "unknown"),
+        ({"SOCKET_TIMEOUT": "soon"}, "redis://h", "SOCKET_TIMEOUT", "timeout"),
+        ({"SERIALIZER": "no.such.Serializer"}, "redis://h", "SERIALIZER", "import"),
+        ({POOL: {"max_connections": 0}}, "redis://h", POOL, "value"),
+        ({POOL: {"ssl_ca_certs": "/no.pem"}}, "rediss://h", "ssl_ca_certs", "value"),
+    ],
+)  # fmt: skip
+def test_a_refused_setting_carries_its_option_and_kind(
+    options: dict, location: str, option: str, kind: str
+) -> None:
+    from django_redis_rs.cache import RedisCache
+    from django_redis_rs.exceptions import SettingError
+
+    refused = RedisCache(location, {"OPTIONS": options}).configuration_error
+    assert isinstance(refused, SettingError)
+    assert (refused.option, refused.kind) == (option, kind), refused

@@ -19,7 +19,6 @@ Enabled by adding ``"django_redis_rs"`` to ``INSTALLED_APPS``.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from django_redis_rs.exceptions import SettingError
 from django_redis_rs.options import KNOWN_OPTIONS
 
 
@@ -41,31 +41,34 @@ def _ours(backend: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, RedisCache)
 
 
-def _refusal(alias: str, message: str) -> checks.CheckMessage:
-    where = f"CACHES[{alias!r}]"
-    if message.startswith("LOCATION"):
-        return checks.Error(
-            f"{where}: {message}",
-            hint="LOCATION takes redis://, rediss://, valkey://, valkeys:// or unix:// URLs.",
-            id="django_redis_rs.E001",
-        )
-    if "cannot be imported" in message or "must be a dotted path" in message:
-        return checks.Error(f"{where}: {message}", id="django_redis_rs.E002")
-    if message.startswith("Unknown"):
-        names = re.findall(r"'([^']+)'", message.split(";")[0])
+_IDS = {
+    "location": "django_redis_rs.E001",
+    "import": "django_redis_rs.E002",
+    "unknown": "django_redis_rs.E003",
+    "timeout": "django_redis_rs.E004",
+}
+
+
+def _refusal(alias: str, refused: Exception) -> checks.CheckMessage:
+    """The check message for a refused setting, by the kind the error carries (any other
+    ImproperlyConfigured, raised by a class of one's own, is E005)."""
+    where, message = f"CACHES[{alias!r}]", str(refused)
+    kind = refused.kind if isinstance(refused, SettingError) else "value"
+    check_id = _IDS.get(kind, "django_redis_rs.E005")
+    if kind == "location":
+        hint = "LOCATION takes redis://, rediss://, valkey://, valkeys:// or unix:// URLs."
+        return checks.Error(f"{where}: {message}", hint=hint, id=check_id)
+    if kind == "unknown":
+        assert isinstance(refused, SettingError)
         guesses = [
             f"{name} -> {match[0]}"
-            for name in names
+            for name in refused.names
             if (match := difflib.get_close_matches(name, KNOWN_OPTIONS, n=1))
         ]
-        return checks.Error(
-            f"{where}: {message.split(';')[0]}",
-            hint=("Did you mean: " + ", ".join(guesses)) if guesses else message,
-            id="django_redis_rs.E003",
-        )
-    if "timeout" in message.lower():
-        return checks.Error(f"{where}: {message}", id="django_redis_rs.E004")
-    return checks.Error(f"{where}: {message}", id="django_redis_rs.E005")
+        summary = message.split(";")[0]
+        hint = ("Did you mean: " + ", ".join(guesses)) if guesses else message
+        return checks.Error(f"{where}: {summary}", hint=hint, id=check_id)
+    return checks.Error(f"{where}: {message}", id=check_id)
 
 
 def _timeout(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
@@ -101,5 +104,5 @@ def check_caches(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) 
         backend_params = {k: v for k, v in params.items() if k not in ("BACKEND", "LOCATION")}
         refused = backend(params.get("LOCATION", ""), backend_params).configuration_error
         if refused is not None:
-            messages.append(_refusal(alias, str(refused)))
+            messages.append(_refusal(alias, refused))
     return messages

@@ -9,7 +9,10 @@ django-redis; they are loaded on first use, which is when redis-py is imported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs._native import (
     CompressorError,
@@ -35,6 +38,21 @@ _REDIS_PY_SUBCLASSES = {
     "ResponseError",
     "TimeoutError",
 }
+
+
+class SettingError(ImproperlyConfigured):
+    """A setting this backend refused. ``option`` names it (``"LOCATION"``, ``"SOCKET_TIMEOUT"``,
+    ``"CONNECTION_POOL_KWARGS"``, …: the top-level name, when a key inside it is at fault);
+    ``kind`` says how, for the system checks: ``"location"``, ``"import"``, ``"unknown"`` (the
+    unknown names in ``names``), ``"timeout"`` or ``"value"``."""
+
+    def __init__(
+        self, option: str, message: str, kind: str = "value", names: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.option = option.split("[", 1)[0]
+        self.kind = kind
+        self.names = tuple(names)
 
 
 def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
@@ -79,6 +97,7 @@ __all__ = [
     "LockNotOwnedError",
     "ResponseError",
     "SerializerError",
+    "SettingError",
     "TimeoutError",
     "ValueTooLargeError",
     "redis_py_error",

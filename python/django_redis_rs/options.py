@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+from django_redis_rs.exceptions import SettingError
 
 DEFAULT_CLIENT = "django_redis_rs.client.DefaultClient"
 DEFAULT_SERIALIZER = "django_redis_rs.serializers.pickle.PickleSerializer"
@@ -97,7 +98,7 @@ _REDIS_PY_POOL_KWARGS = {
 def resolve_path(path: str, option: str) -> str:
     """Map a django-redis dotted path onto ours; other paths pass through unchanged."""
     if not isinstance(path, str) or not path:
-        raise ImproperlyConfigured(f"{option} must be a dotted path, not {path!r}")
+        raise SettingError(option, f"{option} must be a dotted path, not {path!r}", "import")
     if path in _ALIASES:
         return _ALIASES[path]
     if path.startswith("django_redis."):
@@ -106,13 +107,15 @@ def resolve_path(path: str, option: str) -> str:
 
 
 def import_option(path: str, option: str) -> Any:
-    """Import the object an option names, raising ImproperlyConfigured naming the option."""
+    """Import the object an option names, raising SettingError naming the option."""
     resolved = resolve_path(path, option)
     try:
         return import_string(resolved)
     except ImportError as e:
         hint = f" (alias of {resolved!r})" if resolved != path else ""
-        raise ImproperlyConfigured(f"{option} {path!r}{hint} cannot be imported: {e}") from None
+        raise SettingError(
+            option, f"{option} {path!r}{hint} cannot be imported: {e}", "import"
+        ) from None
 
 
 # The native module's rule for seconds (config.rs, `duration_from_secs`): at most about 31
@@ -136,18 +139,20 @@ def seconds(options: Mapping[str, Any], name: str, label: str | None = None) -> 
         or not 0 <= value <= MAX_SECONDS
         or 0 < value < MIN_POSITIVE_SECONDS
     ):
-        raise ImproperlyConfigured(
+        raise SettingError(
+            label or name,
             f"{label or name} must be a number of seconds from 0 to {MAX_SECONDS:.0e} "
-            f"(and, when positive, at least {MIN_POSITIVE_SECONDS:.0e}), not {value!r}"
+            f"(and, when positive, at least {MIN_POSITIVE_SECONDS:.0e}), not {value!r}",
+            "timeout",
         )
     return float(value)
 
 
 def bounded_int(value: Any, label: str, minimum: int, maximum: int = MAX_INT) -> int:
-    """An integer (not a bool) from minimum to maximum, or ImproperlyConfigured naming it."""
+    """An integer (not a bool) from minimum to maximum, or SettingError naming it."""
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ImproperlyConfigured(
-            f"{label} must be an integer from {minimum} to {maximum}, not {value!r}"
+        raise SettingError(
+            label, f"{label} must be an integer from {minimum} to {maximum}, not {value!r}"
         )
     return value
 
@@ -172,11 +177,13 @@ def locations(server: Any) -> list[str]:
     elif isinstance(server, (list, tuple)) and all(isinstance(s, str) for s in server):
         urls = [s.strip() for s in server]
     else:
-        raise ImproperlyConfigured(
-            f"LOCATION must be a URL string or a list of them, not {type(server).__name__}"
+        raise SettingError(
+            "LOCATION",
+            f"LOCATION must be a URL string or a list of them, not {type(server).__name__}",
+            "location",
         )
     if not urls:
-        raise ImproperlyConfigured("LOCATION names no server")
+        raise SettingError("LOCATION", "LOCATION names no server", "location")
     return urls
 
 
@@ -187,7 +194,7 @@ def tls_kwargs(pool: Mapping[str, Any], label: str = "CONNECTION_POOL_KWARGS") -
     for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
         value = pool.get(name)
         if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ImproperlyConfigured(f"{label}['{name}'] must be a file path")
+            raise SettingError(label, f"{label}['{name}'] must be a file path")
         kwargs[name] = None if value is None else os.fspath(value)
     reqs = pool.get("ssl_cert_reqs", "required")
     if isinstance(reqs, str):
@@ -197,13 +204,14 @@ def tls_kwargs(pool: Mapping[str, Any], label: str = "CONNECTION_POOL_KWARGS") -
     elif reqs in ("optional", "required", ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
         kwargs["ssl_verify_peer"] = True
     else:
-        raise ImproperlyConfigured(
+        raise SettingError(
+            label,
             f"{label}['ssl_cert_reqs'] must be None, 'none', 'optional' or "
-            f"'required' (or an ssl.CERT_* constant), not {reqs!r}"
+            f"'required' (or an ssl.CERT_* constant), not {reqs!r}",
         )
     check_hostname = pool.get("ssl_check_hostname", True)
     if not isinstance(check_hostname, bool):
-        raise ImproperlyConfigured(f"{label}['ssl_check_hostname'] must be a bool")
+        raise SettingError(label, f"{label}['ssl_check_hostname'] must be a bool")
     kwargs["ssl_check_hostname"] = check_hostname
     return kwargs
 
@@ -218,21 +226,25 @@ def client_side_cache(value: Any) -> tuple[int, int, float] | None:
     if value is True:
         value = {}
     if not isinstance(value, Mapping):
-        raise ImproperlyConfigured(
-            "CLIENT_SIDE_CACHE must be True or a dict with max_entries, max_bytes and ttl"
+        raise SettingError(
+            "CLIENT_SIDE_CACHE",
+            "CLIENT_SIDE_CACHE must be True or a dict with max_entries, max_bytes and ttl",
         )
     unknown = set(value) - set(_LOCAL_CACHE_DEFAULTS)
     if unknown:
-        raise ImproperlyConfigured(
+        raise SettingError(
+            "CLIENT_SIDE_CACHE",
             f"Unknown CLIENT_SIDE_CACHE keys {sorted(unknown)}; "
-            f"supported: {sorted(_LOCAL_CACHE_DEFAULTS)}"
+            f"supported: {sorted(_LOCAL_CACHE_DEFAULTS)}",
         )
     settings_ = {**_LOCAL_CACHE_DEFAULTS, **value}
     for name in ("max_entries", "max_bytes"):
         bounded_int(settings_[name], f"CLIENT_SIDE_CACHE['{name}']", 1)
     ttl = seconds(settings_, "ttl", "CLIENT_SIDE_CACHE['ttl']")
     if not ttl:
-        raise ImproperlyConfigured("CLIENT_SIDE_CACHE['ttl'] must be more than 0 seconds")
+        raise SettingError(
+            "CLIENT_SIDE_CACHE", "CLIENT_SIDE_CACHE['ttl'] must be more than 0 seconds", "timeout"
+        )
     return int(settings_["max_entries"]), int(settings_["max_bytes"]), float(ttl)
 
 
@@ -242,17 +254,23 @@ def circuit_breaker(value: Any) -> tuple[int, float] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping) or set(value) - {"failures", "reset_timeout"}:
-        raise ImproperlyConfigured(
-            "CIRCUIT_BREAKER must be a dict with keys 'failures' and 'reset_timeout'"
+        raise SettingError(
+            "CIRCUIT_BREAKER",
+            "CIRCUIT_BREAKER must be a dict with keys 'failures' and 'reset_timeout'",
         )
     failures = value.get("failures", 5)
     if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures < 2**32:
-        raise ImproperlyConfigured(
-            f"CIRCUIT_BREAKER['failures'] must be a positive integer, not {failures!r}"
+        raise SettingError(
+            "CIRCUIT_BREAKER",
+            f"CIRCUIT_BREAKER['failures'] must be a positive integer, not {failures!r}",
         )
     reset_timeout = seconds(value, "reset_timeout", "CIRCUIT_BREAKER['reset_timeout']")
     if reset_timeout == 0:
-        raise ImproperlyConfigured("CIRCUIT_BREAKER['reset_timeout'] must be more than 0 seconds")
+        raise SettingError(
+            "CIRCUIT_BREAKER",
+            "CIRCUIT_BREAKER['reset_timeout'] must be more than 0 seconds",
+            "timeout",
+        )
     return failures, 10.0 if reset_timeout is None else reset_timeout
 
 
@@ -283,11 +301,12 @@ def sentinel_layout(
         and isinstance(s[1], int)
         for s in sentinels
     ):
-        raise ImproperlyConfigured("SENTINELS must be provided as a list of (host, port).")
+        raise SettingError("SENTINELS", "SENTINELS must be provided as a list of (host, port).")
     extra = options.get("SENTINEL_KWARGS") or {}
     if not isinstance(extra, Mapping) or set(extra) - _SENTINEL_KWARGS:
-        raise ImproperlyConfigured(
-            f"SENTINEL_KWARGS must be a dict with keys among {sorted(_SENTINEL_KWARGS)}"
+        raise SettingError(
+            "SENTINEL_KWARGS",
+            f"SENTINEL_KWARGS must be a dict with keys among {sorted(_SENTINEL_KWARGS)}",
         )
     urls, replica_flags = [], []
     for url in locations(server):
@@ -316,7 +335,9 @@ def sentinel_tls(
     certificate and host name verified)."""
     ssl_on = extra.get("ssl", False)
     if not isinstance(ssl_on, bool):
-        raise ImproperlyConfigured(f"SENTINEL_KWARGS['ssl'] must be True or False, not {ssl_on!r}")
+        raise SettingError(
+            "SENTINEL_KWARGS", f"SENTINEL_KWARGS['ssl'] must be True or False, not {ssl_on!r}"
+        )
     if not ssl_on:
         return None
     pool = options.get("CONNECTION_POOL_KWARGS") or {}
@@ -351,11 +372,14 @@ class ClientOptions:
 
 def client_options(options: Mapping[str, Any]) -> ClientOptions:
     if not isinstance(options, Mapping):
-        raise ImproperlyConfigured(f"OPTIONS must be a dict, not {type(options).__name__}")
+        raise SettingError("OPTIONS", f"OPTIONS must be a dict, not {type(options).__name__}")
     unknown = set(options) - KNOWN_OPTIONS - REDIS_PY_OPTIONS
     if unknown:
-        raise ImproperlyConfigured(
-            f"Unknown cache OPTIONS {sorted(unknown)}; known options: {sorted(KNOWN_OPTIONS)}"
+        raise SettingError(
+            "OPTIONS",
+            f"Unknown cache OPTIONS {sorted(unknown)}; known options: {sorted(KNOWN_OPTIONS)}",
+            "unknown",
+            sorted(unknown),
         )
     kwargs: dict[str, Any] = {
         "socket_timeout": seconds(options, "SOCKET_TIMEOUT"),
@@ -364,12 +388,15 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
 
     pool = options.get("CONNECTION_POOL_KWARGS") or {}
     if not isinstance(pool, Mapping):
-        raise ImproperlyConfigured("CONNECTION_POOL_KWARGS must be a dict")
+        raise SettingError("CONNECTION_POOL_KWARGS", "CONNECTION_POOL_KWARGS must be a dict")
     unknown = set(pool) - _POOL_KWARGS - _REDIS_PY_POOL_KWARGS
     if unknown:
-        raise ImproperlyConfigured(
+        raise SettingError(
+            "CONNECTION_POOL_KWARGS",
             f"Unknown CONNECTION_POOL_KWARGS {sorted(unknown)}; "
-            f"supported: {sorted(_POOL_KWARGS | _REDIS_PY_POOL_KWARGS)}"
+            f"supported: {sorted(_POOL_KWARGS | _REDIS_PY_POOL_KWARGS)}",
+            "unknown",
+            sorted(unknown),
         )
     max_connections = pool.get("max_connections")
     if max_connections is not None:
@@ -386,7 +413,7 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
     for name in ("USERNAME", "PASSWORD"):
         value = options.get(name)
         if value is not None and not isinstance(value, str):
-            raise ImproperlyConfigured(f"{name} must be a string")
+            raise SettingError(name, f"{name} must be a string")
         kwargs[name.lower()] = value or None
 
     serializer_cls = import_option(options.get("SERIALIZER", DEFAULT_SERIALIZER), "SERIALIZER")
@@ -409,12 +436,15 @@ def client_options(options: Mapping[str, Any]) -> ClientOptions:
     )
     clear_scope = options.get("CLEAR_SCOPE", "database")
     if clear_scope not in CLEAR_SCOPES:
-        raise ImproperlyConfigured(
-            f"CLEAR_SCOPE must be one of {', '.join(map(repr, CLEAR_SCOPES))}, not {clear_scope!r}"
+        raise SettingError(
+            "CLEAR_SCOPE",
+            f"CLEAR_SCOPE must be one of {', '.join(map(repr, CLEAR_SCOPES))}, not {clear_scope!r}",
         )
     single_flight = options.get("SINGLE_FLIGHT", True)
     if not isinstance(single_flight, bool):
-        raise ImproperlyConfigured(f"SINGLE_FLIGHT must be True or False, not {single_flight!r}")
+        raise SettingError(
+            "SINGLE_FLIGHT", f"SINGLE_FLIGHT must be True or False, not {single_flight!r}"
+        )
     flight_timeout = seconds(options, "SINGLE_FLIGHT_TIMEOUT")
     if flight_timeout is None:
         flight_timeout = 30.0
@@ -435,10 +465,11 @@ def pickle_protocol(options: Mapping[str, Any]) -> int:
     try:
         value = int(options["PICKLE_VERSION"])
     except (ValueError, TypeError, OverflowError):
-        raise ImproperlyConfigured("PICKLE_VERSION value must be an integer") from None
+        raise SettingError("PICKLE_VERSION", "PICKLE_VERSION value must be an integer") from None
     if value > pickle.HIGHEST_PROTOCOL:
         highest = pickle.HIGHEST_PROTOCOL
-        raise ImproperlyConfigured(
-            f"PICKLE_VERSION can't be higher than pickle.HIGHEST_PROTOCOL: {highest}"
+        raise SettingError(
+            "PICKLE_VERSION",
+            f"PICKLE_VERSION can't be higher than pickle.HIGHEST_PROTOCOL: {highest}",
         )
     return max(value, -1)

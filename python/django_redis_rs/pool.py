@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_redis_rs.exceptions import SettingError
 from django_redis_rs.options import import_option, pop_flag, seconds
 
 
@@ -223,7 +224,7 @@ class SentinelConnectionFactory(ConnectionFactory):
         super().__init__(options)
         sentinels = options.get("SENTINELS")
         if not sentinels:
-            raise ImproperlyConfigured("SENTINELS must be provided as a list of (host, port).")
+            raise SettingError("SENTINELS", "SENTINELS must be provided as a list of (host, port).")
         self.sentinels = [tuple(s) for s in sentinels]
         self.sentinel_kwargs = dict(options.get("SENTINEL_KWARGS") or {})
         if self.sentinel_kwargs.get("ssl") and not any(

@@ -152,6 +152,7 @@ impl Client {
             _ if cluster => {
                 if servers.iter().any(|(server, _)| server.db != 0) {
                     return Err(Error::config(
+                        "LOCATION",
                         "Redis Cluster has only database 0: drop the /db from LOCATION",
                     )
                     .into());
@@ -163,7 +164,11 @@ impl Client {
                 )
             }
             (Some(_), Some(_)) => {
-                return Err(Error::config("a cache is either sharded or sentinel-managed").into())
+                return Err(Error::config(
+                    "CLIENT_CLASS",
+                    "a cache is either sharded or sentinel-managed",
+                )
+                .into())
             }
             (Some(names), None) => Topology::sharded(&servers, &names)?,
             (None, Some(sentinels)) => {
@@ -171,20 +176,23 @@ impl Client {
                 let (template, options) = servers
                     .first()
                     .cloned()
-                    .ok_or_else(|| Error::config("LOCATION names no service"))?;
+                    .ok_or_else(|| Error::config("LOCATION", "LOCATION names no service"))?;
                 let service = match &template.address {
                     Address::Tcp { host, .. } | Address::Tls { host, .. } => host.clone(),
                     Address::Unix { .. } => {
                         return Err(Error::config(
+                            "LOCATION",
                             "a sentinel service is named by redis://SERVICE/db",
                         )
                         .into())
                     }
                 };
                 if sentinels.is_empty() {
-                    return Err(
-                        Error::config("SENTINELS must list at least one (host, port)").into(),
-                    );
+                    return Err(Error::config(
+                        "SENTINELS",
+                        "SENTINELS must list at least one (host, port)",
+                    )
+                    .into());
                 }
                 // TLS to the sentinels when SENTINEL_KWARGS asks for it (redis-py's `ssl`), with
                 // its own certificates or the data connections'.
@@ -226,6 +234,7 @@ impl Client {
             None => None,
             Some(_) if cluster || sentinel_managed || servers.len() != 1 => {
                 return Err(Error::config(
+                    "CLIENT_SIDE_CACHE",
                     "CLIENT_SIDE_CACHE is offered for a single server (one URL in LOCATION): \
                      not with replicas, shards, Sentinel or Cluster",
                 )

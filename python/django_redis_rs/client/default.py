@@ -15,7 +15,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, default_key_func
-from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import _native, exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW
@@ -28,7 +27,7 @@ from django_redis_rs.described import (
     add_async_twins,
     described,
 )
-from django_redis_rs.exceptions import ConfigError
+from django_redis_rs.exceptions import ConfigError, SettingError
 from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
     client_options,
@@ -100,7 +99,10 @@ class DefaultClient(DataStructures, RawClients):
         try:
             self._native = _native.Client(self._server, **options.native_kwargs, **layout)
         except ConfigError as e:
-            raise ImproperlyConfigured(str(e)) from None
+            # The native module names the option it refused (LOCATION, for a URL).
+            option = getattr(e, "option", None) or "LOCATION"
+            kind = "location" if option == "LOCATION" else "value"
+            raise SettingError(option, str(e), kind) from None
 
     def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
         """The server URLs, and how they are laid out for the native client: by default the

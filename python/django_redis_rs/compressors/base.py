@@ -3,9 +3,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-
 from django_redis_rs import _native
+from django_redis_rs.exceptions import SettingError
 from django_redis_rs.options import bounded_int
 
 # Redis refuses strings over 512 MB: no stored value legitimately inflates beyond that.
@@ -57,7 +56,7 @@ class NativeCompressor(BaseCompressor):
         try:
             _native.compress(self.spec, b"")  # validates the level for this format
         except ValueError as e:
-            raise ImproperlyConfigured(f"COMPRESSOR_LEVEL: {e}") from None
+            raise SettingError("COMPRESSOR_LEVEL", f"COMPRESSOR_LEVEL: {e}") from None
 
     def compress(self, value: bytes) -> bytes:
         return _native.compress(self.spec, value)
