@@ -2,7 +2,6 @@
 
 use super::cache_keys::*;
 use super::commands::*;
-use super::key_commands::ManyLookup;
 use super::routing::Awaiting;
 use super::Client;
 use crate::reply::{self, Reply};
@@ -200,36 +199,20 @@ impl Client {
         keys: &Bound<'py, PyAny>,
         version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let ManyLookup {
-            found,
-            callers,
-            made,
-            misses,
-            epochs,
-        } = self.lookup_many(py, keys, version)?;
-        if misses.is_empty() {
-            return settled(py, found.into_any().unbind());
+        let lookup = self.lookup_many(py, keys, version)?;
+        if lookup.asked.is_empty() {
+            return settled(py, lookup.fill(py, &self.codec, Vec::new())?);
         }
-        // The keys to ask Redis for, owned by the work (it may run again after a failover).
-        let asked: Vec<Vec<u8>> = misses.iter().map(|&i| made[i].to_vec()).collect();
-        let callers: Vec<Py<PyAny>> = misses
-            .iter()
-            .map(|&i| callers[i].clone().unbind())
-            .collect();
-        let found = found.unbind();
         let shared = Arc::clone(&self.shared);
         let work = async move {
-            let got = shared.get_many_on(&Awaiting, &asked, &epochs).await?;
-            Ok((got, asked))
+            let got = shared
+                .get_many_on(&Awaiting, &lookup.asked, &lookup.epochs)
+                .await?;
+            Ok((got, lookup))
         };
         let decoder = Arc::clone(&self.shared);
-        awaitable(py, work, move |py, (got, asked)| {
-            let found = found.into_bound(py);
-            for (j, data) in got {
-                let value = decoder.codec.decode(py, &data, &asked[j])?;
-                found.set_item(callers[j].bind(py), value)?;
-            }
-            Ok(found.into_any().unbind())
+        awaitable(py, work, move |py, (got, lookup)| {
+            lookup.fill(py, &decoder.codec, got)
         })
     }
 

@@ -2,7 +2,6 @@
 
 use super::cache_keys::*;
 use super::commands::*;
-use super::key_commands::ManyLookup;
 use super::routing::{blocking, Blocking};
 use super::Client;
 use crate::codec::Encoded;
@@ -77,29 +76,19 @@ impl Client {
     /// `keys` maps made keys to the caller's keys — or, with `version`, lists the caller's keys
     /// (made here); the result maps the caller's keys to the values found.
     #[pyo3(signature = (keys, version=None))]
-    fn get_many<'py>(
+    fn get_many(
         &self,
-        py: Python<'py>,
-        keys: &Bound<'py, PyAny>,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
         version: Option<i64>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let ManyLookup {
-            found,
-            callers,
-            made,
-            misses,
-            epochs,
-        } = self.lookup_many(py, keys, version)?;
-        if misses.is_empty() {
-            return Ok(found);
-        }
-        let asked: Vec<&[u8]> = misses.iter().map(|&i| made[i].as_ref()).collect();
-        let got = py.detach(|| blocking(self.get_many_on(&Blocking, &asked, &epochs)))?;
-        for (j, data) in got {
-            let i = misses[j];
-            found.set_item(&callers[i], self.codec.decode(py, &data, &made[i])?)?;
-        }
-        Ok(found)
+    ) -> PyResult<Py<PyAny>> {
+        let lookup = self.lookup_many(py, keys, version)?;
+        let (asked, epochs) = (&lookup.asked, &lookup.epochs);
+        let got = match asked.is_empty() {
+            true => Vec::new(),
+            false => py.detach(|| blocking(self.get_many_on(&Blocking, asked, epochs)))?,
+        };
+        lookup.fill(py, &self.codec, got)
     }
 
     /// Store every made key -> value of `items` in one round trip (MSET, or SET PX per key).

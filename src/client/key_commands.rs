@@ -7,6 +7,7 @@ use super::commands::*;
 use super::routing::{blocking, Awaiting, Blocking};
 use super::{Client, Shared};
 use crate::client_side_cache::Lookup;
+use crate::codec::Codec;
 use crate::connection::RedisPool;
 use crate::errors::Result;
 use crate::reply;
@@ -19,18 +20,34 @@ use redis::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// get_many's first half, shared by the sync and async forms: the keys made, the values the
-/// local cache holds already decoded into `found`, and what is left to ask Redis for.
-pub(super) struct ManyLookup<'py> {
-    /// The caller's key -> value, for the keys held locally.
-    pub(super) found: Bound<'py, PyDict>,
-    /// The caller's keys, and the keys made from them.
-    pub(super) callers: Vec<Bound<'py, PyAny>>,
-    pub(super) made: Vec<Cow<'static, [u8]>>,
-    /// The indexes of the keys to ask Redis for ...
-    pub(super) misses: Vec<usize>,
-    /// ... and, for each, the epoch to `offer` its value with (None: no local cache).
+/// get_many's first half, shared by the sync and async forms: the values the local cache
+/// holds, already decoded into `found`, and the keys left to ask Redis for.
+pub(super) struct ManyLookup {
+    /// The caller's key -> value, for the keys held locally (then for those Redis returns).
+    pub(super) found: Py<PyDict>,
+    /// For each key to ask Redis for: the caller's key, the key made from it, and the epoch
+    /// to `offer` its value to the local cache with (None: no local cache).
+    pub(super) callers: Vec<Py<PyAny>>,
+    pub(super) asked: Vec<Cow<'static, [u8]>>,
     pub(super) epochs: Vec<Option<u64>>,
+}
+
+impl ManyLookup {
+    /// get_many's last half: the values Redis returned (`got`: index into `asked`, bytes),
+    /// decoded into `found`.
+    pub(super) fn fill(
+        self,
+        py: Python<'_>,
+        codec: &Codec,
+        got: Vec<(usize, Vec<u8>)>,
+    ) -> PyResult<Py<PyAny>> {
+        let found = self.found.into_bound(py);
+        for (j, data) in got {
+            let value = codec.decode(py, &data, &self.asked[j])?;
+            found.set_item(self.callers[j].bind(py), value)?;
+        }
+        Ok(found.into_any().unbind())
+    }
 }
 
 impl Shared {
@@ -129,32 +146,28 @@ impl Shared {
 
 impl Client {
     /// get_many's first half (see `ManyLookup`); local hits are counted as hits.
-    pub(super) fn lookup_many<'py>(
+    pub(super) fn lookup_many(
         &self,
-        py: Python<'py>,
-        keys: &Bound<'py, PyAny>,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
         version: Option<i64>,
-    ) -> PyResult<ManyLookup<'py>> {
-        let (callers, made): (Vec<_>, Vec<_>) =
-            call_keys(self.key_prefix.as_deref(), keys, version)?
-                .into_iter()
-                .unzip();
+    ) -> PyResult<ManyLookup> {
         let found = PyDict::new(py);
-        let (mut misses, mut epochs) = (Vec::with_capacity(made.len()), Vec::new());
-        for (i, key) in made.iter().enumerate() {
-            match self.local_lookup(key) {
-                Ok(value) => found.set_item(&callers[i], self.codec.decode(py, &value, key)?)?,
+        let (mut callers, mut asked, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
+        for (caller, made) in call_keys(self.key_prefix.as_deref(), keys, version)? {
+            match self.local_lookup(&made) {
+                Ok(value) => found.set_item(&caller, self.codec.decode(py, &value, &made)?)?,
                 Err(epoch) => {
-                    misses.push(i);
+                    callers.push(caller.unbind());
+                    asked.push(Cow::Owned(made.into_owned()));
                     epochs.push(epoch);
                 }
             }
         }
         Ok(ManyLookup {
-            found,
+            found: found.unbind(),
             callers,
-            made,
-            misses,
+            asked,
             epochs,
         })
     }
