@@ -3,6 +3,7 @@
 pub mod aio;
 pub mod breaker;
 pub mod client;
+pub mod client_config;
 pub mod client_side_cache;
 pub mod cluster;
 pub mod codec;

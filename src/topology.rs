@@ -12,6 +12,7 @@
 //! `Topology::retry` is the one retry policy: what a failed request teaches the layout, and
 //! whether it is sent again.
 
+use crate::client_config::{ClientConfig, Layout as ConfigLayout};
 use crate::cluster::{self, SlotMap};
 use crate::config::{ConnectionOptions, ServerConfig};
 use crate::connection::{shared_pool, RedisPool};
@@ -181,7 +182,29 @@ fn pools(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Vec<Pool>> {
 }
 
 impl Topology {
-    pub fn replicated(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Self> {
+    /// The layout a cache's configuration asks for.
+    pub fn new(config: &ClientConfig) -> Result<Self> {
+        let servers = &config.servers;
+        Ok(match &config.layout {
+            ConfigLayout::Replicated => Self::replicated(servers)?,
+            ConfigLayout::Sharded { ring_names } => Self::sharded(servers, ring_names)?,
+            ConfigLayout::Cluster => Self::cluster(
+                servers.iter().map(|(server, _)| server.clone()).collect(),
+                servers[0].1.clone(),
+            ),
+            ConfigLayout::Sentinel(sentinel) => {
+                let finder = Sentinels {
+                    service: sentinel.service.clone(),
+                    nodes: sentinel.sentinels.clone(),
+                    options: sentinel.sentinel_options.clone(),
+                };
+                let (template, options) = servers[0].clone();
+                Self::sentinel(finder, template, options, sentinel.read_from_replicas)
+            }
+        })
+    }
+
+    fn replicated(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Self> {
         Ok(Self {
             layout: Layout::Replicated(Nodes {
                 pools: pools(servers)?,
@@ -191,7 +214,7 @@ impl Topology {
     }
 
     /// `ring_names` name the shards as django-redis does (the LOCATION entries as written).
-    pub fn sharded<S: AsRef<str>>(
+    fn sharded<S: AsRef<str>>(
         servers: &[(ServerConfig, ConnectionOptions)],
         ring_names: &[S],
     ) -> Result<Self> {
@@ -208,7 +231,7 @@ impl Topology {
 
     /// Nodes are found on first use (so a sentinel outage at start-up is not a configuration
     /// error) and again after a failure.
-    pub fn sentinel(
+    fn sentinel(
         sentinels: Sentinels,
         template: ServerConfig,
         options: ConnectionOptions,
@@ -227,7 +250,7 @@ impl Topology {
     }
 
     /// The slot map is fetched on first use from the first seed that answers.
-    pub fn cluster(seeds: Vec<ServerConfig>, options: ConnectionOptions) -> Self {
+    fn cluster(seeds: Vec<ServerConfig>, options: ConnectionOptions) -> Self {
         Self {
             layout: Layout::Cluster(Box::new(ClusterLayout {
                 seeds,

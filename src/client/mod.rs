@@ -14,17 +14,14 @@ mod routing;
 use cache_keys::*;
 
 use crate::breaker::{BreakerConfig, State as BreakerState};
+use crate::client_config::{ClientConfig, SentinelSettings, Settings};
 use crate::client_side_cache::{shared_local, LocalCache, LocalConfig};
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor};
-use crate::config::{
-    duration_from_secs, parse_url, Address, ConnectionOptions, ServerConfig, TlsOptions,
-};
-use crate::errors::Error;
+use crate::config::{duration_from_secs, ConnectionOptions, TlsOptions};
 use crate::metrics::Metrics;
 use crate::reply;
 use crate::resp::Packed;
-use crate::sentinel::Sentinels;
 use crate::topology::Topology;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -117,7 +114,7 @@ impl Client {
         sentinel_tls: Option<SentinelTls>,
     ) -> PyResult<Self> {
         let defaults = ConnectionOptions::default();
-        let base = ConnectionOptions {
+        let options = ConnectionOptions {
             socket_timeout: seconds(socket_timeout),
             connect_timeout: seconds(connect_timeout),
             max_connections: max_connections.unwrap_or(defaults.max_connections),
@@ -140,116 +137,49 @@ impl Client {
                 verify_hostname: ssl_check_hostname,
             },
         };
-        let mut servers: Vec<(ServerConfig, ConnectionOptions)> = Vec::new();
-        for location in &locations {
-            let (mut server, options) = parse_url(location, &base)?;
-            server.username = server.username.or_else(|| username.clone());
-            server.password = server.password.or_else(|| password.clone());
-            servers.push((server, options));
-        }
-        let sentinel_managed = sentinels.is_some();
-        let topology = match (shard_names, sentinels) {
-            _ if cluster => {
-                if servers.iter().any(|(server, _)| server.db != 0) {
-                    return Err(Error::config(
-                        "LOCATION",
-                        "Redis Cluster has only database 0: drop the /db from LOCATION",
-                    )
-                    .into());
-                }
-                let options = servers.first().map(|(_, o)| o.clone()).unwrap_or_default();
-                Topology::cluster(
-                    servers.iter().map(|(server, _)| server.clone()).collect(),
+        let tls_options =
+            |(ca_certs, certfile, keyfile, verify_peer, verify_hostname)| TlsOptions {
+                ca_certs,
+                certfile,
+                keyfile,
+                verify_peer,
+                verify_hostname,
+            };
+        let config = ClientConfig::new(Settings {
+            locations,
+            options,
+            username,
+            password,
+            shard_names,
+            sentinels: sentinels.map(|nodes| SentinelSettings {
+                nodes,
+                username: sentinel_username,
+                password: sentinel_password,
+                tls: sentinel_tls.map(tls_options),
+                read_from_replicas,
+            }),
+            cluster,
+            client_side_cache: client_side_cache.map(|(max_entries, max_bytes, ttl)| LocalConfig {
+                max_entries,
+                max_bytes,
+                ttl: seconds(Some(ttl)).unwrap_or_default(),
+            }),
+            tracking_prefix,
+        })?;
+        let topology = Topology::new(&config)?;
+        let local = match config.client_side_cache {
+            Some(local) => {
+                let (server, options) = &config.servers[0];
+                Some(shared_local(
+                    server,
                     options,
-                )
+                    local,
+                    config.tracking_prefix,
+                )?)
             }
-            (Some(_), Some(_)) => {
-                return Err(Error::config(
-                    "CLIENT_CLASS",
-                    "a cache is either sharded or sentinel-managed",
-                )
-                .into())
-            }
-            (Some(names), None) => Topology::sharded(&servers, &names)?,
-            (None, Some(sentinels)) => {
-                // LOCATION names the service ("redis://SERVICE/db"): its host is the name.
-                let (template, options) = servers
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| Error::config("LOCATION", "LOCATION names no service"))?;
-                let service = match &template.address {
-                    Address::Tcp { host, .. } | Address::Tls { host, .. } => host.clone(),
-                    Address::Unix { .. } => {
-                        return Err(Error::config(
-                            "LOCATION",
-                            "a sentinel service is named by redis://SERVICE/db",
-                        )
-                        .into())
-                    }
-                };
-                if sentinels.is_empty() {
-                    return Err(Error::config(
-                        "SENTINELS",
-                        "SENTINELS must list at least one (host, port)",
-                    )
-                    .into());
-                }
-                // TLS to the sentinels when SENTINEL_KWARGS asks for it (redis-py's `ssl`), with
-                // its own certificates or the data connections'.
-                let mut sentinel_options = options.clone();
-                if let Some((ca_certs, certfile, keyfile, verify_peer, verify_hostname)) =
-                    sentinel_tls.clone()
-                {
-                    sentinel_options.tls = TlsOptions {
-                        ca_certs,
-                        certfile,
-                        keyfile,
-                        verify_peer,
-                        verify_hostname,
-                    };
-                }
-                let nodes = sentinels
-                    .into_iter()
-                    .map(|(host, port)| ServerConfig {
-                        address: if sentinel_tls.is_some() {
-                            Address::Tls { host, port }
-                        } else {
-                            Address::Tcp { host, port }
-                        },
-                        db: 0,
-                        username: sentinel_username.clone(),
-                        password: sentinel_password.clone(),
-                    })
-                    .collect();
-                let finder = Sentinels {
-                    service,
-                    nodes,
-                    options: sentinel_options,
-                };
-                Topology::sentinel(finder, template, options, read_from_replicas)
-            }
-            (None, None) => Topology::replicated(&servers)?,
-        };
-        let local = match client_side_cache {
             None => None,
-            Some(_) if cluster || sentinel_managed || servers.len() != 1 => {
-                return Err(Error::config(
-                    "CLIENT_SIDE_CACHE",
-                    "CLIENT_SIDE_CACHE is offered for a single server (one URL in LOCATION): \
-                     not with replicas, shards, Sentinel or Cluster",
-                )
-                .into())
-            }
-            Some((max_entries, max_bytes, ttl)) => {
-                let config = LocalConfig {
-                    max_entries,
-                    max_bytes,
-                    ttl: seconds(Some(ttl)).unwrap_or_default(),
-                };
-                let (server, options) = &servers[0];
-                Some(shared_local(server, options, config, tracking_prefix)?)
-            }
         };
+        let servers = &config.servers;
         let codec = Codec {
             serializer: match serializer {
                 Some(spec) => Serializer::from_spec(spec)?,
