@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from io import StringIO
 from typing import Any
 
@@ -148,3 +149,12 @@ def test_a_refused_setting_carries_its_option_and_kind(
     refused = RedisCache(location, {"OPTIONS": options}).configuration_error
     assert isinstance(refused, SettingError)
     assert (refused.option, refused.kind) == (option, kind), refused
+    # Celery and multiprocessing pickle exceptions: every field comes back.
+    copy = pickle.loads(pickle.dumps(refused))
+    assert (type(copy), str(copy), copy.option, copy.kind, copy.names) == (
+        SettingError,
+        str(refused),
+        refused.option,
+        refused.kind,
+        refused.names,
+    )

@@ -54,6 +54,10 @@ class SettingError(ImproperlyConfigured):
         self.kind = kind
         self.names = tuple(names)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery and multiprocessing pickle exceptions: rebuild with every field.
+        return (type(self), (self.option, str(self), self.kind, self.names))
+
 
 def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
     """What django-redis lets out where the native client raised ``failure``: its cause, a
