@@ -48,9 +48,17 @@ pub enum Refusal {
     TryAgain,
     /// `CLUSTERDOWN`: the cluster cannot serve the slot now (a failover is under way).
     ClusterDown,
+    /// `LOADING`: the node is loading its dataset (just restarted, or a replica resyncing).
+    Loading,
+    /// `MASTERDOWN`: a replica lost its primary and refuses reads of stale data.
+    MasterDown,
+    /// `NOSCRIPT`: the script is not in the server's cache (`EVALSHA` before `SCRIPT LOAD`).
+    NoScript,
+    /// `WRONGTYPE`: the key holds another kind of value.
+    WrongType,
     /// `READONLY`: a write reached a replica (the primary it was sent to was demoted).
     ReadOnly,
-    /// Anything else (`WRONGTYPE`, `ERR ...`): the caller's to see.
+    /// Anything else (`ERR ...`): the caller's to see.
     Other,
 }
 
@@ -80,6 +88,10 @@ impl Refusal {
             "ASK" => node(words).map_or(Self::Other, Self::Ask),
             "TRYAGAIN" => Self::TryAgain,
             "CLUSTERDOWN" => Self::ClusterDown,
+            "LOADING" => Self::Loading,
+            "MASTERDOWN" => Self::MasterDown,
+            "NOSCRIPT" => Self::NoScript,
+            "WRONGTYPE" => Self::WrongType,
             "READONLY" => Self::ReadOnly,
             _ => Self::Other,
         }
@@ -308,7 +320,14 @@ mod tests {
                 "READONLY You can't write against a read only replica.",
                 Refusal::ReadOnly,
             ),
-            ("WRONGTYPE Operation against a key", Refusal::Other),
+            ("WRONGTYPE Operation against a key", Refusal::WrongType),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                Refusal::Loading,
+            ),
+            ("MASTERDOWN Link with MASTER is down", Refusal::MasterDown),
+            ("NOSCRIPT No matching script.", Refusal::NoScript),
+            ("ERR unknown command 'X'", Refusal::Other),
             // A redirect to a port out of range is never followed (70000 as u16 is 4464).
             ("MOVED 1 10.0.0.1:70000", Refusal::Other),
             ("ASK 1", Refusal::Other),

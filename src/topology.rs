@@ -418,7 +418,8 @@ impl Topology {
     /// call's `retry_budget`. As redis-py's and valkey-glide's cluster clients do:
     /// - cluster: `MOVED` means the slot map is stale: it is fetched again and the request
     ///   routed again (at once the first time); `ASK` sends it to the importing node;
-    ///   `TRYAGAIN` (a multi-key request on a slot mid-migration) is retried after a backoff;
+    ///   `TRYAGAIN` (a multi-key request on a slot mid-migration) and `LOADING` (a node loading
+    ///   its dataset after a restart) are retried after a backoff;
     ///   `CLUSTERDOWN` (a failover under way) fetches the map and retries after a backoff. A
     ///   broken connection drops the map but is not retried: the request may have run, and a
     ///   dead primary is replaced in seconds, longer than a cache call should wait.
@@ -444,7 +445,9 @@ impl Topology {
                     Retry::After(backoff(attempt))
                 }
                 Some(Refusal::Ask(node)) => Retry::Ask(c.node(node)?),
-                Some(Refusal::TryAgain) => Retry::After(backoff(attempt.max(1))),
+                // A node loading its data answers in moments; a multi-key request whose
+                // keys a migration split, once the migration moves on.
+                Some(Refusal::TryAgain | Refusal::Loading) => Retry::After(backoff(attempt.max(1))),
                 Some(Refusal::ClusterDown) => {
                     c.stale.store(true, Ordering::Release);
                     Retry::After(backoff(attempt.max(1)))
@@ -482,4 +485,82 @@ fn backoff(attempt: u32) -> Duration {
     }
     let ceiling = Duration::from_millis(1 << attempt.min(7)).min(Duration::from_millis(100));
     ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Address;
+    use crate::errors::NodeAddress;
+
+    fn server(port: u16) -> ServerConfig {
+        ServerConfig {
+            address: Address::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            db: 0,
+            username: None,
+            password: None,
+        }
+    }
+
+    fn refused(refusal: Refusal) -> Error {
+        Error {
+            refusal: Some(refusal),
+            ..Error::new(ErrorKind::Response, "refused")
+        }
+    }
+
+    /// Retried after a pause (Some(true)), at once (Some(false)), or not (None).
+    fn retried(topology: &Topology, err: &Error, attempt: u32) -> Option<bool> {
+        match topology.retry(err, attempt).unwrap() {
+            Retry::After(pause) => Some(!pause.is_zero()),
+            Retry::Ask(_) => Some(false),
+            Retry::No => None,
+        }
+    }
+
+    #[test]
+    fn the_cluster_retry_policy() {
+        // No I/O: the slot map is fetched on first use only.
+        let cluster = Topology::cluster(vec![server(1)], ConnectionOptions::default());
+        for waits in [Refusal::TryAgain, Refusal::Loading, Refusal::ClusterDown] {
+            assert_eq!(
+                retried(&cluster, &refused(waits.clone()), 0),
+                Some(true),
+                "{waits:?}"
+            );
+        }
+        let moved = refused(Refusal::Moved(NodeAddress {
+            host: "127.0.0.1".into(),
+            port: 2,
+        }));
+        assert_eq!(retried(&cluster, &moved, 0), Some(false)); // at once the first time
+        assert_eq!(retried(&cluster, &moved, 3), Some(true));
+        let ask = refused(Refusal::Ask(NodeAddress {
+            host: "127.0.0.1".into(),
+            port: 2,
+        }));
+        assert_eq!(retried(&cluster, &ask, 0), Some(false));
+        for final_ in [Refusal::WrongType, Refusal::NoScript, Refusal::Other] {
+            assert_eq!(
+                retried(&cluster, &refused(final_.clone()), 0),
+                None,
+                "{final_:?}"
+            );
+        }
+        // A broken connection may have run the request: not retried.
+        let broken = Error::new(ErrorKind::Connection, "reset");
+        assert_eq!(retried(&cluster, &broken, 0), None);
+        assert!(backoff(40) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn fixed_layouts_never_retry() {
+        let single = Topology::replicated(&[(server(1), ConnectionOptions::default())]).unwrap();
+        assert_eq!(single.retry_budget(), Duration::ZERO);
+        assert_eq!(retried(&single, &refused(Refusal::ReadOnly), 0), None);
+        assert_eq!(retried(&single, &refused(Refusal::TryAgain), 0), None);
+    }
 }

@@ -94,8 +94,10 @@ def test_other_bad_values_and_warnings() -> None:
         "django_redis_rs.E005"
     ]
     assert ids(TIMEOUT=0) == ["django_redis_rs.W001"]
-    # They configure get_redis_connection()'s redis-py client (W002, "no effect", is retired).
+    # They configure get_redis_connection()'s redis-py client: they have an effect.
     assert ids(OPTIONS={"PARSER_CLASS": "redis.connection._HiredisParser"}) == []
+    # Accepted for django-redis's sake, without effect here: one warning names them.
+    assert ids(OPTIONS={"REPLICA_READ_ONLY": False}) == ["django_redis_rs.W002"]
 
 
 def test_other_backends_are_left_alone() -> None:

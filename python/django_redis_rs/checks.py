@@ -11,7 +11,8 @@ raised by any use of the cache) become check messages with ids:
 - ``django_redis_rs.E004`` — a timeout that is not a number of seconds (``TIMEOUT``,
   ``SOCKET_TIMEOUT``, ``SOCKET_CONNECT_TIMEOUT``, the pool's ``timeout``, …);
 - ``django_redis_rs.E005`` — any other invalid option value;
-- ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once.
+- ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once;
+- ``django_redis_rs.W002`` — options accepted for compatibility that have no effect here.
 
 Enabled by adding ``"django_redis_rs"`` to ``INSTALLED_APPS``.
 """
@@ -28,7 +29,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from django_redis_rs.exceptions import SettingError
-from django_redis_rs.options import KNOWN_OPTIONS
+from django_redis_rs.options import KNOWN_OPTIONS, NO_EFFECT_OPTIONS
 
 
 def _ours(backend: Any) -> bool:
@@ -94,12 +95,30 @@ def _timeout(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
     return []
 
 
+def _no_effect(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
+    """One warning naming the settings accepted for compatibility that do nothing here."""
+    options = params.get("OPTIONS") or {}
+    idle = sorted(
+        name for name in NO_EFFECT_OPTIONS if isinstance(options, dict) and name in options
+    )
+    if not idle:
+        return []
+    return [
+        checks.Warning(
+            f"CACHES[{alias!r}]: OPTIONS {', '.join(idle)} have no effect with this backend.",
+            hint="They are accepted so that django-redis settings work unchanged; remove them.",
+            id="django_redis_rs.W002",
+        )
+    ]
+
+
 def check_caches(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
     messages: list[checks.CheckMessage] = []
     for alias, params in getattr(settings, "CACHES", {}).items():
         if not isinstance(params, dict) or not _ours(params.get("BACKEND")):
             continue
         messages += _timeout(alias, params)
+        messages += _no_effect(alias, params)
         backend = import_string(params["BACKEND"])
         backend_params = {k: v for k, v in params.items() if k not in ("BACKEND", "LOCATION")}
         refused = backend(params.get("LOCATION", ""), backend_params).configuration_error

@@ -58,6 +58,10 @@ KNOWN_OPTIONS = {
     "SINGLE_FLIGHT_TIMEOUT",
 }
 CLEAR_SCOPES = ("database", "prefix", "version")
+# Accepted so that django-redis settings work unchanged, but without effect here (system
+# check W002 says so).
+NO_EFFECT_OPTIONS = {"REPLICA_READ_ONLY"}
+
 REDIS_PY_OPTIONS = {
     "PARSER_CLASS",
     "CONNECTION_POOL_CLASS",
