@@ -6,6 +6,7 @@
 
 use crate::config::TlsOptions;
 use crate::errors::{Error, Result};
+use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -14,8 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 fn read(path: &Path, option: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path)
@@ -47,8 +49,21 @@ fn roots(tls: &TlsOptions) -> Result<RootCertStore> {
     Ok(roots)
 }
 
-/// The client configuration for one server's connections.
+/// The client configuration for these options, made once per process: sentinel and cluster
+/// discovery open throwaway connections, and building a configuration reads the system's CA
+/// store from disk.
 pub fn client_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
+    static MADE: LazyLock<Mutex<HashMap<TlsOptions, Arc<ClientConfig>>>> =
+        LazyLock::new(Mutex::default);
+    if let Some(config) = MADE.lock().get(tls) {
+        return Ok(Arc::clone(config));
+    }
+    // Built outside the lock (file I/O); two threads may both build it, the first one kept.
+    let config = build(tls)?;
+    Ok(Arc::clone(MADE.lock().entry(tls.clone()).or_insert(config)))
+}
+
+fn build(tls: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let invalid = |e: rustls::Error| Error::config("LOCATION", format!("TLS: {e}"));
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))

@@ -171,10 +171,9 @@ pub struct Topology {
     layout: Layout,
 }
 
+/// The servers' pools (`ClientConfig` guarantees at least one server, and a ring name each
+/// when sharded).
 fn pools(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Vec<Pool>> {
-    if servers.is_empty() {
-        return Err(Error::config("LOCATION", "LOCATION names no server"));
-    }
     servers
         .iter()
         .map(|(server, options)| shared_pool(server, options))
@@ -218,12 +217,6 @@ impl Topology {
         servers: &[(ServerConfig, ConnectionOptions)],
         ring_names: &[S],
     ) -> Result<Self> {
-        if ring_names.len() != servers.len() {
-            return Err(Error::config(
-                "LOCATION",
-                "one ring name per shard is required",
-            ));
-        }
         Ok(Self {
             layout: Layout::Sharded(HashRing::new(ring_names), pools(servers)?),
         })

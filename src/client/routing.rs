@@ -153,26 +153,19 @@ impl NodeRequest {
 
     /// Each batch with its replies, or with the error that failed it: the node's, or the first
     /// error reply among the batch's.
-    fn split(self, result: Result<Vec<Value>>) -> Vec<(Vec<usize>, Result<Vec<Value>>)> {
-        let mut replies = match result {
-            Ok(replies) if replies.len() == self.packed.commands() => replies.into_iter(),
-            Ok(_) => {
-                let err = Error::new(ErrorKind::Protocol, "a reply is missing");
-                return self
-                    .spans
-                    .into_iter()
-                    .map(|s| (s.0, Err(err.clone())))
-                    .collect();
+    fn split(&mut self, result: Result<Vec<Value>>) -> Vec<(Vec<usize>, Result<Vec<Value>>)> {
+        let spans = std::mem::take(&mut self.spans);
+        let result = match result {
+            Ok(replies) if replies.len() != self.packed.commands() => {
+                Err(Error::new(ErrorKind::Protocol, "a reply is missing"))
             }
-            Err(err) => {
-                return self
-                    .spans
-                    .into_iter()
-                    .map(|s| (s.0, Err(err.clone())))
-                    .collect()
-            }
+            result => result,
         };
-        self.spans
+        let mut replies = match result {
+            Ok(replies) => replies.into_iter(),
+            Err(err) => return spans.into_iter().map(|s| (s.0, Err(err.clone()))).collect(),
+        };
+        spans
             .into_iter()
             .map(|(batch, commands, asking)| {
                 let own = checked(replies.by_ref().take(commands).collect());
@@ -280,11 +273,12 @@ impl Shared {
                 let results = t.send_each(&sends).await;
                 todo.clear();
                 let mut pause = Duration::ZERO;
-                for (request, result) in requests.into_iter().zip(results) {
-                    let ok = matches!(&result, Ok(replies) if checked_ok(replies));
+                for (mut request, result) in requests.into_iter().zip(results) {
+                    let outcomes = request.split(result);
+                    let ok = outcomes.iter().all(|(_, outcome)| outcome.is_ok());
                     self.metrics
                         .record(request.packed.name(), started.elapsed(), ok);
-                    for (batch, outcome) in request.split(result) {
+                    for (batch, outcome) in outcomes {
                         let err = match outcome {
                             Ok(replies) => {
                                 done.push((batch, replies));
@@ -316,9 +310,4 @@ impl Shared {
         }
         result
     }
-}
-
-/// Whether no reply is an error reply.
-fn checked_ok(replies: &[Value]) -> bool {
-    !replies.iter().any(|v| matches!(v, Value::ServerError(_)))
 }

@@ -222,12 +222,17 @@ class DefaultClient(DataStructures, RawClients):
         version = backend.version if version is None else version
         return version if type(version) is int else None
 
-    def _many(self, keys: Iterable[Any], version: int | None) -> tuple[Any, ...]:
+    def _many(
+        self, keys: Iterable[Any], version: int | None, named: bool = False
+    ) -> tuple[Any, ...]:
         """The native multi-key calls' arguments, sync or async: the caller's keys and the
-        version to make them with natively, or the keys made here."""
+        version to make them with natively, or the keys made here (``named``: mapped to the
+        caller's, for get_many to name them in its result)."""
         native_version = self._native_version(version)
         if native_version is not None:
             return keys, native_version
+        if named:
+            return ({self.make_key(k, version): k for k in keys},)
         return ([self.make_key(k, version) for k in keys],)
 
     def _many_items(
@@ -240,14 +245,6 @@ class DefaultClient(DataStructures, RawClients):
             return items, self._timeout_ms(timeout), native_version
         return {self.make_key(k, version): v for k, v in data.items()}, self._timeout_ms(timeout)
 
-    def _many_lookup(self, keys: Iterable[Any], version: int | None) -> tuple[Any, ...]:
-        """get_many's native arguments, sync or async: like ``_many``, but made keys map to
-        the caller's, to name them in the result."""
-        native_version = self._native_version(version)
-        if native_version is not None:
-            return keys, native_version
-        return ({self.make_key(k, version): k for k in keys},)
-
     def delete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
@@ -259,7 +256,7 @@ class DefaultClient(DataStructures, RawClients):
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        return self._native.get_many(*self._many_lookup(keys, version))
+        return self._native.get_many(*self._many(keys, version, named=True))
 
     def set_many(
         self,
@@ -419,7 +416,7 @@ class DefaultClient(DataStructures, RawClients):
     async def aget_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
-        found: dict[Any, Any] = await self._native.aget_many(*self._many_lookup(keys, version))
+        found: dict[Any, Any] = await self._native.aget_many(*self._many(keys, version, named=True))
         return found
 
     async def aset_many(
