@@ -66,6 +66,7 @@ bench: build
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
 	$(PY) benches/invalidation.py
+	cargo bench --bench packing
 
 # The tox matrix (tox.ini), with pyenv's Pythons 3.10-3.13 put on PATH for tox to find:
 #   make matrix                          # all of it

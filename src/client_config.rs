@@ -6,10 +6,12 @@ use crate::client_side_cache::LocalConfig;
 use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig};
 use crate::errors::{Error, Result};
 
-/// What the Python layer hands over, typed (OPTIONS already validated there).
+/// LOCATION and OPTIONS, typed (`options::read` checks them into this).
 #[derive(Default)]
 pub struct Settings {
     pub locations: Vec<String>,
+    /// LOCATION's URLs as given (Sentinel's `?is_master` kept): what the raw clients connect to.
+    pub given_locations: Vec<String>,
     /// Every server's options, before a URL's own parameters override them.
     pub options: ConnectionOptions,
     /// `USERNAME`/`PASSWORD`, for the URLs that carry none.
@@ -22,6 +24,19 @@ pub struct Settings {
     pub client_side_cache: Option<LocalConfig>,
     /// The key prefix the server tracks for the client-side cache (None: every key).
     pub tracking_prefix: Option<String>,
+    pub behaviour: Behaviour,
+}
+
+/// What the Python layer does with the settings it does not read itself.
+#[derive(Default)]
+pub struct Behaviour {
+    /// `CLEAR_SCOPE`: "database", "prefix" or "version".
+    pub clear_scope: &'static str,
+    /// Seconds a `get_or_set` waits for another caller computing the same key (None: no
+    /// single-flight).
+    pub single_flight_timeout: Option<f64>,
+    /// The settings given that do nothing for the cache (system check W002).
+    pub ignored: Vec<String>,
 }
 
 pub struct SentinelSettings {
@@ -61,6 +76,8 @@ pub struct ClientConfig {
     pub layout: Layout,
     pub client_side_cache: Option<LocalConfig>,
     pub tracking_prefix: Option<String>,
+    pub given_locations: Vec<String>,
+    pub behaviour: Behaviour,
 }
 
 impl ClientConfig {
@@ -116,6 +133,8 @@ impl ClientConfig {
             layout,
             client_side_cache: settings.client_side_cache,
             tracking_prefix: settings.tracking_prefix,
+            given_locations: settings.given_locations,
+            behaviour: settings.behaviour,
         })
     }
 }
@@ -183,7 +202,7 @@ mod tests {
     fn refused(settings: Settings) -> (Option<&'static str>, String) {
         match ClientConfig::new(settings) {
             Ok(_) => panic!("accepted"),
-            Err(e) => (e.setting, e.message),
+            Err(e) => (e.setting.map(|s| s.option), e.message),
         }
     }
 

@@ -163,6 +163,19 @@ const IGNORED_QUERY_PARAMS: &[&str] = &[
     "single_connection_client",
 ];
 
+/// The parameters of `url` that are accepted without effect (for the system check).
+pub fn ignored_query_params(url: &str) -> Vec<String> {
+    url::Url::parse(url)
+        .map(|parsed| {
+            parsed
+                .query_pairs()
+                .map(|(name, _)| name.into_owned())
+                .filter(|name| IGNORED_QUERY_PARAMS.contains(&name.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A URL with its password replaced, for error messages.
 pub fn redact(url: &str) -> String {
     let without_userinfo = match url::Url::parse(url) {

@@ -32,9 +32,44 @@ pub struct Error {
     /// For a server's error reply (`Response`): what it says, read once where the reply was
     /// read, so that no decision matches message text.
     pub refusal: Option<Refusal>,
-    /// For a configuration error (`Config`): the setting at fault (`LOCATION`, `SENTINELS`,
-    /// `ssl_ca_certs`, ...), given to Python as the exception's `option`.
-    pub setting: Option<&'static str>,
+    /// For a configuration error (`Config`): the setting at fault, given to Python as the
+    /// exception's `option`, `kind` and `names`.
+    pub setting: Option<Box<Misconfigured>>,
+}
+
+/// The setting a configuration error is about, and how it is wrong: what the system checks
+/// report (their ids follow `kind`), never read back from the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misconfigured {
+    /// `LOCATION`, `SOCKET_TIMEOUT`, `CONNECTION_POOL_KWARGS['timeout']`, ...
+    pub option: &'static str,
+    pub kind: ConfigKind,
+    /// For `Unknown`: the names not known.
+    pub names: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// `LOCATION` is not a list of valid server URLs.
+    Location,
+    /// Options (or pool arguments) this backend does not know: typos, most often.
+    Unknown,
+    /// Not a number of seconds in range.
+    Timeout,
+    /// Any other invalid value.
+    Value,
+}
+
+impl ConfigKind {
+    /// The name Python's `SettingError.kind` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Location => "location",
+            Self::Unknown => "unknown",
+            Self::Timeout => "timeout",
+            Self::Value => "value",
+        }
+    }
 }
 
 /// What a server's error reply tells the client to do, from its first word.
@@ -120,10 +155,27 @@ impl Error {
         }
     }
 
-    /// A configuration error about `setting`.
-    pub fn config(setting: &'static str, message: impl Into<String>) -> Self {
+    /// A configuration error about `option` (of kind `Location` for LOCATION, else `Value`).
+    pub fn config(option: &'static str, message: impl Into<String>) -> Self {
+        let kind = match option {
+            "LOCATION" => ConfigKind::Location,
+            _ => ConfigKind::Value,
+        };
+        Self::misconfigured(option, kind, Vec::new(), message)
+    }
+
+    pub fn misconfigured(
+        option: &'static str,
+        kind: ConfigKind,
+        names: Vec<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            setting: Some(setting),
+            setting: Some(Box::new(Misconfigured {
+                option,
+                kind,
+                names,
+            })),
             ..Self::new(ErrorKind::Config, message)
         }
     }
@@ -266,9 +318,14 @@ pub mod py {
                 ),
                 ErrorKind::Config => {
                     let refused = ConfigError::new_err(err.message);
-                    // The option the checks name; setting an attribute on a fresh exception
-                    // cannot fail in practice, and the message says it all anyway.
-                    let _ = refused.value(py).setattr("option", err.setting);
+                    // What the checks report; setting attributes on a fresh exception cannot
+                    // fail in practice, and the message says it all anyway.
+                    if let Some(setting) = err.setting {
+                        let value = refused.value(py);
+                        let _ = value.setattr("option", setting.option);
+                        let _ = value.setattr("kind", setting.kind.name());
+                        let _ = value.setattr("names", setting.names);
+                    }
                     refused
                 }
                 ErrorKind::Serializer => SerializerError::new_err(err.message),

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod errors;
 pub mod fork;
 pub mod metrics;
+pub mod options;
 pub mod parse;
 pub mod pool;
 pub mod reply;
@@ -43,6 +44,7 @@ mod _native {
         for (name, kind) in crate::reply::Reply::ALL {
             m.add(name, kind as u8)?;
         }
+        m.add("KNOWN_OPTIONS", crate::options::KNOWN_OPTIONS.to_vec())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 

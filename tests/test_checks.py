@@ -94,10 +94,17 @@ def test_other_bad_values_and_warnings() -> None:
         "django_redis_rs.E005"
     ]
     assert ids(TIMEOUT=0) == ["django_redis_rs.W001"]
-    # They configure get_redis_connection()'s redis-py client: they have an effect.
-    assert ids(OPTIONS={"PARSER_CLASS": "redis.connection._HiredisParser"}) == []
-    # Accepted for django-redis's sake, without effect here: one warning names them.
+    # Accepted for django-redis's sake, or configuring only get_redis_connection()'s redis-py
+    # client: one warning names all that the cache ignores, OPTIONS and URL parameters alike.
     assert ids(OPTIONS={"REPLICA_READ_ONLY": False}) == ["django_redis_rs.W002"]
+    options = {
+        "PARSER_CLASS": "redis.connection._HiredisParser",
+        "CONNECTION_POOL_KWARGS": {"retry_on_timeout": True},
+    }
+    ((id_, msg),) = messages("redis://127.0.0.1:1?decode_responses=1&protocol=3", OPTIONS=options)
+    assert id_ == "django_redis_rs.W002"
+    for name in ("PARSER_CLASS", "['retry_on_timeout']", "?decode_responses", "?protocol"):
+        assert name in msg
 
 
 def test_other_backends_are_left_alone() -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "loads",
     "CompressorError",
     "ConfigError",
+    "KNOWN_OPTIONS",
     "ConnectionInterrupted",
     "SerializerError",
     "ValueTooLargeError",
@@ -44,7 +45,13 @@ class ConnectionInterrupted(Exception): ...
 class SerializerError(Exception): ...
 class CompressorError(Exception): ...
 class ValueTooLargeError(ValueError): ...
-class ConfigError(ValueError): ...
+
+class ConfigError(ValueError):
+    option: str
+    kind: str
+    names: list[str]
+
+KNOWN_OPTIONS: list[str]
 
 _Key: TypeAlias = str | bytes
 
@@ -57,36 +64,28 @@ def decompress(spec: tuple[Any, ...], data: bytes) -> bytes: ...
 class Client:
     def __new__(
         cls,
-        locations: list[str],
+        location: Any,
+        options: Any,
         *,
-        socket_timeout: float | None = None,
-        connect_timeout: float | None = None,
-        max_connections: int | None = None,
-        pool_timeout: float | None = None,
-        username: str | None = None,
-        password: str | None = None,
+        layout: str = "replicated",
+        read_from_replicas: bool | None = None,
         serializer: tuple[Any, ...] | object | None = None,
         compressor: tuple[Any, ...] | object | None = None,
-        shard_names: list[str] | None = None,
-        sentinels: list[tuple[str, int]] | None = None,
-        sentinel_username: str | None = None,
-        sentinel_password: str | None = None,
-        read_from_replicas: bool = True,
-        cluster: bool = False,
-        ssl_ca_certs: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        ssl_verify_peer: bool = True,
-        ssl_check_hostname: bool = True,
-        health_check_interval: float | None = None,
-        circuit_breaker: tuple[int, float] | None = None,
         key_prefix: str | None = None,
-        client_side_cache: tuple[int, int, float] | None = None,
         tracking_prefix: str | None = None,
-        sentinel_tls: tuple[str | None, str | None, str | None, bool, bool] | None = None,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...
+    @property
+    def locations(self) -> list[str]: ...
+    @property
+    def shard_names(self) -> list[str]: ...
+    @property
+    def clear_scope(self) -> str: ...
+    @property
+    def single_flight_timeout(self) -> float | None: ...
+    @property
+    def ignored_settings(self) -> list[str]: ...
     @property
     def node_count(self) -> int: ...
     def get(self, key: _Key, default: Any | None = None) -> Any: ...

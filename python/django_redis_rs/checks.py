@@ -12,7 +12,9 @@ raised by any use of the cache) become check messages with ids:
   ``SOCKET_TIMEOUT``, ``SOCKET_CONNECT_TIMEOUT``, the pool's ``timeout``, …);
 - ``django_redis_rs.E005`` — any other invalid option value;
 - ``django_redis_rs.W001`` — ``TIMEOUT`` of 0 or less: every key expires at once;
-- ``django_redis_rs.W002`` — options accepted for compatibility that have no effect here.
+- ``django_redis_rs.W002`` — settings the cache accepts without effect: django-redis's
+  ``REPLICA_READ_ONLY``, and redis-py's options, pool arguments and URL parameters, which
+  configure only the client ``get_redis_connection()`` returns.
 
 Enabled by adding ``"django_redis_rs"`` to ``INSTALLED_APPS``.
 """
@@ -28,8 +30,8 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from django_redis_rs._native import KNOWN_OPTIONS
 from django_redis_rs.exceptions import SettingError
-from django_redis_rs.options import KNOWN_OPTIONS, NO_EFFECT_OPTIONS
 
 
 def _ours(backend: Any) -> bool:
@@ -95,18 +97,16 @@ def _timeout(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
     return []
 
 
-def _no_effect(alias: str, params: dict[str, Any]) -> list[checks.CheckMessage]:
-    """One warning naming the settings accepted for compatibility that do nothing here."""
-    options = params.get("OPTIONS") or {}
-    idle = sorted(
-        name for name in NO_EFFECT_OPTIONS if isinstance(options, dict) and name in options
-    )
-    if not idle:
+def _no_effect(alias: str, ignored: list[str]) -> list[checks.CheckMessage]:
+    """One warning naming the settings the cache accepts without effect."""
+    if not ignored:
         return []
     return [
         checks.Warning(
-            f"CACHES[{alias!r}]: OPTIONS {', '.join(idle)} have no effect with this backend.",
-            hint="They are accepted so that django-redis settings work unchanged; remove them.",
+            f"CACHES[{alias!r}]: {', '.join(ignored)} have no effect on the cache.",
+            hint="django-redis's REPLICA_READ_ONLY is accepted so that its settings work "
+            "unchanged; redis-py's options configure only the client get_redis_connection() "
+            "returns. Remove the ones you do not need there.",
             id="django_redis_rs.W002",
         )
     ]
@@ -118,10 +118,11 @@ def check_caches(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) 
         if not isinstance(params, dict) or not _ours(params.get("BACKEND")):
             continue
         messages += _timeout(alias, params)
-        messages += _no_effect(alias, params)
         backend = import_string(params["BACKEND"])
         backend_params = {k: v for k, v in params.items() if k not in ("BACKEND", "LOCATION")}
-        refused = backend(params.get("LOCATION", ""), backend_params).configuration_error
-        if refused is not None:
-            messages.append(_refusal(alias, refused))
+        cache = backend(params.get("LOCATION", ""), backend_params)
+        if cache.configuration_error is not None:
+            messages.append(_refusal(alias, cache.configuration_error))
+        else:
+            messages += _no_effect(alias, cache.client._native.ignored_settings)
     return messages

@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_redis_rs.exceptions import SettingError
-from django_redis_rs.options import import_option, pop_flag, seconds
+from django_redis_rs.options import import_option, pop_flag
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,9 @@ class ConnectionFactory:
             if self.options.get(option):
                 params[option.lower()] = self.options[option]
         for option in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT"):
-            value = seconds(self.options, option)
+            value = self.options.get(option)  # checked by the native client
             if value:
-                params[option.lower()] = value
+                params[option.lower()] = float(value)
         return params
 
     def connect(self, url: str) -> Any:

@@ -13,37 +13,71 @@ mod routing;
 
 use cache_keys::*;
 
-use crate::breaker::{BreakerConfig, State as BreakerState};
-use crate::client_config::{ClientConfig, SentinelSettings, Settings};
-use crate::client_side_cache::{shared_local, LocalCache, LocalConfig};
+use crate::breaker::State as BreakerState;
+use crate::client_config::{Behaviour, ClientConfig, Layout};
+use crate::client_side_cache::{shared_local, LocalCache};
 use crate::codec::serialize::Serializer;
 use crate::codec::{Codec, Compressor};
-use crate::config::{duration_from_secs, ConnectionOptions, TlsOptions};
 use crate::metrics::Metrics;
+use crate::options::{self, LayoutChoice, Value};
 use crate::reply;
 use crate::resp::Packed;
 use crate::topology::Topology;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// TLS to the sentinels: CA file, client certificate and key, verify the peer, verify the
-/// host name.
-type SentinelTls = (
-    Option<PathBuf>,
-    Option<PathBuf>,
-    Option<PathBuf>,
-    bool,
-    bool,
-);
+/// A settings value as `options::read` takes it: containers walked, scalars typed, anything
+/// else kept by its repr for the message that refuses it.
+fn value_of(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Ok(if obj.is_none() {
+        Value::None
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if obj.is_instance_of::<PyInt>() {
+        match obj.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::Other(obj.repr()?.to_string()),
+        }
+    } else if let Ok(x) = obj.cast::<PyFloat>() {
+        Value::Float(x.value())
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        Value::Str(s.to_str()?.to_owned())
+    } else if let Ok(map) = obj.cast::<PyMapping>() {
+        let mut entries = Vec::new();
+        for item in map.items()?.iter() {
+            let (key, value) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+            let key = match key.cast::<PyString>() {
+                Ok(name) => name.to_str()?.to_owned(),
+                Err(_) => key.repr()?.to_string(),
+            };
+            entries.push((key, value_of(&value)?));
+        }
+        Value::Map(entries)
+    } else if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        Value::List(
+            obj.try_iter()?
+                .map(|item| value_of(&item?))
+                .collect::<PyResult<_>>()?,
+        )
+    } else if obj.hasattr("__fspath__")? {
+        // A pathlib.Path for a certificate file.
+        value_of(&obj.call_method0("__fspath__")?)?
+    } else {
+        Value::Other(obj.repr()?.to_string())
+    })
+}
 
-/// A timeout given in seconds; none when absent, zero or out of range (the Python layer refuses
-/// out-of-range values first, naming the option).
-fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.and_then(duration_from_secs).filter(|d| !d.is_zero())
+fn layout_choice(layout: &str, read_from_replicas: Option<bool>) -> PyResult<LayoutChoice> {
+    Ok(match layout {
+        "replicated" => LayoutChoice::Replicated,
+        "sharded" => LayoutChoice::Sharded,
+        "sentinel" => LayoutChoice::Sentinel { read_from_replicas },
+        "cluster" => LayoutChoice::Cluster,
+        other => return Err(PyValueError::new_err(format!("unknown layout {other:?}"))),
+    })
 }
 
 #[pyclass(frozen, module = "django_redis_rs._native", name = "Client")]
@@ -55,6 +89,11 @@ pub struct Client {
     /// `KEY_PREFIX` when the cache uses Django's default key function: multi-key calls given a
     /// `version` then make their keys here.
     key_prefix: Option<String>,
+    /// LOCATION's URLs, as given.
+    locations: Vec<String>,
+    /// ShardClient: the shards' names on the ring (LOCATION's entries as written).
+    shard_names: Vec<String>,
+    behaviour: Behaviour,
 }
 
 pub struct Shared {
@@ -74,99 +113,34 @@ impl std::ops::Deref for Client {
 
 #[pymethods]
 impl Client {
+    /// `location` and `options` as settings.py gives them (refused with ConfigError naming the
+    /// option); `layout` is the client class's: "replicated", "sharded", "sentinel" or
+    /// "cluster".
     #[new]
     #[pyo3(signature = (
-        locations, *, socket_timeout=None, connect_timeout=None, max_connections=None,
-        pool_timeout=None, username=None, password=None, serializer=None, compressor=None,
-        shard_names=None, sentinels=None, sentinel_username=None, sentinel_password=None,
-        read_from_replicas=true, cluster=false, ssl_ca_certs=None, ssl_certfile=None,
-        ssl_keyfile=None, ssl_verify_peer=true, ssl_check_hostname=true,
-        health_check_interval=None, circuit_breaker=None, key_prefix=None,
-        client_side_cache=None, tracking_prefix=None, sentinel_tls=None
+        location, options, *, layout="replicated", read_from_replicas=None, serializer=None,
+        compressor=None, key_prefix=None, tracking_prefix=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        locations: Vec<String>,
-        socket_timeout: Option<f64>,
-        connect_timeout: Option<f64>,
-        max_connections: Option<usize>,
-        pool_timeout: Option<f64>,
-        username: Option<String>,
-        password: Option<String>,
+        location: &Bound<'_, PyAny>,
+        options: &Bound<'_, PyAny>,
+        layout: &str,
+        read_from_replicas: Option<bool>,
         serializer: Option<&Bound<'_, PyAny>>,
         compressor: Option<&Bound<'_, PyAny>>,
-        shard_names: Option<Vec<String>>,
-        sentinels: Option<Vec<(String, u16)>>,
-        sentinel_username: Option<String>,
-        sentinel_password: Option<String>,
-        read_from_replicas: bool,
-        cluster: bool,
-        ssl_ca_certs: Option<PathBuf>,
-        ssl_certfile: Option<PathBuf>,
-        ssl_keyfile: Option<PathBuf>,
-        ssl_verify_peer: bool,
-        ssl_check_hostname: bool,
-        health_check_interval: Option<f64>,
-        circuit_breaker: Option<(u32, f64)>,
         key_prefix: Option<String>,
-        client_side_cache: Option<(usize, usize, f64)>,
         tracking_prefix: Option<String>,
-        sentinel_tls: Option<SentinelTls>,
     ) -> PyResult<Self> {
-        let defaults = ConnectionOptions::default();
-        let options = ConnectionOptions {
-            socket_timeout: seconds(socket_timeout),
-            connect_timeout: seconds(connect_timeout),
-            max_connections: max_connections.unwrap_or(defaults.max_connections),
-            pool_timeout: pool_timeout
-                .and_then(duration_from_secs)
-                .unwrap_or(defaults.pool_timeout),
-            health_check_interval: seconds(health_check_interval),
-            breaker: match circuit_breaker {
-                Some((failures, reset_timeout)) => BreakerConfig {
-                    failures,
-                    reset_timeout: seconds(Some(reset_timeout)).unwrap_or_default(),
-                },
-                None => BreakerConfig::default(),
-            },
-            tls: TlsOptions {
-                ca_certs: ssl_ca_certs,
-                certfile: ssl_certfile,
-                keyfile: ssl_keyfile,
-                verify_peer: ssl_verify_peer,
-                verify_hostname: ssl_check_hostname,
-            },
-        };
-        let tls_options =
-            |(ca_certs, certfile, keyfile, verify_peer, verify_hostname)| TlsOptions {
-                ca_certs,
-                certfile,
-                keyfile,
-                verify_peer,
-                verify_hostname,
-            };
-        let config = ClientConfig::new(Settings {
-            locations,
-            options,
-            username,
-            password,
-            shard_names,
-            sentinels: sentinels.map(|nodes| SentinelSettings {
-                nodes,
-                username: sentinel_username,
-                password: sentinel_password,
-                tls: sentinel_tls.map(tls_options),
-                read_from_replicas,
-            }),
-            cluster,
-            client_side_cache: client_side_cache.map(|(max_entries, max_bytes, ttl)| LocalConfig {
-                max_entries,
-                max_bytes,
-                ttl: seconds(Some(ttl)).unwrap_or_default(),
-            }),
-            tracking_prefix,
-        })?;
+        let layout = layout_choice(layout, read_from_replicas)?;
+        let mut settings = options::read(&value_of(location)?, &value_of(options)?, layout)?;
+        settings.tracking_prefix = tracking_prefix;
+        let config = ClientConfig::new(settings)?;
         let topology = Topology::new(&config)?;
+        let shard_names = match &config.layout {
+            Layout::Sharded { ring_names } => ring_names.clone(),
+            _ => Vec::new(),
+        };
         let local = match config.client_side_cache {
             Some(local) => {
                 let (server, options) = &config.servers[0];
@@ -199,6 +173,9 @@ impl Client {
             }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),
             key_prefix,
+            locations: config.given_locations,
+            shard_names,
+            behaviour: config.behaviour,
         })
     }
 
@@ -213,6 +190,38 @@ impl Client {
     #[getter]
     fn servers(&self) -> Vec<String> {
         self.servers.clone()
+    }
+
+    /// LOCATION's URLs, as given: what the raw clients connect to.
+    #[getter]
+    fn locations(&self) -> Vec<String> {
+        self.locations.clone()
+    }
+
+    /// ShardClient: the shards' names (LOCATION's entries as written), as `servers` orders
+    /// them; empty for other layouts.
+    #[getter]
+    fn shard_names(&self) -> Vec<String> {
+        self.shard_names.clone()
+    }
+
+    /// `CLEAR_SCOPE`: "database", "prefix" or "version".
+    #[getter]
+    fn clear_scope(&self) -> &'static str {
+        self.behaviour.clear_scope
+    }
+
+    /// Seconds a `get_or_set` waits for another caller computing the same key; None: no
+    /// single-flight.
+    #[getter]
+    fn single_flight_timeout(&self) -> Option<f64> {
+        self.behaviour.single_flight_timeout
+    }
+
+    /// The settings given that do nothing for the cache (system check W002).
+    #[getter]
+    fn ignored_settings(&self) -> Vec<String> {
+        self.behaviour.ignored.clone()
     }
 
     /// Run several commands in one round trip; replies in redis-py's plain form. All commands'

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django_redis_rs.client.default import DefaultClient
-from django_redis_rs.options import locations
 
 
 class ClusterClient(DefaultClient):
@@ -19,8 +18,8 @@ class ClusterClient(DefaultClient):
 
     The raw client is one ``redis.cluster.RedisCluster`` seeded with every LOCATION node."""
 
-    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
-        return locations(server), {"cluster": True}
+    def _layout(self) -> dict[str, Any]:
+        return {"layout": "cluster"}
 
     def get_next_client_index(self, write: bool = True, tried: list[int] | None = None) -> int:
         return 0  # one cluster client for every node

@@ -30,10 +30,10 @@ from django_redis_rs.described import (
 from django_redis_rs.exceptions import ConfigError, SettingError
 from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
-    client_options,
-    locations,
+    close_connection,
+    codec,
+    reverse_key_function,
     sentinel_factory_configured,
-    sentinel_layout,
 )
 
 if TYPE_CHECKING:
@@ -76,41 +76,42 @@ class DefaultClient(DataStructures, RawClients):
         # django-redis's attribute: code written for it reads the client's settings here.
         self._params = params
         self._options: Mapping[str, Any] = params.get("OPTIONS") or {}
-        options = client_options(self._options)
-        self._server, layout = self._layout(server)
-        self._init_raw_clients(server)
-        self._close_connection = options.close_connection
-        self.reverse_key = options.reverse_key
-        self._clear_scope = options.clear_scope
-        self.single_flight_timeout = options.single_flight_timeout
-        self._compressed = options.native_kwargs["compressor"] != ("identity",)
+        serializer, compressor = codec(self._options)
+        self._compressed = compressor != ("identity",)
+        self.reverse_key = reverse_key_function(self._options)
+        self._close_connection = close_connection(self._options)
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         self._async_lock_class = ForgivingAsyncLock if ignoring else AsyncLock
         # While the cache uses Django's default key function with this prefix, multi-key calls
-        # make their keys natively.
+        # make their keys natively; with CLIENT_SIDE_CACHE, Redis tells of changes to the keys
+        # under it (to all keys, with a key function of your own).
         self._native_prefix = backend.key_prefix
-        layout["key_prefix"] = backend.key_prefix
-        if options.native_kwargs["client_side_cache"] is not None:
-            # Redis tells of changes to the keys under this prefix (all keys, with a key
-            # function of your own).
-            default_keys = backend.key_func is default_key_func
-            layout["tracking_prefix"] = f"{backend.key_prefix}:" if default_keys else None
+        default_keys = backend.key_func is default_key_func
         try:
-            self._native = _native.Client(self._server, **options.native_kwargs, **layout)
+            self._native = _native.Client(
+                server,
+                self._options,
+                **self._layout(),
+                serializer=serializer,
+                compressor=compressor,
+                key_prefix=backend.key_prefix,
+                tracking_prefix=f"{backend.key_prefix}:" if default_keys else None,
+            )
         except ConfigError as e:
-            # The native module names the option it refused (LOCATION, for a URL).
-            option = getattr(e, "option", None) or "LOCATION"
-            kind = "location" if option == "LOCATION" else "value"
-            raise SettingError(option, str(e), kind) from None
+            # The native module checks LOCATION and OPTIONS, naming the option it refused.
+            raise SettingError(e.option, str(e), e.kind, e.names) from None
+        self._clear_scope = self._native.clear_scope
+        self.single_flight_timeout = self._native.single_flight_timeout
+        self._init_raw_clients()
 
-    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
-        """The server URLs, and how they are laid out for the native client: by default the
-        first takes writes and the others are read replicas; with django-redis's
-        ``SentinelConnectionFactory`` configured, Sentinel names them."""
+    def _layout(self) -> dict[str, Any]:
+        """How the native client lays out the servers: by default the first takes writes and
+        the others are read replicas; with django-redis's ``SentinelConnectionFactory``
+        configured, Sentinel names them (``?is_master=0`` sends reads to replicas)."""
         if sentinel_factory_configured(self._options):
-            return sentinel_layout(server, self._options, read_from_replicas=None)
-        return locations(server), {}
+            return {"layout": "sentinel", "read_from_replicas": None}
+        return {"layout": "replicated"}
 
     @property
     def flight_scope(self) -> tuple[str, ...]:

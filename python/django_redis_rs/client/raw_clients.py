@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django_redis_rs import _native
-from django_redis_rs.options import locations, sentinel_factory_configured
+from django_redis_rs.options import sentinel_factory_configured
 from django_redis_rs.pool import REDIS_PY, ConnectionFactory, Library, connection_factory
 
 if TYPE_CHECKING:
@@ -27,16 +27,16 @@ class RawClients:
     _options: Mapping[str, Any]
     _native: _native.Client
 
-    def _init_raw_clients(self, server: Any) -> None:
+    def _init_raw_clients(self) -> None:
         # What get_client() connects to, index by index, as django-redis lays it out.
-        self._raw_urls = self._redis_py_urls(server)
+        self._raw_urls = self._redis_py_urls()
         self._clients: list[Any] = [None] * len(self._raw_urls)
         self._clients_pid = os.getpid()
         self._connection_factory: ConnectionFactory | None = None
 
-    def _redis_py_urls(self, server: Any) -> list[str]:
+    def _redis_py_urls(self) -> list[str]:
         """The URLs of get_client()'s servers: LOCATION's, primary first."""
-        return locations(server)
+        return self._native.locations
 
     # ---- raw clients: redis-py's, as django-redis gives them -------------------------------
 

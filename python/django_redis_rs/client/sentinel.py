@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_redis_rs.client.default import DefaultClient
-from django_redis_rs.options import locations, pop_flag, sentinel_layout
+from django_redis_rs.options import pop_flag
 
 
 class SentinelClient(DefaultClient):
@@ -18,11 +18,11 @@ class SentinelClient(DefaultClient):
     on a ``SentinelConnectionPool`` of the primary, ``get_client(write=False)`` of the
     replicas."""
 
-    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
-        return sentinel_layout(server, self._options, read_from_replicas=True)
+    def _layout(self) -> dict[str, Any]:
+        return {"layout": "sentinel", "read_from_replicas": True}
 
-    def _redis_py_urls(self, server: Any) -> list[str]:
-        url, _ = pop_flag(locations(server)[0], "is_master")
+    def _redis_py_urls(self) -> list[str]:
+        url, _ = pop_flag(self._native.locations[0], "is_master")
         joiner = "&" if "?" in url else "?"
         return [f"{url}{joiner}is_master={flag}" for flag in ("1", "0")]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django_redis_rs.client.default import DefaultClient
-from django_redis_rs.options import locations
 
 
 class ShardClient(DefaultClient):
@@ -19,12 +18,13 @@ class ShardClient(DefaultClient):
     ``get_server(key)`` or ``get_client(key=key)`` (``key`` as stored in Redis, e.g.
     ``cache.make_key("k")``); ``get_client()`` without a key raises ``NotImplementedError``."""
 
-    def _layout(self, server: Any) -> tuple[list[str], dict[str, Any]]:
-        # django-redis names ring nodes by the LOCATION entries exactly as written.
-        self._shard_names: list[str] = (
-            list(server) if isinstance(server, (list, tuple)) else server.split(",")
-        )
-        return locations(server), {"shard_names": self._shard_names}
+    def _layout(self) -> dict[str, Any]:
+        return {"layout": "sharded"}
+
+    @property
+    def _shard_names(self) -> list[str]:
+        """django-redis's names of the shards: the LOCATION entries exactly as written."""
+        return self._native.shard_names
 
     def get_client(
         self,
