@@ -1,7 +1,13 @@
 """The benchmark suite: django-redis-rs beside django-redis 7.0 (hiredis), Django's built-in
 RedisCache, django-vcache (when importable: it ships a CPython 3.13 wheel) and a raw-socket floor,
-in one process run, interleaved in blocks; the best block of each is kept. Throwaway servers on
-free ports: one standalone, three shards, a three-primary cluster.
+in one process run, interleaved in blocks; each row reports the median block (the JSON keeps
+the best one too). Throwaway servers on free ports: one standalone, three shards, a
+three-primary cluster.
+
+The first rows are on the values Django projects cache — a small dict, a list of 20 such dicts,
+a 2 KB HTML fragment — where the floor is the raw socket plus ``pickle.loads`` (``get``) or
+``pickle.dumps`` (``set``) of the same value: what any Python client pays. The string and
+integer rows, which native fast paths serve, follow, named as such.
 
 Latency rows run pinned (this process and the servers on one CPU: a loopback round trip then
 costs the same for everyone); the 8-thread and asyncio rows run unpinned. Writes JSON, a
@@ -18,9 +24,11 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import platform
 import shutil
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -63,6 +71,16 @@ HIREDIS = {"PARSER_CLASS": "redis.connection._HiredisParser"}
 KEYS = [f"k{i}" for i in range(100)]
 BIG = ("lorem ipsum dolor sit amet " * 4000)[:100_000]  # 100 KB, compressible
 SMALL_DICT = {"id": 7, "name": "Ada", "tags": ["a", "b"], "score": 1.5}
+# The values people cache (issue 17): a small dict, a list of 20 such dicts (a page of rows),
+# a rendered 2 KB HTML fragment.
+USER = {"user": 42, "name": "alice", "roles": ["a", "b"], "ok": True}
+VALUES = {
+    "dict": USER,
+    "list of 20 dicts": [dict(USER, user=i) for i in range(20)],
+    "2 KB HTML": (
+        '<li class="row"><a href="/item/42/">Item 42</a> <span>in stock</span></li>\n' * 28
+    )[:2048],
+}
 
 
 # ---- pinning ---------------------------------------------------------------------------------
@@ -139,22 +157,37 @@ class Bench:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
         self.scale = 0.01 if quick else 1.0
-        self.best: dict[str, dict[str, float]] = {}
+        # Every block's figure, by row and backend; rows keep the order they were first run in.
+        self.blocks: dict[str, dict[str, list[float]]] = {}
         self.units: dict[str, str] = {}
 
     def n(self, count: int) -> int:
         return max(2, int(count * self.scale))
 
+    def record(self, op: str, who: str, figure: float, unit: str) -> None:
+        self.units[op] = unit
+        self.blocks.setdefault(op, {}).setdefault(who, []).append(figure)
+
     def latency(self, op: str, who: str, fn: Callable[[], Any], n: int) -> None:
-        took = per_call_us(fn, self.n(n))
-        self.units[op] = "µs"
-        row = self.best.setdefault(op, {})
-        row[who] = min(row.get(who, float("inf")), took)
+        self.record(op, who, per_call_us(fn, self.n(n)), "µs")
 
     def throughput(self, op: str, who: str, ops: float) -> None:
-        self.units[op] = "ops/s"
-        row = self.best.setdefault(op, {})
-        row[who] = max(row.get(who, 0.0), ops)
+        self.record(op, who, ops, "ops/s")
+
+    @property
+    def median(self) -> dict[str, dict[str, float]]:
+        return {
+            op: {who: statistics.median(figures) for who, figures in row.items()}
+            for op, row in self.blocks.items()
+        }
+
+    @property
+    def best(self) -> dict[str, dict[str, float]]:
+        pick = {"µs": min, "ops/s": max}
+        return {
+            op: {who: pick[self.units[op]](figures) for who, figures in row.items()}
+            for op, row in self.blocks.items()
+        }
 
 
 # ---- the suite -------------------------------------------------------------------------------
@@ -170,6 +203,54 @@ def caches(url: str, who: str, **options: Any) -> Any:
         return BuiltinRedisCache(url, {"KEY_PREFIX": PREFIX[who]})
     assert ValkeyCache is not None
     return ValkeyCache(url, params)
+
+
+GET_STR, SET_STR = "get, 50-byte str", "set, 50-byte str"
+
+
+def value_rows(bench: Bench, server: Server) -> None:
+    """get, set, get_many(100) and set_many(100) on each of VALUES, beside the floor that
+    includes pickling."""
+    url = server.url
+    who_all = [OURS, THEIRS, BUILTIN] + ([VCACHE] if ValkeyCache else [])
+    made = {who: caches(url, who) for who in who_all}
+    floor = RawSocket(server.port)
+    rows: list[tuple[str, str, Callable[[], Any], int]] = []
+    for name, value in VALUES.items():
+        key = f"v-{name.replace(' ', '-')}"
+        for cache in made.values():
+            cache.set(key, value)
+            cache.set_many({f"{key}-{i}": value for i in range(100)})
+        made_key = made[OURS].make_key(key).encode()
+        stored = bytes(made[OURS].client.get_native_client().get(made_key) or b"")
+        assert pickle.loads(stored) == value
+        get_req = resp(b"GET", made_key)
+        get_len = floor.reply_len(get_req)
+        set_len = floor.reply_len(resp(b"SET", b"floor:value", stored, b"PX", b"300000"))
+
+        def floor_get(req: bytes = get_req, n: int = get_len, data: bytes = stored) -> None:
+            floor.call(req, n)
+            pickle.loads(data)
+
+        def floor_set(v: Any = value, n: int = set_len) -> None:
+            floor.call(resp(b"SET", b"floor:value", pickle.dumps(v, -1), b"PX", b"300000"), n)
+
+        many_keys = [f"{key}-{i}" for i in range(100)]
+        many_items = dict.fromkeys(many_keys, value)
+        rows += [
+            (f"get, {name}", FLOOR, floor_get, 3000),
+            (f"set, {name}", FLOOR, floor_set, 3000),
+        ]
+        for who, c in made.items():
+            rows += [
+                (f"get, {name}", who, lambda c=c, k=key: c.get(k), 3000),
+                (f"set, {name}", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
+                (f"get_many(100), {name}", who, lambda c=c, ks=many_keys: c.get_many(ks), 300),
+                (f"set_many(100), {name}", who, lambda c=c, it=many_items: c.set_many(it), 200),
+            ]
+    for _ in range(1 if bench.quick else 5):
+        for op, who, fn, n in rows:
+            bench.latency(op, who, fn, n)
 
 
 def standalone_rows(bench: Bench, server: Server) -> None:
@@ -211,8 +292,8 @@ def standalone_rows(bench: Bench, server: Server) -> None:
 
     def rows() -> list[tuple[str, str, Callable[[], Any], int]]:
         out: list[tuple[str, str, Callable[[], Any], int]] = [
-            ("get", FLOOR, lambda: floor.call(get_req, get_len), 3000),
-            ("set", FLOOR, lambda: floor.call(set_req, set_len), 3000),
+            (GET_STR, FLOOR, lambda: floor.call(get_req, get_len), 3000),
+            (SET_STR, FLOOR, lambda: floor.call(set_req, set_len), 3000),
             (hot, FLOOR, lambda: floor.call(get_req, get_len), 3000),
             (hot, OURS, lambda: local.get("small"), 3000),
             (hot, THEIRS, lambda: made[THEIRS].get("small"), 3000),
@@ -224,12 +305,12 @@ def standalone_rows(bench: Bench, server: Server) -> None:
         ]
         for who, c in made.items():
             out += [
-                ("get", who, lambda c=c: c.get("small"), 3000),
+                (GET_STR, who, lambda c=c: c.get("small"), 3000),
                 ("get miss", who, lambda c=c: c.get("missing"), 3000),
-                ("set", who, lambda c=c: c.set("small", "x" * 50), 3000),
+                (SET_STR, who, lambda c=c: c.set("small", "x" * 50), 3000),
                 ("incr", who, lambda c=c: c.incr("n") if c.has_key("n") else c.set("n", 1), 1500),
-                ("get_many(100)", who, lambda c=c: c.get_many(KEYS), 500),
-                ("set_many(100)", who, lambda c=c, w=who: c.set_many(many[w]), 300),
+                ("get_many(100), 20-byte str", who, lambda c=c: c.get_many(KEYS), 500),
+                ("set_many(100), int", who, lambda c=c, w=who: c.set_many(many[w]), 300),
                 ("delete_many(100)", who, lambda c=c, w=who: c.delete_many(list(many[w])), 300),
             ]
         return out
@@ -278,9 +359,7 @@ def delete_pattern_rows(bench: Bench, server: Server) -> None:
             deleted = cache.delete_pattern("dp:*")
             took = (time.perf_counter() - started) * 1e6
             assert deleted == count, (who, deleted)
-            row = bench.best.setdefault(f"delete_pattern({count:,})", {})
-            row[who] = min(row.get(who, float("inf")), took)
-            bench.units[f"delete_pattern({count:,})"] = "µs"
+            bench.record(f"delete_pattern({count:,})", who, took, "µs")
 
 
 def concurrency_rows(bench: Bench, server: Server) -> None:
@@ -311,17 +390,43 @@ def concurrency_rows(bench: Bench, server: Server) -> None:
             await cache.aget_many(KEYS)
         return (time.perf_counter() - started) / rounds * 1e6
 
+    # The 8-thread get of each value, beside the floor that unpickles it.
+    value_keys = {}
+    for name, value in VALUES.items():
+        key = f"t-{name.replace(' ', '-')}"
+        for cache in made.values():
+            cache.set(key, value)
+        made_key = made[OURS].make_key(key).encode()
+        stored = bytes(made[OURS].client.get_native_client().get(made_key) or b"")
+        request = resp(b"GET", made_key)
+        value_keys[name] = (key, request, probe.reply_len(request), stored)
+
+    def raw_get_value(request: bytes, reply_len: int, stored: bytes) -> None:
+        if not hasattr(local, "sock"):
+            local.sock = RawSocket(server.port)
+        local.sock.call(request, reply_len)
+        pickle.loads(stored)
+
     async def measure() -> None:
         for _ in range(1 if bench.quick else 3):
-            bench.throughput("8 threads get", FLOOR, threads_ops(raw_get, bench.n(3000)))
+            for name, (key, request, reply_len, stored) in value_keys.items():
+                op = f"8 threads get, {name}"
+                floor_ops = threads_ops(
+                    lambda r=request, n=reply_len, d=stored: raw_get_value(r, n, d), bench.n(3000)
+                )
+                bench.throughput(op, FLOOR, floor_ops)
+                for who, cache in made.items():
+                    ops = threads_ops(lambda c=cache, k=key: c.get(k), bench.n(3000))
+                    bench.throughput(op, who, ops)
+            bench.throughput(
+                "8 threads get, 50-byte str", FLOOR, threads_ops(raw_get, bench.n(3000))
+            )
             for who, cache in made.items():
                 ops = threads_ops(lambda c=cache: c.get("small"), bench.n(3000))
-                bench.throughput("8 threads get", who, ops)
+                bench.throughput("8 threads get, 50-byte str", who, ops)
                 bench.throughput("50 concurrent aget", who, await gathered(cache, bench.n(100)))
                 took = await many(cache, bench.n(200))
-                row = bench.best.setdefault("aget_many(100)", {})
-                row[who] = min(row.get(who, float("inf")), took)
-                bench.units["aget_many(100)"] = "µs"
+                bench.record("aget_many(100)", who, took, "µs")
 
     asyncio.run(measure())
 
@@ -391,7 +496,7 @@ def markdown(bench: Bench) -> str:
         "| operation | unit | " + " | ".join(cols) + " | ours ÷ django-redis | ours ÷ floor |",
         "| --- | --- |" + " ---: |" * (len(cols) + 2),
     ]
-    for op, row in bench.best.items():
+    for op, row in bench.median.items():
         unit = bench.units[op]
         cells = [
             "—" if who not in row else (f"{row[who]:,.1f}" if unit == "µs" else f"{row[who]:,.0f}")
@@ -412,12 +517,14 @@ def plot(bench: Bench, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ops = [op for op, row in bench.best.items() if THEIRS in row or BUILTIN in row]
+    median = bench.median
+    # The realistic values' rows (the dict's first), then the rest.
+    ops = [op for op, row in median.items() if (THEIRS in row or BUILTIN in row) and "dict" in op]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(ops) + 1.5))
     for i, who in enumerate([OURS, VCACHE]):
         speedups = []
         for op in ops:
-            row, unit = bench.best[op], bench.units[op]
+            row, unit = median[op], bench.units[op]
             base = row.get(THEIRS) or row.get(BUILTIN)
             mine = row.get(who)
             if base is None or mine is None:
@@ -451,6 +558,7 @@ def main() -> None:
     everyone = [server, *shards, *cluster]
     try:
         with pinned(everyone, True):
+            value_rows(bench, server)
             standalone_rows(bench, server)
             delete_pattern_rows(bench, server)
             shard_rows(bench, shards)
@@ -472,7 +580,16 @@ def main() -> None:
         "pinned_cpu": sorted(PIN_CPU),
     }
     (RESULTS / "suite.json").write_text(
-        json.dumps({"meta": meta, "units": bench.units, "results": bench.best}, indent=2)
+        json.dumps(
+            {
+                "meta": meta,
+                "units": bench.units,
+                "results": bench.median,
+                "best": bench.best,
+                "blocks": bench.blocks,
+            },
+            indent=2,
+        )
     )
     (RESULTS / "suite.md").write_text(table + "\n")
     try:
