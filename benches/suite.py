@@ -56,13 +56,18 @@ try:
     from django_vcache.backend import ValkeyCache
 except ImportError:  # needs CPython 3.12+
     ValkeyCache = None
+try:  # Valkey GLIDE's sync client (Rust core), on the raw GET rows
+    import glide_sync
+except ImportError:
+    glide_sync = None
 
 PREFIX = {}  # filled below: a short key prefix per backend (no spaces: Django warns on them)
-OURS, THEIRS, BUILTIN, VCACHE, FLOOR = (
+OURS, THEIRS, BUILTIN, VCACHE, GLIDE, FLOOR = (
     "django-redis-rs",
     "django-redis",
     "Django built-in",
     "django-vcache",
+    "GLIDE sync",
     "raw socket",
 )
 PREFIX.update({OURS: "rs", THEIRS: "dr", BUILTIN: "dj", VCACHE: "vc"})
@@ -208,6 +213,14 @@ def caches(url: str, who: str, **options: Any) -> Any:
 GET_STR, SET_STR = "get, 50-byte str", "set, 50-byte str"
 
 
+def glide_client(server: Server) -> Any:
+    """Valkey GLIDE's sync client on `server`, or None when it is not installed."""
+    if glide_sync is None:
+        return None
+    address = glide_sync.NodeAddress("127.0.0.1", server.port)
+    return glide_sync.GlideClient.create(glide_sync.GlideClientConfiguration([address]))
+
+
 def value_rows(bench: Bench, server: Server) -> None:
     """get, set, get_many(100) and set_many(100) on each of VALUES, beside the floor that
     includes pickling."""
@@ -248,9 +261,38 @@ def value_rows(bench: Bench, server: Server) -> None:
                 (f"get_many(100), {name}", who, lambda c=c, ks=many_keys: c.get_many(ks), 300),
                 (f"set_many(100), {name}", who, lambda c=c, it=many_items: c.set_many(it), 200),
             ]
+    # As applications call it: through django.core.cache's proxy (a connection handler lookup
+    # per attribute), which every backend pays.
+    proxied = proxies(url, [OURS, THEIRS])
+    key = "v-dict"
+    for who, proxy in proxied.items():
+        rows.append(
+            ("get, dict, via django.core.cache proxy", who, lambda p=proxy: p.get(key), 3000)
+        )
     for _ in range(1 if bench.quick else 5):
         for op, who, fn, n in rows:
             bench.latency(op, who, fn, n)
+
+
+def proxies(url: str, who_all: list[str]) -> dict[str, Any]:
+    """``django.core.cache.cache``-like proxies (ConnectionProxy over a CacheHandler), one per
+    backend, with the same settings as `caches` makes."""
+    from django.core.cache import CacheHandler
+    from django.utils.connection import ConnectionProxy
+
+    backends = {OURS: "django_redis_rs.cache.RedisCache", THEIRS: "django_redis.cache.RedisCache"}
+    handler = CacheHandler(
+        {
+            who: {
+                "BACKEND": backends[who],
+                "LOCATION": url,
+                "KEY_PREFIX": PREFIX[who],
+                "OPTIONS": HIREDIS if who == THEIRS else {},
+            }
+            for who in who_all
+        }
+    )
+    return {who: ConnectionProxy(handler, who) for who in who_all}
 
 
 def standalone_rows(bench: Bench, server: Server) -> None:
@@ -285,7 +327,8 @@ def standalone_rows(bench: Bench, server: Server) -> None:
     hot_many = "get_many(100), client-side cache hit"
     # Raw GET of the same key: our native raw client (get_native_client) against redis-py's
     # client, which get_redis_connection() returns with either backend (hiredis parser).
-    raw_get = "raw GET: native raw client vs redis-py"
+    raw_get = "raw GET: native raw client, redis-py, GLIDE sync"
+    glide = glide_client(server)
     native_raw = made[OURS].client.get_native_client()
     redis_py_raw = made[THEIRS].client.get_client()
     raw_key = f"{PREFIX[OURS]}:1:small"
@@ -303,6 +346,8 @@ def standalone_rows(bench: Bench, server: Server) -> None:
             (raw_get, OURS, lambda: native_raw.get(raw_key), 3000),
             (raw_get, THEIRS, lambda: redis_py_raw.get(raw_key), 3000),
         ]
+        if glide is not None:
+            out.append((raw_get, GLIDE, lambda: glide.get(raw_key), 3000))
         for who, c in made.items():
             out += [
                 (GET_STR, who, lambda c=c: c.get("small"), 3000),
@@ -368,8 +413,10 @@ def concurrency_rows(bench: Bench, server: Server) -> None:
     for cache in made.values():
         cache.set("small", "x" * 50)
         cache.set_many(dict.fromkeys(KEYS, "v" * 20))
-    get_req = resp(b"GET", f"{PREFIX[OURS]}:1:small".encode())
+    small_key = f"{PREFIX[OURS]}:1:small"
+    get_req = resp(b"GET", small_key.encode())
     probe = RawSocket(server.port)
+    glide = glide_client(server)
     get_len = probe.reply_len(get_req)
     local = threading.local()
 
@@ -421,6 +468,9 @@ def concurrency_rows(bench: Bench, server: Server) -> None:
             bench.throughput(
                 "8 threads get, 50-byte str", FLOOR, threads_ops(raw_get, bench.n(3000))
             )
+            if glide is not None:  # its raw GET of the same key, one client for the threads
+                ops = threads_ops(lambda: glide.get(small_key), bench.n(3000))
+                bench.throughput("8 threads get, 50-byte str", GLIDE, ops)
             for who, cache in made.items():
                 ops = threads_ops(lambda c=cache: c.get("small"), bench.n(3000))
                 bench.throughput("8 threads get, 50-byte str", who, ops)
@@ -491,12 +541,17 @@ def ratio(row: dict[str, float], unit: str, who: str, base: str) -> str:
 
 
 def markdown(bench: Bench) -> str:
-    cols = [OURS, THEIRS, BUILTIN, VCACHE, FLOOR]
+    median = bench.median
+    cols = [
+        who
+        for who in (OURS, THEIRS, BUILTIN, VCACHE, GLIDE, FLOOR)
+        if any(who in row for row in median.values())
+    ]
     lines = [
         "| operation | unit | " + " | ".join(cols) + " | ours ÷ django-redis | ours ÷ floor |",
         "| --- | --- |" + " ---: |" * (len(cols) + 2),
     ]
-    for op, row in bench.median.items():
+    for op, row in median.items():
         unit = bench.units[op]
         cells = [
             "—" if who not in row else (f"{row[who]:,.1f}" if unit == "µs" else f"{row[who]:,.0f}")
