@@ -241,3 +241,34 @@ def test_a_json_subclass_with_its_own_encoder_runs_in_python(server: Server) -> 
     cache = make(server, SERIALIZER="tests.helpers.SortedJSONSerializer")
     cache.set("k", {"b": 1, "a": 2})
     assert server.command("GET", ":1:k").endswith(b'{"a": 2, "b": 1}\r\n')
+
+
+BUILTIN_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner)
+        | st.tuples(inner, inner, inner, inner)
+        | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=5)
+        | st.frozensets(st.integers() | st.text(max_size=4), max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=BUILTIN_VALUES, protocol=st.integers(min_value=2, max_value=5))
+def test_pickles_of_builtins_decode_as_pickle_decodes_them(value: Any, protocol: int) -> None:
+    """The native decoder of builtin pickles (dicts, lists, str, ... — what django-redis and
+    pickle write) gives what pickle.loads gives: the same types, values and shared objects,
+    which pickling both again to the same bytes shows. What it declines, pickle decodes."""
+    import pickle
+
+    data = pickle.dumps(value, protocol)
+    ours = _native.loads(("pickle", pickle.DEFAULT_PROTOCOL), data)
+    assert pickle.dumps(ours, 4) == pickle.dumps(pickle.loads(data), 4)

@@ -9,6 +9,7 @@ pub mod json;
 pub mod msgpack;
 pub mod serialize;
 pub mod standalone;
+mod unpickle;
 
 use crate::errors::check_bulk_len;
 use crate::errors::py::{CompressorError, SerializerError};
