@@ -52,7 +52,7 @@ BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/.deps: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q "django>=5.2,<6" "django-redis==7.0.0" redis hiredis \
-		"django-vcache==3.2.0" msgpack lz4 pyzstd matplotlib pytest
+		"django-vcache==3.2.0" "valkey-glide-sync==2.6.0" msgpack lz4 pyzstd matplotlib pytest
 	touch $@
 
 bench: build

@@ -68,7 +68,7 @@ OURS, THEIRS, BUILTIN, VCACHE, GLIDE, FLOOR = (
     "Django built-in",
     "django-vcache",
     "GLIDE sync",
-    "raw socket",
+    "floor: raw socket (+ pickle for values)",
 )
 PREFIX.update({OURS: "rs", THEIRS: "dr", BUILTIN: "dj", VCACHE: "vc"})
 RESULTS = ROOT / "benches" / "results"
