@@ -213,6 +213,15 @@ def caches(url: str, who: str, **options: Any) -> Any:
 GET_STR, SET_STR = "get, 50-byte str", "set, 50-byte str"
 
 
+def stored_get(ours: Any, key: str, floor: RawSocket) -> tuple[bytes, bytes, int]:
+    """What the floor reads for `key`: the bytes our cache stored, the RESP ``GET`` of the made
+    key, and the length of its reply."""
+    made_key = ours.make_key(key).encode()
+    stored = bytes(ours.client.get_native_client().get(made_key) or b"")
+    request = resp(b"GET", made_key)
+    return stored, request, floor.reply_len(request)
+
+
 def glide_client(server: Server) -> Any:
     """Valkey GLIDE's sync client on `server`, or None when it is not installed."""
     if glide_sync is None:
@@ -234,11 +243,8 @@ def value_rows(bench: Bench, server: Server) -> None:
         for cache in made.values():
             cache.set(key, value)
             cache.set_many({f"{key}-{i}": value for i in range(100)})
-        made_key = made[OURS].make_key(key).encode()
-        stored = bytes(made[OURS].client.get_native_client().get(made_key) or b"")
+        stored, get_req, get_len = stored_get(made[OURS], key, floor)
         assert pickle.loads(stored) == value
-        get_req = resp(b"GET", made_key)
-        get_len = floor.reply_len(get_req)
         set_len = floor.reply_len(resp(b"SET", b"floor:value", stored, b"PX", b"300000"))
 
         def floor_get(req: bytes = get_req, n: int = get_len, data: bytes = stored) -> None:
@@ -443,10 +449,8 @@ def concurrency_rows(bench: Bench, server: Server) -> None:
         key = f"t-{name.replace(' ', '-')}"
         for cache in made.values():
             cache.set(key, value)
-        made_key = made[OURS].make_key(key).encode()
-        stored = bytes(made[OURS].client.get_native_client().get(made_key) or b"")
-        request = resp(b"GET", made_key)
-        value_keys[name] = (key, request, probe.reply_len(request), stored)
+        stored, request, reply_len = stored_get(made[OURS], key, probe)
+        value_keys[name] = (key, request, reply_len, stored)
 
     def raw_get_value(request: bytes, reply_len: int, stored: bytes) -> None:
         if not hasattr(local, "sock"):

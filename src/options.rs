@@ -322,37 +322,35 @@ fn tls(table: &Table<'_>) -> Result<TlsOptions> {
             format!("{label}['{name}'] must be a file path"),
         )),
     };
-    let verify_peer = match table.raw("ssl_cert_reqs") {
-        // ssl.CERT_NONE is 0; CERT_OPTIONAL 1 and CERT_REQUIRED 2.
-        Some(Value::None | Value::Int(0)) => false,
-        None | Some(Value::Int(1 | 2)) => true,
-        Some(Value::Str(s)) if s.eq_ignore_ascii_case("none") => false,
-        Some(Value::Str(s)) if ["optional", "required"].contains(&s.to_lowercase().as_str()) => {
-            true
-        }
-        Some(other) => {
-            return Err(Error::config(
-                label,
-                format!(
-                    "{label}['ssl_cert_reqs'] must be None, 'none', 'optional' or 'required' \
-                     (or an ssl.CERT_* constant), not {other}"
-                ),
-            ))
-        }
-    };
-    Ok(TlsOptions {
+    let mut tls = TlsOptions {
         ca_certs: path("ssl_ca_certs")?,
         certfile: path("ssl_certfile")?,
         keyfile: path("ssl_keyfile")?,
-        verify_peer,
-        verify_hostname: flag(table.raw("ssl_check_hostname"), "ssl_check_hostname", true)
-            .map_err(|_| {
-                Error::config(
-                    label,
-                    format!("{label}['ssl_check_hostname'] must be a bool"),
-                )
-            })?,
-    })
+        ..TlsOptions::default()
+    };
+    let refused = |other: &Value| {
+        let message = format!(
+            "{label}['ssl_cert_reqs'] must be None, 'none', 'optional' or 'required' \
+             (or an ssl.CERT_* constant), not {other}"
+        );
+        Error::config(label, message)
+    };
+    match table.raw("ssl_cert_reqs") {
+        // ssl.CERT_NONE is 0; CERT_OPTIONAL 1 and CERT_REQUIRED 2.
+        Some(Value::None | Value::Int(0)) => tls.verify_peer = false,
+        None | Some(Value::Int(1 | 2)) => {}
+        // By name: the rule a URL's ?ssl_cert_reqs= follows.
+        Some(named @ Value::Str(s)) => tls.set_cert_reqs(s).map_err(|_| refused(named))?,
+        Some(other) => return Err(refused(other)),
+    }
+    tls.verify_hostname = flag(table.raw("ssl_check_hostname"), "ssl_check_hostname", true)
+        .map_err(|_| {
+            Error::config(
+                label,
+                format!("{label}['ssl_check_hostname'] must be a bool"),
+            )
+        })?;
+    Ok(tls)
 }
 
 /// `CLIENT_SIDE_CACHE`: True, or a dict of `max_entries`, `max_bytes` and `ttl`.
@@ -549,15 +547,15 @@ pub fn read(location: &Value, options: &Value, layout: LayoutChoice) -> Result<S
     let behaviour = &mut settings.behaviour;
     behaviour.clear_scope = match options.raw("CLEAR_SCOPE") {
         None => "database",
-        Some(Value::Str(s)) if CLEAR_SCOPES.contains(&s.as_str()) => {
-            CLEAR_SCOPES.iter().find(|c| **c == s).expect("listed")
+        Some(value) => match value {
+            Value::Str(s) => CLEAR_SCOPES.iter().copied().find(|scope| scope == s),
+            _ => None,
         }
-        Some(other) => {
-            return Err(Error::config(
-                "CLEAR_SCOPE",
-                format!("CLEAR_SCOPE must be one of 'database', 'prefix', 'version', not {other}"),
-            ))
-        }
+        .ok_or_else(|| {
+            let message =
+                format!("CLEAR_SCOPE must be one of 'database', 'prefix', 'version', not {value}");
+            Error::config("CLEAR_SCOPE", message)
+        })?,
     };
     let flight = flag(options.raw("SINGLE_FLIGHT"), "SINGLE_FLIGHT", true)?;
     let wait = seconds(

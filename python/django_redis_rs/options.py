@@ -116,14 +116,18 @@ def pickle_protocol(options: Mapping[str, Any]) -> int:
 
 
 def codec(options: Mapping[str, Any]) -> tuple[Any, Any]:
-    """The serializer and compressor ``OPTIONS`` name, for the native client: our classes as
-    the native implementation they name (``native_spec``), any other object as it is (called
-    from Rust)."""
+    """The serializer and compressor ``OPTIONS`` name, for the native client."""
     if not isinstance(options, Mapping):
         options = {}  # the native client refuses OPTIONS that is not a dict, naming it
-    made = []
-    for option, default in (("SERIALIZER", DEFAULT_SERIALIZER), ("COMPRESSOR", DEFAULT_COMPRESSOR)):
-        instance = import_option(options.get(option, default), option)(options=options)
-        native = getattr(instance, "native_spec", None)  # None: a subclass of one's own
-        made.append(instance if native is None else native)
-    return made[0], made[1]
+    return (
+        _codec_part(options, "SERIALIZER", DEFAULT_SERIALIZER),
+        _codec_part(options, "COMPRESSOR", DEFAULT_COMPRESSOR),
+    )
+
+
+def _codec_part(options: Mapping[str, Any], option: str, default: str) -> Any:
+    """Our class as the native implementation it names (``native_spec``); any other object
+    (``native_spec`` None: a subclass of one's own) as it is, called from Rust."""
+    instance = import_option(options.get(option, default), option)(options=options)
+    native = getattr(instance, "native_spec", None)
+    return instance if native is None else native
