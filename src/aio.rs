@@ -5,13 +5,16 @@
 //! process while it arrives.
 
 use crate::config::Address;
-use crate::parse::ReplyScanner;
+use crate::errors::{Error, Result};
+use crate::parse::{ReplyReader, ReplyScanner};
+use crate::wire::io_kind;
+use redis::Value;
 use rustls::ClientConfig;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 /// Any of the three kinds of stream.
@@ -46,6 +49,39 @@ pub async fn open(address: &Address, tls: Option<&Arc<ClientConfig>>) -> io::Res
         inner,
         scanner: ReplyScanner::default(),
     })
+}
+
+impl Bounded {
+    /// Send `request` (`replies` packed commands) and read their replies, before the stream is
+    /// handed to redis-rs: the connection's handshake (`AUTH`, `SELECT`), which the blocking
+    /// path runs the same way (`connection.rs`). `describe` names the server in errors.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        replies: usize,
+        describe: &str,
+    ) -> Result<Vec<Value>> {
+        let failed = |e: io::Error| Error::new(io_kind(&e), format!("{describe}: {e}"));
+        let mut values = Vec::with_capacity(replies);
+        if replies == 0 {
+            return Ok(values);
+        }
+        self.write_all(request).await.map_err(failed)?;
+        self.flush().await.map_err(failed)?;
+        let (mut reader, mut buf, mut start) = (ReplyReader::default(), Vec::new(), 0);
+        while values.len() < replies {
+            let (used, value) = reader.advance(&buf[start..])?;
+            start += used;
+            match value {
+                Some(value) => values.push(value),
+                None if self.read_buf(&mut buf).await.map_err(failed)? == 0 => {
+                    return Err(failed(io::ErrorKind::UnexpectedEof.into()))
+                }
+                None => {}
+            }
+        }
+        Ok(values)
+    }
 }
 
 async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {

@@ -4,7 +4,7 @@
 
 use crate::aio;
 use crate::config::{Address, ConnectionOptions, ServerConfig};
-use crate::errors::{Error, ErrorKind, Result};
+use crate::errors::{Error, ErrorKind, Refusal, Result};
 use crate::fork::ForkLocal;
 use crate::pool::{Connector, Pool, Pooled};
 use crate::resend::repeatable;
@@ -23,10 +23,8 @@ pub struct RedisConnector {
     options: ConnectionOptions,
     /// The TLS configuration (`rediss://` only), for both paths' connections.
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// `AUTH` and `SELECT` for a new blocking connection.
+    /// `AUTH` and `SELECT` for a new connection, blocking or async.
     setup: Packed,
-    /// The same for redis-rs, which sets up the async path's connections.
-    settings: RedisConnectionInfo,
     /// The async path's one multiplexed connection to this server (per fork generation).
     multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
     /// How many times that connection was opened (again after each failure).
@@ -39,21 +37,11 @@ impl RedisConnector {
             Address::Tls { .. } => Some(crate::tls::client_config(&options.tls)?),
             _ => None,
         };
-        let mut settings = RedisConnectionInfo::default()
-            .set_db(server.db)
-            .set_skip_set_lib_name();
-        if let Some(user) = &server.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &server.password {
-            settings = settings.set_password(password);
-        }
         Ok(Self {
-            setup: setup_request(&server),
+            setup: setup_request(&server, false),
             server,
             options,
             tls,
-            settings,
             multiplexed: ForkLocal::new(|| Mutex::new(None)),
             multiplexed_opened: AtomicU64::new(0),
         })
@@ -70,15 +58,24 @@ impl RedisConnector {
         }
         let describe = self.describe();
         let connect = async {
-            let stream = aio::open(&self.server.address, self.tls.as_ref())
+            let mut stream = aio::open(&self.server.address, self.tls.as_ref())
                 .await
                 .map_err(|e| Error::new(io_kind(&e), format!("{describe}: {e}")))?;
+            let (request, commands) = (self.setup.bytes(), self.setup.commands());
+            let replies = stream.exchange(request, commands, &describe).await?;
+            if let Some(legacy) = self.judge_setup(&replies, true)? {
+                let replies = stream
+                    .exchange(legacy.bytes(), legacy.commands(), &describe)
+                    .await?;
+                self.judge_setup(&replies, false)?;
+            }
             let config = AsyncConnectionConfig::new()
                 .set_response_timeout(self.options.socket_timeout.filter(|t| !t.is_zero()));
-            let (conn, driver) =
-                MultiplexedConnection::new_with_config(&self.settings, stream, config)
-                    .await
-                    .map_err(|e| Error::from_redis(&e, &describe))?;
+            // Set up already: redis-rs is to send nothing of its own.
+            let settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+            let (conn, driver) = MultiplexedConnection::new_with_config(&settings, stream, config)
+                .await
+                .map_err(|e| Error::from_redis(&e, &describe))?;
             tokio::spawn(driver);
             Ok::<_, Error>(conn)
         };
@@ -114,17 +111,39 @@ impl RedisConnector {
     }
 }
 
-/// `AUTH` (with the ACL user when one is named) and `SELECT` when not database 0.
-fn setup_request(server: &ServerConfig) -> Packed {
+impl RedisConnector {
+    /// The handshake's replies judged, on either path: done (None), or, on the first try,
+    /// `AUTH password` to send next when the server predates ACL users (Redis before 6 refuses
+    /// `AUTH user password` for its number of arguments, as redis-py and redis-rs retry it).
+    /// Any other refusal fails the connection.
+    fn judge_setup(&self, replies: &[Value], first_try: bool) -> Result<Option<Packed>> {
+        match replies.iter().find_map(server_error) {
+            None => Ok(None),
+            Some(err) if first_try && err.refusal == Some(Refusal::AuthArity) => {
+                Ok(Some(setup_request(&self.server, true)))
+            }
+            // AUTH or SELECT refused: the connection is unusable, like a refused socket.
+            Some(err) => Err(err.in_handshake(&self.describe())),
+        }
+    }
+}
+
+/// The ACL user a password is sent with when no user is named.
+const DEFAULT_USER: &str = "default";
+
+/// `AUTH` and `SELECT` (when not database 0) for a new connection. A password goes with a user
+/// name, `default` when none is given, as redis-py 8 sends it (`HELLO 3 AUTH default …`): a
+/// server whose default user needs no password accepts any password then, where it refuses the
+/// one-argument `AUTH password`, and a `requirepass` server checks it as the default user's.
+/// `legacy` sends `AUTH password`, for a server before Redis 6 (it knows no users).
+fn setup_request(server: &ServerConfig, legacy: bool) -> Packed {
     let mut setup = Packed::new();
-    match (&server.username, &server.password) {
-        (Some(user), Some(password)) => setup.extend(&Packed::command(&[
-            b"AUTH",
-            user.as_bytes(),
-            password.as_bytes(),
-        ])),
-        (None, Some(password)) => setup.extend(&Packed::command(&[b"AUTH", password.as_bytes()])),
-        _ => {}
+    if let Some(password) = &server.password {
+        let user = server.username.as_deref().unwrap_or(DEFAULT_USER);
+        setup.extend(&match legacy {
+            false => Packed::command(&[b"AUTH", user.as_bytes(), password.as_bytes()]),
+            true => Packed::command(&[b"AUTH", password.as_bytes()]),
+        });
     }
     if server.db != 0 {
         let mut digits = itoa::Buffer::new();
@@ -148,21 +167,18 @@ impl Connector for RedisConnector {
                 return Err(Error::config("LOCATION", "TLS is not configured"))
             }
         };
-        let (conn, replies) = Conn::open(
+        let (mut conn, replies) = Conn::open(
             endpoint,
             self.options.effective_connect_timeout(),
             self.options.socket_timeout.filter(|t| !t.is_zero()),
             (self.setup.bytes(), self.setup.commands()),
             self.describe(),
         )?;
-        match replies.iter().find_map(server_error) {
-            // AUTH or SELECT refused: the connection is unusable, like a refused socket.
-            Some(err) => Err(Error::new(
-                ErrorKind::Connection,
-                format!("{}: {}", self.describe(), err.message),
-            )),
-            None => Ok(conn),
+        if let Some(legacy) = self.judge_setup(&replies, true)? {
+            let replies = conn.exchange(legacy.bytes(), legacy.commands())?;
+            self.judge_setup(&replies, false)?;
         }
+        Ok(conn)
     }
 
     fn describe(&self) -> String {
@@ -359,4 +375,100 @@ async fn aexchange(
         }
         err
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// A server before Redis 6: `AUTH user password` is refused for its number of arguments,
+    /// `AUTH password` accepted when the password is right. Answers `conns` connections and
+    /// returns the first request line of each command (`*N`, then `$len`/value lines).
+    fn old_server(conns: usize) -> (u16, std::thread::JoinHandle<Vec<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serve = std::thread::spawn(move || {
+            (0..conns)
+                .map(|_| {
+                    let (stream, _) = listener.accept().unwrap();
+                    let mut out = stream.try_clone().unwrap();
+                    let mut lines = BufReader::new(stream).lines();
+                    let mut commands = Vec::new();
+                    while let Some(Ok(header)) = lines.next() {
+                        let n: usize = header[1..].parse().unwrap();
+                        let args: Vec<String> = (0..n)
+                            .map(|_| {
+                                lines.next();
+                                lines.next().unwrap().unwrap()
+                            })
+                            .collect();
+                        let reply: &[u8] = match args.as_slice() {
+                            [auth, _, _] if auth == "AUTH" => {
+                                b"-ERR wrong number of arguments for 'auth' command\r\n"
+                            }
+                            [auth, pw] if auth == "AUTH" && pw == "pw" => b"+OK\r\n",
+                            [auth, _] if auth == "AUTH" => b"-ERR invalid password\r\n",
+                            [select, _] if select == "SELECT" => b"+OK\r\n",
+                            _ => b"+PONG\r\n",
+                        };
+                        commands.push(args.join(" "));
+                        out.write_all(reply).unwrap();
+                        if commands.last().is_some_and(|c| c == "PING") {
+                            break;
+                        }
+                    }
+                    commands
+                })
+                .map(|c| vec![c.join(" | ")])
+                .collect()
+        });
+        (port, serve)
+    }
+
+    fn connector(port: u16, password: &str) -> RedisConnector {
+        let server = ServerConfig {
+            address: Address::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            db: 2,
+            username: None,
+            password: Some(password.into()),
+        };
+        RedisConnector::new(server, ConnectionOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn the_handshake_falls_back_to_one_argument_auth_for_servers_before_redis_6() {
+        let (port, serve) = old_server(3);
+        let mut conn = connector(port, "pw").connect().unwrap();
+        assert_eq!(conn.exchange(PING, 1).unwrap().len(), 1);
+        // The async path's handshake judges the same replies the same way.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let async_connector = connector(port, "pw");
+        runtime.block_on(async {
+            let (mut conn, opened) = async_connector.multiplexed().await.unwrap();
+            assert!(opened);
+            let ping = redis::cmd("PING");
+            let pong: redis::Value = conn.send_packed_command(&ping).await.unwrap();
+            assert_eq!(pong, redis::Value::SimpleString("PONG".into()));
+        });
+        // A wrong password is refused after the fallback: an authentication failure, which
+        // names the server and not the password.
+        let refused = connector(port, "wrong-pw").connect().err().unwrap();
+        assert_eq!(refused.kind, ErrorKind::Connection);
+        assert_eq!(refused.python_class(), "AuthenticationError");
+        assert!(!refused.message.contains("wrong-pw"), "{}", refused.message);
+        drop(runtime);
+        let seen = serve.join().unwrap();
+        let expected = "AUTH default pw | SELECT 2 | AUTH pw | SELECT 2 | PING";
+        assert_eq!(seen[0], [expected]);
+        assert_eq!(seen[1], [expected]);
+        assert!(seen[2][0].starts_with("AUTH default wrong-pw | SELECT 2 | AUTH wrong-pw"));
+    }
 }

@@ -93,6 +93,22 @@ pub enum Refusal {
     WrongType,
     /// `READONLY`: a write reached a replica (the primary it was sent to was demoted).
     ReadOnly,
+    /// `OOM`: the server is at `maxmemory` and its policy (`noeviction`) refuses writes.
+    OutOfMemory,
+    /// `NOPERM`: the ACL user may not run this command or touch this key.
+    NoPermission,
+    /// `EXECABORT`: a transaction was discarded because one of its commands was refused.
+    ExecAbort,
+    /// `CROSSSLOT`: a multi-key request's keys hash to different cluster slots.
+    CrossSlot,
+    /// `NOAUTH`, `WRONGPASS`, and the `ERR` texts of a refused password.
+    Authentication,
+    /// `ERR wrong number of arguments for 'auth' command`: a server before Redis 6, which knows
+    /// no ACL users, refused `AUTH user password` (the handshake then sends `AUTH password`).
+    AuthArity,
+    /// `ERR max number of clients reached`: the server refused the connection at `maxclients`
+    /// (and closes it).
+    MaxClients,
     /// Anything else (`ERR ...`): the caller's to see.
     Other,
 }
@@ -107,6 +123,9 @@ pub struct NodeAddress {
 impl Refusal {
     /// Read an error reply's words: its code, then for a redirect the slot and the node. A
     /// redirect that names no valid node (a port out of range) is `Other`: never followed.
+    /// This is the one place that reads a reply's text, and it reads what redis-py's parser
+    /// reads (`_parsers/base.py`, `EXCEPTION_CLASSES`): the first word, and for `ERR` only
+    /// the exact texts that redis-py gives a class of its own.
     fn parse(message: &str) -> Self {
         let mut words = message.split_whitespace();
         let code = words.next().unwrap_or_default();
@@ -128,8 +147,62 @@ impl Refusal {
             "NOSCRIPT" => Self::NoScript,
             "WRONGTYPE" => Self::WrongType,
             "READONLY" => Self::ReadOnly,
+            "OOM" => Self::OutOfMemory,
+            "NOPERM" => Self::NoPermission,
+            "EXECABORT" => Self::ExecAbort,
+            "CROSSSLOT" => Self::CrossSlot,
+            "NOAUTH" | "WRONGPASS" => Self::Authentication,
+            "ERR" => match message.split_once(' ').map_or("", |(_, rest)| rest) {
+                "max number of clients reached" => Self::MaxClients,
+                "wrong number of arguments for 'auth' command"
+                | "wrong number of arguments for 'AUTH' command" => Self::AuthArity,
+                "invalid password"
+                | "Client sent AUTH, but no password is set"
+                | "AUTH <password> called without any password configured for the default user. \
+                   Are you sure your configuration is correct?" => Self::Authentication,
+                _ => Self::Other,
+            },
             _ => Self::Other,
         }
+    }
+
+    /// The error's kind: a refusal that means the connection is unusable (`maxclients`, which
+    /// the server closes; a missing or refused password) is a connection failure, as redis-py
+    /// classes it (its `ConnectionError` and `AuthenticationError`); the others are replies.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MaxClients | Self::Authentication => ErrorKind::Connection,
+            _ => ErrorKind::Response,
+        }
+    }
+
+    /// The redis-py class this refusal is raised as (`django_redis_rs.exceptions` has a
+    /// subclass of each, of the same name).
+    pub fn python_class(&self) -> &'static str {
+        match self {
+            Self::Moved(_) | Self::Ask(_) | Self::WrongType | Self::Other => "ResponseError",
+            Self::TryAgain => "TryAgainError",
+            Self::ClusterDown => "ClusterDownError",
+            Self::Loading => "BusyLoadingError",
+            Self::MasterDown => "MasterDownError",
+            Self::NoScript => "NoScriptError",
+            Self::ReadOnly => "ReadOnlyError",
+            Self::OutOfMemory => "OutOfMemoryError",
+            Self::NoPermission => "NoPermissionError",
+            Self::ExecAbort => "ExecAbortError",
+            Self::CrossSlot => "ClusterCrossSlotError",
+            Self::Authentication => "AuthenticationError",
+            Self::AuthArity => "AuthenticationWrongNumberOfArgsError",
+            Self::MaxClients => "ConnectionError",
+        }
+    }
+
+    /// Whether redis-py's class for it is a `ConnectionError`.
+    fn is_connection_class(&self) -> bool {
+        matches!(
+            self,
+            Self::Loading | Self::Authentication | Self::MaxClients
+        )
     }
 }
 
@@ -147,11 +220,39 @@ impl Error {
 
     /// A server's error reply, worded as the server worded it.
     fn refused(message: String) -> Self {
+        let refusal = Refusal::parse(&message);
         Self {
-            kind: ErrorKind::Response,
-            refusal: Some(Refusal::parse(&message)),
+            kind: refusal.kind(),
+            refusal: Some(refusal),
             setting: None,
             message,
+        }
+    }
+
+    /// This error, met while a new connection was being set up (`AUTH`, `SELECT`): a refusal
+    /// there makes the connection unusable, like a refused socket, whatever the server said
+    /// (redis-py raises `ConnectionError`, or `AuthenticationError` for a password). `server`
+    /// names the node.
+    pub fn in_handshake(self, server: &str) -> Self {
+        match self.refusal {
+            Some(_) => Self {
+                kind: ErrorKind::Connection,
+                message: format!("{server}: {}", self.message),
+                ..self
+            },
+            None => self,
+        }
+    }
+
+    /// The name of the redis-py class this error is raised as, for the failures that reach
+    /// Python as `ConnectionInterrupted` (its `__cause__` is of this class).
+    pub fn python_class(&self) -> &'static str {
+        match (self.kind, &self.refusal) {
+            (ErrorKind::Timeout, _) => "TimeoutError",
+            (ErrorKind::Response, Some(refusal)) => refusal.python_class(),
+            (ErrorKind::Response, None) => "ResponseError",
+            (_, Some(refusal)) if refusal.is_connection_class() => refusal.python_class(),
+            _ => "ConnectionError",
         }
     }
 
@@ -184,6 +285,13 @@ impl Error {
     /// server's error reply is a `Response`: anything else that went wrong while sending,
     /// reading or parsing leaves the connection in an unknown state.
     pub fn from_redis(err: &redis::RedisError, server: &str) -> Self {
+        if err.kind() == redis::ErrorKind::AuthenticationFailed {
+            // redis-rs's handshake keeps only that the password was refused.
+            return Self {
+                refusal: Some(Refusal::Authentication),
+                ..Self::new(ErrorKind::Connection, "the server refused the credentials")
+            };
+        }
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
         } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
@@ -296,26 +404,29 @@ pub mod py {
     );
 
     impl From<Error> for PyErr {
+        /// Every failure of the server or the connection, refusals included, is a
+        /// `ConnectionInterrupted` whose `__cause__` is the redis-py class redis-py would raise
+        /// (`Error::python_class`): django-redis turns redis-py's `ConnectionError`,
+        /// `TimeoutError` and `ResponseError` into `ConnectionInterrupted` the same way, so
+        /// `IGNORE_EXCEPTIONS` swallows them all and without it the cause is raised.
         fn from(err: Error) -> PyErr {
             Python::attach(|py| match err.kind {
                 ErrorKind::Connection
                 | ErrorKind::PoolExhausted
                 | ErrorKind::Timeout
-                | ErrorKind::Protocol => {
-                    let cause = if err.kind == ErrorKind::Timeout {
-                        redis_py_class(py, "TimeoutError", PyTimeoutError::type_object)
-                    } else {
-                        redis_py_class(py, "ConnectionError", PyConnectionError::type_object)
+                | ErrorKind::Protocol
+                | ErrorKind::Response => {
+                    let fallback = match err.kind {
+                        ErrorKind::Timeout => PyTimeoutError::type_object,
+                        ErrorKind::Response => PyException::type_object,
+                        _ => PyConnectionError::type_object,
                     };
-                    let cause = PyErr::from_type(cause, err.message.clone());
+                    let class = redis_py_class(py, err.python_class(), fallback);
+                    let cause = PyErr::from_type(class, err.message.clone());
                     let outer = ConnectionInterrupted::new_err(err.message);
                     outer.set_cause(py, Some(cause));
                     outer
                 }
-                ErrorKind::Response => PyErr::from_type(
-                    redis_py_class(py, "ResponseError", PyException::type_object),
-                    err.message,
-                ),
                 ErrorKind::Config => {
                     let refused = ConfigError::new_err(err.message);
                     // What the checks report; setting attributes on a fresh exception cannot
@@ -384,6 +495,35 @@ mod tests {
             ),
             ("MASTERDOWN Link with MASTER is down", Refusal::MasterDown),
             ("NOSCRIPT No matching script.", Refusal::NoScript),
+            (
+                "OOM command not allowed when used memory > 'maxmemory'.",
+                Refusal::OutOfMemory,
+            ),
+            ("NOPERM User u has no permissions", Refusal::NoPermission),
+            ("EXECABORT Transaction discarded", Refusal::ExecAbort),
+            ("CROSSSLOT Keys in request don't hash", Refusal::CrossSlot),
+            ("NOAUTH Authentication required.", Refusal::Authentication),
+            (
+                "WRONGPASS invalid username-password pair",
+                Refusal::Authentication,
+            ),
+            ("ERR invalid password", Refusal::Authentication),
+            (
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+                Refusal::Authentication,
+            ),
+            ("ERR max number of clients reached", Refusal::MaxClients),
+            (
+                "ERR wrong number of arguments for 'auth' command",
+                Refusal::AuthArity,
+            ),
+            // redis-py matches ERR texts exactly: anything more is an ordinary refusal.
+            ("ERR max number of clients reached!", Refusal::Other),
+            (
+                "ERR wrong number of arguments for 'get' command",
+                Refusal::Other,
+            ),
             ("ERR unknown command 'X'", Refusal::Other),
             // A redirect to a port out of range is never followed (70000 as u16 is 4464).
             ("MOVED 1 10.0.0.1:70000", Refusal::Other),
@@ -392,5 +532,28 @@ mod tests {
         for (message, refusal) in cases {
             assert_eq!(Refusal::parse(message), refusal, "{message}");
         }
+    }
+
+    #[test]
+    fn refusals_take_redis_pys_classes_and_kinds() {
+        let maxclients = Error::refused("ERR max number of clients reached".into());
+        assert_eq!(maxclients.kind, ErrorKind::Connection);
+        assert_eq!(maxclients.python_class(), "ConnectionError");
+        let oom = Error::refused("OOM command not allowed".into());
+        assert_eq!(oom.kind, ErrorKind::Response);
+        assert_eq!(oom.python_class(), "OutOfMemoryError");
+        let loading = Error::refused("LOADING Redis is loading".into());
+        assert_eq!(loading.python_class(), "BusyLoadingError");
+        // In the handshake, any refusal makes the connection unusable: a ConnectionError,
+        // or redis-py's AuthenticationError for a password.
+        let select = Error::refused("ERR DB index is out of range".into()).in_handshake("s");
+        assert_eq!(select.kind, ErrorKind::Connection);
+        assert_eq!(select.python_class(), "ConnectionError");
+        let auth = Error::refused("WRONGPASS invalid username-password pair".into());
+        assert_eq!(auth.in_handshake("s").python_class(), "AuthenticationError");
+        assert_eq!(
+            Error::new(ErrorKind::Timeout, "t").python_class(),
+            "TimeoutError"
+        );
     }
 }

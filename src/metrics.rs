@@ -130,6 +130,9 @@ struct Counters {
     misses: AtomicU64,
     /// The hits served by the client-side cache (also counted in `hits`).
     local_hits: AtomicU64,
+    /// The errors `IGNORE_EXCEPTIONS` swallowed, by the redis-py class they were raised as:
+    /// written only on that failure path.
+    ignored: parking_lot::Mutex<HashMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -160,6 +163,28 @@ impl Metrics {
         self.0.with(|c| c.misses.fetch_add(n, Relaxed));
     }
 
+    /// One error of class `class` that `IGNORE_EXCEPTIONS` swallowed.
+    pub fn ignored(&self, class: &str) {
+        self.0.with(|c| {
+            let mut ignored = c.ignored.lock();
+            match ignored.get_mut(class) {
+                Some(count) => *count += 1,
+                None => {
+                    ignored.insert(class.to_owned(), 1);
+                }
+            }
+        })
+    }
+
+    /// The swallowed errors by class, sorted by class.
+    pub fn ignored_counts(&self) -> Vec<(String, u64)> {
+        let mut counts: Vec<_> = self
+            .0
+            .with(|c| c.ignored.lock().clone().into_iter().collect());
+        counts.sort();
+        counts
+    }
+
     /// (hits, misses)
     pub fn lookups(&self) -> (u64, u64) {
         self.0
@@ -187,6 +212,7 @@ impl Metrics {
             c.hits.store(0, Relaxed);
             c.misses.store(0, Relaxed);
             c.local_hits.store(0, Relaxed);
+            c.ignored.lock().clear();
         })
     }
 }
@@ -263,6 +289,16 @@ mod tests {
         metrics.record(b"SET", Duration::from_micros(5), true);
         metrics.hits(3);
         metrics.misses(1);
+        metrics.ignored("OutOfMemoryError");
+        metrics.ignored("ConnectionError");
+        metrics.ignored("OutOfMemoryError");
+        assert_eq!(
+            metrics.ignored_counts(),
+            [
+                ("ConnectionError".to_owned(), 1),
+                ("OutOfMemoryError".to_owned(), 2)
+            ]
+        );
         let commands = metrics.commands();
         let names: Vec<_> = commands.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["GET", "SET"]);
@@ -285,5 +321,6 @@ mod tests {
         metrics.reset();
         assert!(metrics.commands().is_empty());
         assert_eq!(metrics.lookups(), (0, 0));
+        assert!(metrics.ignored_counts().is_empty());
     }
 }

@@ -16,6 +16,7 @@ import redis.exceptions
 
 from django_redis_rs._native import REPLY_RAW
 from django_redis_rs.cache import RedisCache
+from django_redis_rs.exceptions import ConnectionInterrupted
 from tests.servers import Server
 
 # What the fake server answers to `GET <key>`, by key; any other GET gets the integer 5.
@@ -168,10 +169,12 @@ def test_a_non_utf8_error_reply_from_redis(server: Server) -> None:
         return await asyncio.gather(*(cache.aget("k") for _ in range(100)))
 
     assert asyncio.run(scenario()) == [{"v": 1}] * 100
-    # An ordinary error reply keeps its connection: it was read whole.
+    # An ordinary error reply keeps its connection: it was read whole. At the client level it
+    # is a ConnectionInterrupted caused by a ResponseError, as django-redis's client raises it.
     stats_before = native.pool_stats()
-    with pytest.raises(redis.exceptions.ResponseError):
+    with pytest.raises(ConnectionInterrupted) as refused:
         native.execute(True, ("EVAL", "return redis.error_reply('MINE')", 0), REPLY_RAW)
+    assert isinstance(refused.value.__cause__, redis.exceptions.ResponseError)
     assert native.pool_stats() == stats_before
 
 

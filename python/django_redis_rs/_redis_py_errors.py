@@ -29,6 +29,84 @@ class TimeoutError(redis_errors.TimeoutError, builtins.TimeoutError):
     __module__ = "django_redis_rs.exceptions"
 
 
+# redis-py's finer classes, raised where redis-py raises them: the native client reads the same
+# reply texts (src/errors.rs, `Refusal::parse`) and names the class (`Refusal::python_class`).
+
+
+class AuthenticationError(ConnectionError, redis_errors.AuthenticationError):
+    """The server refused the password or the user (``WRONGPASS``, ``NOAUTH``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class BusyLoadingError(ConnectionError, redis_errors.BusyLoadingError):
+    """The server is loading its dataset (``LOADING``): just restarted, or a replica syncing."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class OutOfMemoryError(ResponseError, redis_errors.OutOfMemoryError):
+    """The server is at ``maxmemory`` and refuses writes (``OOM``, policy ``noeviction``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class NoPermissionError(ResponseError, redis_errors.NoPermissionError):
+    """The ACL user may not run the command or touch the key (``NOPERM``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class ReadOnlyError(ResponseError, redis_errors.ReadOnlyError):
+    """A write reached a read-only replica (``READONLY``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class NoScriptError(ResponseError, redis_errors.NoScriptError):
+    """``EVALSHA`` of a script the server does not have (``NOSCRIPT``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class ExecAbortError(ResponseError, redis_errors.ExecAbortError):
+    """A transaction was discarded because one of its commands was refused (``EXECABORT``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class AuthenticationWrongNumberOfArgsError(
+    ResponseError, redis_errors.AuthenticationWrongNumberOfArgsError
+):
+    """``AUTH user password`` sent to a server before Redis 6 (which knows no users)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class TryAgainError(ResponseError, redis_errors.TryAgainError):
+    """A cluster's multi-key request met a slot under migration (``TRYAGAIN``), past retrying."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class ClusterCrossSlotError(ResponseError, redis_errors.ClusterCrossSlotError):
+    """A multi-key request's keys are in different cluster slots (``CROSSSLOT``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class ClusterDownError(ResponseError, redis_errors.ClusterDownError):
+    """The cluster cannot serve the slot (``CLUSTERDOWN``), past retrying."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
+class MasterDownError(ClusterDownError, redis_errors.MasterDownError):
+    """A replica lost its primary and refuses to serve stale data (``MASTERDOWN``)."""
+
+    __module__ = "django_redis_rs.exceptions"
+
+
 class LockError(redis_errors.LockError):
     """A lock could not be acquired, released or extended."""
 

@@ -2,9 +2,10 @@
 
 It builds the client named by ``CLIENT_CLASS`` and forwards each call to it. One wrapper,
 ``_forward``, gives every method the ``IGNORE_EXCEPTIONS`` behaviour: with the option on, a
-connection failure returns the method's neutral value (and is logged when
+connection failure or a server's refusal returns the method's neutral value (and is logged when
 ``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, the failure's cause is raised: a
-``ConnectionError`` or ``TimeoutError`` that subclasses redis-py's, as with django-redis.
+``ConnectionError``, ``TimeoutError`` or ``ResponseError`` (or a finer class: ``OutOfMemoryError``,
+``AuthenticationError``, …) that subclasses redis-py's, as with django-redis.
 """
 
 from __future__ import annotations
@@ -162,11 +163,20 @@ class RedisCache(BaseCache):
         return self._client
 
     def _handle_failure(self, failure: ConnectionInterrupted) -> None:
-        """Called inside an ``except ConnectionInterrupted``: unless ignoring, raise its cause,
-        a ``ConnectionError`` or ``TimeoutError`` of redis-py's (and Python's), as
-        django-redis's cache does."""
+        """Called inside an ``except ConnectionInterrupted``: unless ignoring, raise its cause
+        (a ``ConnectionError``, ``TimeoutError`` or ``ResponseError`` of redis-py's, or one of
+        their finer classes), as django-redis's cache does."""
         if not self._ignore_exceptions:
             raise redis_py_error(failure) from None
+        self._ignored(failure)
+
+    def _ignored(self, failure: BaseException) -> None:
+        """Called inside the ``except`` that swallowed `failure` under IGNORE_EXCEPTIONS: count
+        it by class (``metrics()["ignored_errors"]``) and log it when
+        ``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` says so."""
+        if isinstance(failure, ConnectionInterrupted):
+            failure = redis_py_error(failure)
+        self._client.note_ignored(type(failure).__name__)
         if self.logger is not None:
             self.logger.exception("Exception ignored")
 

@@ -2,8 +2,9 @@
 
 ``ConnectionInterrupted``, ``SerializerError``, ``CompressorError``, ``ValueTooLargeError`` and
 ``ConfigError`` are made by the native module. ``ResponseError``, ``ConnectionError``,
-``TimeoutError``, ``LockError`` and ``LockNotOwnedError`` subclass redis-py's classes of the same
-names, so ``except redis.exceptions.ResponseError`` (...) catches them as it does with
+``TimeoutError``, ``LockError``, ``LockNotOwnedError`` and redis-py's finer classes
+(``OutOfMemoryError``, ``AuthenticationError``, ``BusyLoadingError``, …) subclass redis-py's classes
+of the same names, so ``except redis.exceptions.ResponseError`` (...) catches them as it does with
 django-redis; they are loaded on first use, which is when redis-py is imported.
 """
 
@@ -24,19 +25,43 @@ from django_redis_rs._native import (
 
 if TYPE_CHECKING:
     from django_redis_rs._redis_py_errors import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        BusyLoadingError,
+        ClusterCrossSlotError,
+        ClusterDownError,
         ConnectionError,
+        ExecAbortError,
         LockError,
         LockNotOwnedError,
+        MasterDownError,
+        NoPermissionError,
+        NoScriptError,
+        OutOfMemoryError,
+        ReadOnlyError,
         ResponseError,
         TimeoutError,
+        TryAgainError,
     )
 
 _REDIS_PY_SUBCLASSES = {
+    "AuthenticationError",
+    "AuthenticationWrongNumberOfArgsError",
+    "BusyLoadingError",
+    "ClusterCrossSlotError",
+    "ClusterDownError",
     "ConnectionError",
+    "ExecAbortError",
     "LockError",
     "LockNotOwnedError",
+    "MasterDownError",
+    "NoPermissionError",
+    "NoScriptError",
+    "OutOfMemoryError",
+    "ReadOnlyError",
     "ResponseError",
     "TimeoutError",
+    "TryAgainError",
 }
 
 
@@ -61,8 +86,20 @@ class SettingError(ImproperlyConfigured):
 
 def redis_py_error(failure: ConnectionInterrupted) -> BaseException:
     """What django-redis lets out where the native client raised ``failure``: its cause, a
-    ``ConnectionError`` or ``TimeoutError`` (subclasses of redis-py's and Python's)."""
+    ``ConnectionError``, ``TimeoutError`` or ``ResponseError`` (or one of their finer
+    subclasses, as redis-py classes the failure)."""
     return failure.__cause__ or failure
+
+
+def refused_by_server(failure: BaseException) -> bool:
+    """Whether ``failure`` is the server's plain refusal of the command itself (a
+    ``ResponseError``: ``WRONGTYPE``, ``ERR value is not an integer``), not an outage nor one of
+    the finer classes (``OOM``, ``READONLY``, …) that say the server cannot serve it now."""
+    if not isinstance(failure, ConnectionInterrupted):
+        return False
+    from django_redis_rs._redis_py_errors import ResponseError
+
+    return type(failure.__cause__) is ResponseError
 
 
 class _RedisPyErrors:
@@ -93,17 +130,30 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuthenticationError",
+    "AuthenticationWrongNumberOfArgsError",
+    "BusyLoadingError",
+    "ClusterCrossSlotError",
+    "ClusterDownError",
     "CompressorError",
     "ConfigError",
     "ConnectionError",
     "ConnectionInterrupted",
+    "ExecAbortError",
     "LockError",
     "LockNotOwnedError",
+    "MasterDownError",
+    "NoPermissionError",
+    "NoScriptError",
+    "OutOfMemoryError",
+    "ReadOnlyError",
     "ResponseError",
     "SerializerError",
     "SettingError",
     "TimeoutError",
+    "TryAgainError",
     "ValueTooLargeError",
     "redis_py_error",
     "redis_py_errors",
+    "refused_by_server",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 from typing import Any, TypeVar
@@ -211,14 +212,22 @@ class Lock:
         return True
 
 
+def _forgiven() -> tuple[type[BaseException], ...]:
+    """What a forgiving lock swallows: what IGNORE_EXCEPTIONS swallows in the cache (an outage
+    or a server's refusal: OOM, READONLY, …), never the lock's own LockError. A function: the
+    classes import redis-py, which happens only once an error is raised."""
+    return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ResponseError)
+
+
 def _forgiving(name: str, neutral: Any) -> Any:
-    """Lock.<name>, answering ``neutral`` when Redis cannot be reached."""
+    """Lock.<name>, answering ``neutral`` when Redis cannot serve it."""
     strict = getattr(Lock, name)
 
-    def method(self: Lock, *args: Any, **kwargs: Any) -> Any:
+    def method(self: ForgivingLock, *args: Any, **kwargs: Any) -> Any:
         try:
             return strict(self, *args, **kwargs)
-        except (exceptions.ConnectionError, exceptions.TimeoutError):
+        except _forgiven() as error:
+            self._ignored(error)
             return neutral
 
     method.__name__ = name
@@ -226,7 +235,25 @@ def _forgiving(name: str, neutral: Any) -> Any:
     return method
 
 
-class ForgivingLock(Lock):
+class _Forgiving:
+    """What the forgiving locks share: who is told of each error swallowed."""
+
+    _client: Client
+
+    def __init__(
+        self, *args: Any, on_ignored: Callable[[BaseException], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_ignored = on_ignored
+
+    def _ignored(self, error: BaseException) -> None:
+        if self._on_ignored is not None:
+            self._on_ignored(error)
+        else:
+            self._client.note_ignored(type(error).__name__)
+
+
+class ForgivingLock(_Forgiving, Lock):
     """The lock ``cache.lock`` returns under IGNORE_EXCEPTIONS: with Redis down it is never
     acquired (acquire returns False, the context manager raises LockError) and releasing or
     extending it does nothing."""
@@ -283,20 +310,21 @@ class AsyncLock(Lock):
 
 
 def _aforgiving(name: str, neutral: Any) -> Any:
-    """AsyncLock.<name>, answering ``neutral`` when Redis cannot be reached."""
+    """AsyncLock.<name>, answering ``neutral`` when Redis cannot serve it."""
     strict = getattr(AsyncLock, name)
 
-    async def method(self: AsyncLock, *args: Any, **kwargs: Any) -> Any:
+    async def method(self: ForgivingAsyncLock, *args: Any, **kwargs: Any) -> Any:
         try:
             return await strict(self, *args, **kwargs)
-        except (exceptions.ConnectionError, exceptions.TimeoutError):
+        except _forgiven() as error:
+            self._ignored(error)
             return neutral
 
     method.__name__ = name
     return method
 
 
-class ForgivingAsyncLock(AsyncLock):
+class ForgivingAsyncLock(_Forgiving, AsyncLock):
     """`ForgivingLock` for async code (``cache.alock`` under IGNORE_EXCEPTIONS)."""
 
     aacquire = _aforgiving("aacquire", False)

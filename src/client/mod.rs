@@ -25,7 +25,9 @@ use crate::resp::Packed;
 use crate::topology::Topology;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{
+    IntoPyDict, PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple,
+};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -328,8 +330,9 @@ impl Client {
     /// This cache's figures since start or the last `reset_metrics`: `hits` and `misses` of
     /// get/get_many (and with a client-side cache, `client_side_cache`: its `hits`, `entries`,
     /// `bytes`, whether it is `live`, and the `invalidations` received); per Redis command, `calls`, `errors` and latencies in microseconds
-    /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8); and
-    /// `servers`, as `pool_stats` gives them.
+    /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8);
+    /// `ignored_errors`, the errors `IGNORE_EXCEPTIONS` swallowed by class; and `servers`, as
+    /// `pool_stats` gives them.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         let (hits, misses) = self.metrics.lookups();
@@ -359,8 +362,18 @@ impl Client {
             commands.set_item(name, entry)?;
         }
         out.set_item("commands", commands)?;
+        out.set_item(
+            "ignored_errors",
+            self.metrics.ignored_counts().into_py_dict(py)?,
+        )?;
         out.set_item("servers", self.pool_stats(py)?)?;
         Ok(out)
+    }
+
+    /// Count one error that `IGNORE_EXCEPTIONS` swallowed, by the name of its class (read back
+    /// as `metrics()["ignored_errors"]`).
+    fn note_ignored(&self, name: &str) {
+        self.metrics.ignored(name);
     }
 
     /// Start this cache's counters afresh (the servers' connection counts are not reset).

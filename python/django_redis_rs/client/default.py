@@ -83,6 +83,10 @@ class DefaultClient(DataStructures, RawClients):
         ignoring = getattr(backend, "_ignore_exceptions", False)
         self._lock_class = ForgivingLock if ignoring else Lock
         self._async_lock_class = ForgivingAsyncLock if ignoring else AsyncLock
+        # What a forgiving lock calls with each error it swallows (the cache counts and logs).
+        self._lock_options: dict[str, Any] = (
+            {"on_ignored": backend._ignored} if hasattr(backend, "_ignored") and ignoring else {}
+        )
         # While the cache uses Django's default key function with this prefix, multi-key calls
         # make their keys natively; with CLIENT_SIDE_CACHE, Redis tells of changes to the keys
         # under it (to all keys, with a key function of your own).
@@ -282,7 +286,11 @@ class DefaultClient(DataStructures, RawClients):
         made = self.make_key(key, version)
         try:
             value = yield Native("incr", (made, delta, ignore_key_check))
-        except (exceptions.ResponseError, OverflowError):
+        except (exceptions.ConnectionInterrupted, OverflowError) as failure:
+            if isinstance(failure, exceptions.ConnectionInterrupted) and not (
+                exceptions.refused_by_server(failure)
+            ):
+                raise
             # Not a 64-bit integer in Redis (a big int, or a pickled value): add in Python,
             # keeping the expiry.
             value = yield Native("get", (made, _MISSING))
@@ -354,6 +362,10 @@ class DefaultClient(DataStructures, RawClients):
 
     def reset_metrics(self) -> None:
         self._native.reset_metrics()
+
+    def note_ignored(self, name: str) -> None:
+        """Count one error of class `name` that IGNORE_EXCEPTIONS swallowed."""
+        self._native.note_ignored(name)
 
     def close(self, **kwargs: Any) -> None:
         """Called by Django at the end of each request: disconnect only if CLOSE_CONNECTION."""
@@ -550,6 +562,7 @@ class DefaultClient(DataStructures, RawClients):
             blocking=blocking,
             blocking_timeout=blocking_timeout,
             thread_local=thread_local,
+            **self._lock_options,
         )
 
     def alock(
@@ -571,6 +584,7 @@ class DefaultClient(DataStructures, RawClients):
             sleep=sleep,
             blocking=blocking,
             blocking_timeout=blocking_timeout,
+            **self._lock_options,
         )
 
     # ---- key search --------------------------------------------------------------------------
