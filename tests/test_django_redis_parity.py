@@ -235,3 +235,93 @@ def test_same_exceptions_when_the_server_is_down(dead_url: str) -> None:
         for snippet in snippets:
             ours, theirs = (outcome(snippet, caches[side], connects[side]) for side in entries)
             assert ours == theirs == ("raised", redis.exceptions.ConnectionError)
+
+
+# --- versions past 64 bits, and odd timeouts ---------------------------------------------------
+
+BIG_VERSIONS = [2**63, 2**64 + 5, -(2**63) - 1, 10**30]
+
+
+@pytest.mark.parametrize("version", BIG_VERSIONS)
+def test_big_versions_make_django_redis_keys_on_every_method(
+    backends: dict[str, tuple[Any, Connect]], version: int
+) -> None:
+    """Django's key function takes any integer version: the native key maker takes 64 bits,
+    so bigger ones are made by Django's, with the same keys as django-redis on every method."""
+    import asyncio
+
+    def calls(cache: Any) -> list[Any]:
+        async def async_calls() -> list[Any]:
+            await cache.aset_many({"c": 3, "d": 4}, version=version)
+            got = await cache.aget_many(["a", "c", "d", "x"], version=version)
+            await cache.adelete_many(["d"], version=version)  # Django's returns None, ours a count
+            return [got, await cache.aget_many(["c", "d"], version=version)]
+
+        out = [
+            cache.set("s", 0, version=version),
+            cache.set_many({"a": 1, "b": 2}, version=version) or [],
+            cache.get_many(["a", "b", "s", "x"], version=version),
+            cache.delete_many(["b"], version=version),
+            cache.get("a", version=version),
+            cache.incr("s", version=version),
+            *asyncio.run(async_calls()),
+        ]
+        return out
+
+    results = {name: calls(cache) for name, (cache, _) in backends.items()}
+    assert results["ours"] == results["theirs"]
+    stored = {
+        name: sorted(k[len(":") :] for k in (connect().keys("*")))
+        for name, (_, connect) in backends.items()
+    }
+    assert stored["ours"] == stored["theirs"]
+    assert f":{version}:a".encode() in {k for k in backends["ours"][1]().keys("*")}
+
+
+ODD_EXPIRIES = [5.5, True, 1e10]
+
+
+@pytest.mark.parametrize("timeout", ODD_EXPIRIES, ids=repr)
+def test_expire_takes_floats_and_bools_where_django_redis_sends_them_to_be_refused(
+    backends: dict[str, tuple[Any, Connect]], timeout: Any
+) -> None:
+    """A deliberate difference (README): expire/pexpire truncate a float to whole seconds or
+    milliseconds, and take True as 1, as Django's own timeouts do; django-redis passes them to
+    Redis, which refuses a float ("value is not an integer"), or to redis-py, which refuses a
+    bool (DataError)."""
+    ours, _ = backends["ours"]
+    theirs, _ = backends["theirs"]
+    for cache in (ours, theirs):
+        cache.set("k", 1)
+    assert ours.expire("k", timeout) is True
+    assert ours.ttl("k") == int(timeout)
+    assert ours.pexpire("k", timeout) is True
+    with pytest.raises((redis.exceptions.ResponseError, redis.exceptions.DataError)):
+        theirs.expire("k", timeout)
+
+
+ODD_TIMEOUTS = ["5", float("inf"), float("nan"), 2**64]
+
+
+@pytest.mark.parametrize("timeout", ODD_TIMEOUTS, ids=repr)
+def test_a_timeout_that_is_no_number_of_seconds_raises_before_anything_is_sent(
+    backends: dict[str, tuple[Any, Connect]], timeout: Any
+) -> None:
+    """set, set_many and touch raise for these the way django-redis does for inf and nan
+    (OverflowError, ValueError); for '5' (which django-redis multiplies by 1000 as a string)
+    and 2**64 (which it sends) Redis refuses django-redis's request, while ours is refused
+    before sending, with OverflowError: a bug in the caller, which IGNORE_EXCEPTIONS does not
+    hide (deliberate; README)."""
+    ours, connect = backends["ours"]
+    theirs, _ = backends["theirs"]
+    raised = (OverflowError, ValueError, TypeError)
+    for call in (
+        lambda c: c.set("k", 1, timeout=timeout),
+        lambda c: c.set_many({"k": 1}, timeout=timeout),
+        lambda c: c.touch("k", timeout),
+    ):
+        with pytest.raises(raised):
+            call(ours)
+        with pytest.raises((*raised, redis.exceptions.ResponseError)):
+            call(theirs)
+    assert connect().keys("*") == []

@@ -225,7 +225,8 @@ class DefaultClient(DataStructures, RawClients):
         if backend.key_func is not default_key_func or backend.key_prefix != self._native_prefix:
             return None
         version = backend.version if version is None else version
-        return version if type(version) is int else None
+        # The native key maker takes 64-bit versions; a bigger one is made here, by Django's.
+        return version if type(version) is int and -(2**63) <= version < 2**63 else None
 
     def _many(
         self, keys: Iterable[Any], version: int | None, named: bool = False
