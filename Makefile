@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test build lint typecheck rust-test py-test bench matrix clean wheel wheel-musl \
+.PHONY: demo test build lint typecheck rust-test py-test bench fuzz matrix clean wheel wheel-musl \
 	sdist release-check workflows
 
 $(VENV)/.deps: pyproject.toml
@@ -44,6 +44,12 @@ py-test: build
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
+
+# The codec differential's long run (the suite runs 6,000 cases): every serializer x compressor
+# against django-redis's, on generated and damaged values. FUZZ_SEED picks the cases.
+FUZZ_CASES ?= 100000
+fuzz: build
+	$(PY) -m tests.differential --cases $(FUZZ_CASES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 # django-vcache ships a CPython 3.13 wheel only: the suite runs in a 3.13 venv when one can be
 # made (pyenv's 3.13, or python3.13 on PATH), otherwise in .venv without django-vcache.

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import decimal
 import json
 import os
 import pickle
@@ -267,6 +269,34 @@ def value_rows(bench: Bench, server: Server) -> None:
                 (f"get_many(100), {name}", who, lambda c=c, ks=many_keys: c.get_many(ks), 300),
                 (f"set_many(100), {name}", who, lambda c=c, it=many_items: c.set_many(it), 200),
             ]
+    # SAFE_PICKLE (ours) beside django-redis, which has no such option; the plain rows above
+    # give ours without it. Builtin values are read natively either way; a dict holding a
+    # datetime and a Decimal goes through the restricted unpickler on reads, and every write
+    # is read back by it unless the native decoder builds it.
+    safe = caches(url, OURS, SAFE_PICKLE=True)
+    stamped = dict(USER, joined=datetime.datetime(2026, 12, 3, 16, 53), due=decimal.Decimal("9.50"))
+    for name, value in (("dict", USER), ("dict with datetime+Decimal", stamped)):
+        key = f"v-safe-{len(name)}"
+        pair = {OURS: safe, THEIRS: made[THEIRS]}
+        for c in pair.values():
+            c.set(key, value)
+        for who, c in pair.items():
+            rows += [
+                (f"get, {name}, SAFE_PICKLE", who, lambda c=c, k=key: c.get(k), 3000),
+                (f"set, {name}, SAFE_PICKLE", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
+            ]
+    # The same dict with SAFE_PICKLE off (the plain dict's rows are above).
+    stamped_key = "v-safe-plain"
+    for who in (OURS, THEIRS):
+        made[who].set(stamped_key, stamped)
+        rows.append(
+            (
+                "get, dict with datetime+Decimal",
+                who,
+                lambda c=made[who]: c.get(stamped_key),
+                3000,
+            )
+        )
     # As applications call it: through django.core.cache's proxy (a connection handler lookup
     # per attribute), which every backend pays.
     proxied = proxies(url, [OURS, THEIRS])

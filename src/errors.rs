@@ -386,6 +386,13 @@ pub mod py {
     );
     pyo3::create_exception!(
         django_redis_rs.exceptions,
+        UnsafePickleError,
+        SerializerError,
+        "With SAFE_PICKLE: a stored pickle would load a class outside the allowed ones (it names \
+         it; nothing was run), or a value to store would."
+    );
+    pyo3::create_exception!(
+        django_redis_rs.exceptions,
         CompressorError,
         PyException,
         "A value could not be compressed or decompressed."

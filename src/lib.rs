@@ -35,7 +35,8 @@ mod _native {
     use crate::codec::standalone::{compress, decompress, dumps, loads};
     #[pymodule_export]
     use crate::errors::py::{
-        CompressorError, ConfigError, ConnectionInterrupted, SerializerError, ValueTooLargeError,
+        CompressorError, ConfigError, ConnectionInterrupted, SerializerError, UnsafePickleError,
+        ValueTooLargeError,
     };
 
     #[pymodule_init]

@@ -310,7 +310,10 @@ mod fuzz {
     fn codecs() -> Vec<Codec> {
         let serializers = || {
             [
-                Serializer::Pickle { protocol: -1 },
+                Serializer::Pickle {
+                    protocol: -1,
+                    restricted: None,
+                },
                 Serializer::Json,
                 Serializer::Msgpack,
             ]

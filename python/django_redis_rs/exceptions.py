@@ -20,6 +20,7 @@ from django_redis_rs._native import (
     ConfigError,
     ConnectionInterrupted,
     SerializerError,
+    UnsafePickleError,
     ValueTooLargeError,
 )
 
@@ -152,6 +153,7 @@ __all__ = [
     "SettingError",
     "TimeoutError",
     "TryAgainError",
+    "UnsafePickleError",
     "ValueTooLargeError",
     "redis_py_error",
     "redis_py_errors",

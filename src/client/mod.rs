@@ -159,7 +159,10 @@ impl Client {
         let codec = Codec {
             serializer: match serializer {
                 Some(spec) => Serializer::from_spec(spec)?,
-                None => Serializer::Pickle { protocol: -1 },
+                None => Serializer::Pickle {
+                    protocol: -1,
+                    restricted: None,
+                },
             },
             compressor: match compressor {
                 Some(spec) => Compressor::from_spec(spec)?,

@@ -3,7 +3,6 @@
 //!
 //! Pure Rust; no Python types. Callers release the GIL around large values.
 
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::cell::RefCell;
@@ -130,7 +129,13 @@ impl NativeCompressor {
                     && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0
             }
             Kind::Gzip => data.starts_with(&[0x1f, 0x8b]),
-            Kind::Lzma => data.starts_with(b"\xfd7zXZ\x00"),
+            // What liblzma's auto decoder (Python's lzma.FORMAT_AUTO) takes: XZ, lzip, and a
+            // header that its .lzma decoder accepts.
+            Kind::Lzma => {
+                data.starts_with(b"\xfd7zXZ\x00")
+                    || data.starts_with(b"LZIP")
+                    || lzma_alone_header(data)
+            }
             Kind::Lz4 => data.starts_with(&[0x04, 0x22, 0x4d, 0x18]),
             Kind::Zstd => data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
         }
@@ -145,16 +150,8 @@ impl NativeCompressor {
         }
         match self.kind {
             Kind::Zlib => inflate(data, self.max_decompressed),
-            Kind::Gzip => bounded(
-                MultiGzDecoder::new(data),
-                self.max_decompressed,
-                guess(data, self.max_decompressed),
-            ),
-            Kind::Lzma => bounded(
-                liblzma::read::XzDecoder::new_multi_decoder(data),
-                self.max_decompressed,
-                guess(data, self.max_decompressed),
-            ),
+            Kind::Gzip => gunzip(data, self.max_decompressed),
+            Kind::Lzma => unlzma(data, self.max_decompressed),
             Kind::Lz4 => unlz4(data, self.max_decompressed),
             Kind::Zstd => unzstd(data, self.max_decompressed),
         }
@@ -190,7 +187,8 @@ fn deflate(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// Inflate a zlib stream into a buffer that grows until the stream ends or passes `max`.
+/// Inflate a zlib stream into a buffer that grows until the stream ends or passes `max`. As
+/// Python's `zlib.decompress`, anything after the stream's end is ignored.
 fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
     ZLIB_DECOMPRESS.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -203,27 +201,39 @@ fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
                 .max(64)
                 .min(max.saturating_add(1)),
         );
-        loop {
-            let consumed = d.total_in() as usize;
-            let produced = out.len();
-            let status = d
-                .decompress_vec(&data[consumed..], &mut out, FlushDecompress::Finish)
-                .map_err(|e| DecompressError::Invalid(e.to_string()))?;
-            if out.len() > max {
-                return Err(DecompressError::TooLarge(max));
-            }
-            match status {
-                Status::StreamEnd => return Ok(out),
-                _ if out.len() == out.capacity() => {
-                    out.reserve(out.len().min(max + 1 - out.len()).max(64))
-                }
-                _ if out.len() == produced && d.total_in() as usize == consumed => {
-                    return Err(DecompressError::Invalid("truncated zlib stream".into()))
-                }
-                _ => {}
-            }
-        }
+        inflate_into(d, data, &mut out, max)?;
+        Ok(out)
     })
+}
+
+/// Inflate the one deflate stream (`d` freshly reset: zlib-wrapped or raw) at the start of
+/// `data` onto `out`, up to `max` bytes in all; returns how much input the stream took.
+fn inflate_into(
+    d: &mut Decompress,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<usize, DecompressError> {
+    loop {
+        let consumed = d.total_in() as usize;
+        let produced = out.len();
+        let status = d
+            .decompress_vec(&data[consumed..], out, FlushDecompress::Finish)
+            .map_err(|e| DecompressError::Invalid(e.to_string()))?;
+        if out.len() > max {
+            return Err(DecompressError::TooLarge(max));
+        }
+        match status {
+            Status::StreamEnd => return Ok(d.total_in() as usize),
+            _ if out.len() == out.capacity() => {
+                out.reserve(out.len().min(max + 1 - out.len()).max(64))
+            }
+            _ if out.len() == produced && d.total_in() as usize == consumed => {
+                return Err(DecompressError::Invalid("truncated deflate stream".into()))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Zstandard frames that state their size (pyzstd's and ours do) decode in one call into an
@@ -260,17 +270,190 @@ fn lz4_content_size(data: &[u8]) -> Option<usize> {
     usize::try_from(size).ok()
 }
 
-/// Decode an LZ4 frame into a buffer sized from its header.
+/// Decode the LZ4 frame at the start of `data` into a buffer sized from its header. As
+/// `lz4.frame.decompress`: the frame must be whole (up to its end mark and checksum), and
+/// anything after it is ignored.
 fn unlz4(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
     let expected = lz4_content_size(data);
     if expected.is_some_and(|size| size > max) {
         return Err(DecompressError::TooLarge(max));
     }
+    let frame = lz4_frame_len(data)
+        .ok_or_else(|| DecompressError::Invalid("LZ4 frame incomplete".into()))?;
     bounded(
-        lz4_flex::frame::FrameDecoder::new(data),
+        lz4_flex::frame::FrameDecoder::new(&data[..frame]),
         max,
         expected.unwrap_or(0),
     )
+}
+
+/// The length of the LZ4 frame at the start of `data`, walked from its header and block sizes;
+/// None when it is cut before its end mark (or checksum).
+fn lz4_frame_len(data: &[u8]) -> Option<usize> {
+    let flags = *data.get(4)?;
+    let mut at = 7; // magic, FLG, BD, then the header checksum
+    if flags & 0b1000 != 0 {
+        at += 8; // content size
+    }
+    if flags & 0b1 != 0 {
+        at += 4; // dictionary id
+    }
+    let block_checksums = flags & 0b1_0000 != 0;
+    loop {
+        let size = u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?);
+        at += 4;
+        if size == 0 {
+            break; // the end mark
+        }
+        at += (size & 0x7fff_ffff) as usize + if block_checksums { 4 } else { 0 };
+    }
+    if flags & 0b100 != 0 {
+        at += 4; // content checksum
+    }
+    (at <= data.len()).then_some(at)
+}
+
+/// Python's `gzip.decompress`: members one after another, each checked against its CRC-32 and
+/// length, NUL padding skipped after each; anything else after a member fails the value.
+fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    let invalid = |why: &str| DecompressError::Invalid(format!("gzip: {why}"));
+    let mut out = Vec::with_capacity(guess(data, max).max(64));
+    let mut d = Decompress::new(false);
+    let mut rest = data;
+    while !rest.is_empty() {
+        let body = gzip_header_len(rest).ok_or_else(|| invalid("not a gzip member"))?;
+        d.reset(false);
+        let start = out.len();
+        let used = body + inflate_into(&mut d, &rest[body..], &mut out, max)?;
+        let trailer = rest
+            .get(used..used + 8)
+            .ok_or_else(|| invalid("member cut before its trailer"))?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&out[start..]);
+        let word = |at: usize| u32::from_le_bytes(trailer[at..at + 4].try_into().expect("4"));
+        if word(0) != crc.sum() {
+            return Err(invalid("CRC check failed"));
+        }
+        if word(4) != (out.len() - start) as u32 {
+            return Err(invalid("incorrect length of data produced"));
+        }
+        rest = &rest[used + 8..];
+        rest = &rest[rest.iter().take_while(|&&b| b == 0).count()..];
+    }
+    Ok(out)
+}
+
+/// The length of the gzip member header at the start of `data`, read as Python's gzip reads
+/// it: magic, deflate method, then the optional extra field, name, comment and header CRC
+/// (skipped, not checked; reserved flag bits ignored). None when it is not one, or cut short.
+fn gzip_header_len(data: &[u8]) -> Option<usize> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    if data.get(..3)? != [0x1f, 0x8b, 8] {
+        return None;
+    }
+    let flags = *data.get(3)?;
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let len = u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?);
+        at += 2 + usize::from(len);
+    }
+    for field in [FNAME, FCOMMENT] {
+        if flags & field != 0 {
+            at += data.get(at..)?.iter().position(|&b| b == 0)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    (at <= data.len()).then_some(at)
+}
+
+/// Whether `data` starts with a header liblzma's .lzma decoder accepts (it is picky: the
+/// properties byte in range, a dictionary size of 2^n or 2^n + 2^(n-1), a known or plausible
+/// uncompressed size), so that values stored uncompressed are told apart without a decoder.
+fn lzma_alone_header(data: &[u8]) -> bool {
+    let Some(header) = data.get(..13) else {
+        return false;
+    };
+    let props = header[0];
+    let (lc, lp) = (props % 9, (props / 9) % 5);
+    let dict = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes"));
+    let size = u64::from_le_bytes(header[5..13].try_into().expect("8 bytes"));
+    let dict_ok = dict == u32::MAX || {
+        let mut d = dict.wrapping_sub(1);
+        for shift in [2, 3, 4, 8, 16] {
+            d |= d >> shift;
+        }
+        d.wrapping_add(1) == dict
+    };
+    props <= 224 && lc + lp <= 4 && dict_ok && (size == u64::MAX || size < 1 << 38)
+}
+
+/// How one stream of `unlzma`'s ended.
+enum LzmaStream {
+    /// Whole, after this many bytes of input.
+    Ended(usize),
+    /// The input ran out first.
+    Cut,
+    /// liblzma refused it.
+    Refused(String),
+}
+
+/// Python's `lzma.decompress` (FORMAT_AUTO, which django-redis calls): streams one after
+/// another; after the first, data that liblzma refuses is ignored, but data that ends inside
+/// a stream fails the value.
+fn unlzma(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::with_capacity(guess(data, max));
+    let mut rest = data;
+    let mut first = true;
+    while first || !rest.is_empty() {
+        let kept = out.len();
+        match lzma_stream(rest, &mut out, max)? {
+            LzmaStream::Ended(used) => rest = &rest[used..],
+            LzmaStream::Refused(_) if !first => {
+                out.truncate(kept);
+                break;
+            }
+            LzmaStream::Refused(why) => return Err(DecompressError::Invalid(why)),
+            LzmaStream::Cut => {
+                return Err(DecompressError::Invalid(
+                    "LZMA data ended before the end-of-stream marker".into(),
+                ))
+            }
+        }
+        first = false;
+    }
+    Ok(out)
+}
+
+/// Decode one stream from the start of `data`, appending to `out` up to `max` bytes in all.
+fn lzma_stream(data: &[u8], out: &mut Vec<u8>, max: usize) -> Result<LzmaStream, DecompressError> {
+    use liblzma::stream::{Action, Status, Stream};
+    let mut stream = match Stream::new_auto_decoder(u64::MAX, 0) {
+        Ok(stream) => stream,
+        Err(e) => return Ok(LzmaStream::Refused(e.to_string())),
+    };
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.len().min(max + 1 - out.len()).max(64));
+        }
+        let (read, written) = (stream.total_in(), out.len());
+        let status = stream.process_vec(&data[read as usize..], out, Action::Run);
+        if out.len() > max {
+            return Err(DecompressError::TooLarge(max));
+        }
+        match status {
+            Ok(Status::StreamEnd) => return Ok(LzmaStream::Ended(stream.total_in() as usize)),
+            Ok(_) if stream.total_in() == read && out.len() == written => {
+                return Ok(LzmaStream::Cut)
+            }
+            Ok(_) => {}
+            Err(e) => return Ok(LzmaStream::Refused(e.to_string())),
+        }
+    }
 }
 
 /// A first buffer size for formats that do not state their content size.
@@ -481,5 +664,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What Python's decompressors (django-redis's) accept around a stream, and refuse: the
+    /// differential test (tests/differential.py) found each of these.
+    #[test]
+    fn trailing_bytes_are_read_as_pythons_decompressors_read_them() {
+        let text = b"a value long enough to be compressed".to_vec();
+        let ok = |kind: Kind, stored: &[u8], want: &[u8]| {
+            assert_eq!(
+                compressor(kind).decompress(stored).as_deref(),
+                Ok(want),
+                "{kind:?}"
+            )
+        };
+        let refused = |kind: Kind, stored: &[u8]| {
+            let got = compressor(kind).decompress(stored);
+            assert!(
+                matches!(got, Err(DecompressError::Invalid(_))),
+                "{kind:?}: {got:?}"
+            )
+        };
+        let with = |a: &[u8], b: &[u8]| [a, b].concat();
+        let twice = [text.clone(), text.clone()].concat();
+
+        let zlib = compressor(Kind::Zlib).compress(&text);
+        ok(Kind::Zlib, &with(&zlib, b"garbage"), &text); // the rest is ignored
+        refused(Kind::Zlib, &zlib[..zlib.len() - 1]);
+
+        let gzip = compressor(Kind::Gzip).compress(&text);
+        ok(Kind::Gzip, &with(&gzip, &[0; 5]), &text); // NUL padding
+        ok(Kind::Gzip, &with(&gzip, &with(&[0, 0], &gzip)), &twice); // members joined
+        refused(Kind::Gzip, &with(&gzip, b"xy")); // anything else after a member
+        refused(Kind::Gzip, &gzip[..gzip.len() - 1]);
+        let mut reserved = gzip.clone();
+        reserved[3] |= 0x20; // a reserved flag bit: Python ignores it
+        ok(Kind::Gzip, &reserved, &text);
+        let mut bad_crc = gzip.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        refused(Kind::Gzip, &bad_crc);
+
+        let xz = compressor(Kind::Lzma).compress(&text);
+        ok(Kind::Lzma, &with(&xz, b"garbage"), &text); // a second stream refused: ignored
+        ok(Kind::Lzma, &with(&xz, &xz), &twice);
+        refused(Kind::Lzma, &with(&xz, &[0; 4])); // the input ends inside a "stream"
+        refused(Kind::Lzma, &xz[..xz.len() - 1]);
+
+        let lz4 = compressor(Kind::Lz4).compress(&text);
+        ok(Kind::Lz4, &with(&lz4, b"garbage"), &text); // the first frame only
+        ok(Kind::Lz4, &with(&lz4, &lz4), &text);
+        refused(Kind::Lz4, &lz4[..lz4.len() - 4]); // cut before its end mark
     }
 }

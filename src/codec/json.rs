@@ -9,13 +9,14 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::interned::KeyCache;
+use super::serialize::python_function;
 
-/// Python's json recurses until its recursion limit; refuse earlier, with a clear message.
+/// Python's json recurses until its recursion limit: deeper values are handed to it
+/// (`serialize::hand_off`), which decides as django-redis's serializer would.
 const MAX_DEPTH: usize = 512;
 
 static DJANGO_DEFAULT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ASCII_STRING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static PY_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn django_default<'py>(py: Python<'py>) -> PyResult<&'py Bound<'py, PyAny>> {
     DJANGO_DEFAULT
@@ -28,17 +29,8 @@ fn django_default<'py>(py: Python<'py>) -> PyResult<&'py Bound<'py, PyAny>> {
         .map(|f| f.bind(py))
 }
 
-fn python_function<'py>(
-    py: Python<'py>,
-    cell: &'py PyOnceLock<Py<PyAny>>,
-    module: &str,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
-    })
-    .map(|f| f.bind(py))
-}
+/// A lone surrogate escape has no UTF-8 form: Python's json builds the string.
+const LONE_SURROGATE: &str = "a lone surrogate escape";
 
 // ---- encoding ---------------------------------------------------------------------------------
 
@@ -50,9 +42,9 @@ pub fn dumps(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 fn encode(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!(
-            "Circular reference detected (or nesting deeper than {MAX_DEPTH} levels)"
-        )));
+        return Err(super::serialize::hand_off(
+            "nested deeper than the native encoder goes",
+        ));
     }
     if let Ok(s) = value.cast::<PyString>() {
         return encode_str(s, out);
@@ -218,14 +210,9 @@ pub fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
     };
     match parser.document() {
         Ok(value) => Ok(value),
-        // A string with a lone surrogate escape has no UTF-8 form: Python's json can build it.
-        Err(ParseError::Surrogate) => {
-            let text =
-                std::str::from_utf8(data).map_err(|e| PyValueError::new_err(e.to_string()))?;
-            Ok(python_function(py, &PY_LOADS, "json", "loads")?
-                .call1((text,))?
-                .unbind())
-        }
+        // A string with a lone surrogate escape has no UTF-8 form, and nesting deeper than
+        // the native parser goes: Python's json decides.
+        Err(ParseError::HandOff(why)) => Err(super::serialize::hand_off(why)),
         Err(ParseError::Python(e)) => Err(e),
         Err(ParseError::Syntax(msg, pos)) => {
             Err(PyValueError::new_err(format!("{msg} at byte {pos}")))
@@ -235,7 +222,7 @@ pub fn loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
 
 enum ParseError {
     Syntax(&'static str, usize),
-    Surrogate,
+    HandOff(&'static str),
     Python(PyErr),
 }
 
@@ -288,7 +275,9 @@ impl<'py, 'a> Parser<'py, 'a> {
 
     fn value(&mut self, depth: usize) -> Parsed<Bound<'py, PyAny>> {
         if depth > MAX_DEPTH {
-            return self.fail("nesting too deep");
+            return Err(ParseError::HandOff(
+                "nested deeper than the native parser goes",
+            ));
         }
         self.skip_ws();
         let py = self.py;
@@ -445,13 +434,15 @@ impl<'py, 'a> Parser<'py, 'a> {
                                 self.pos += 2;
                                 let low = self.hex4()?;
                                 if !(0xdc00..0xe000).contains(&low) {
-                                    return Err(ParseError::Surrogate);
+                                    return Err(ParseError::HandOff(LONE_SURROGATE));
                                 }
                                 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00)
                             } else {
                                 unit
                             };
-                            text.push(char::from_u32(code).ok_or(ParseError::Surrogate)?);
+                            text.push(
+                                char::from_u32(code).ok_or(ParseError::HandOff(LONE_SURROGATE))?,
+                            );
                         }
                         _ => return self.fail("invalid \\escape"),
                     }

@@ -12,7 +12,7 @@ pub mod standalone;
 mod unpickle;
 
 use crate::errors::check_bulk_len;
-use crate::errors::py::{CompressorError, SerializerError};
+use crate::errors::py::{CompressorError, SerializerError, UnsafePickleError};
 use compress::{DecompressError, Kind, NativeCompressor};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -247,6 +247,9 @@ impl Codec {
             },
         };
         self.serializer.loads(py, &payload).map_err(|e| {
+            if e.is_instance_of::<UnsafePickleError>(py) {
+                return e; // it names what it refused, and nothing else went wrong
+            }
             let also = not_compressed
                 .filter(|_| !matches!(self.compressor, Compressor::Identity))
                 .map(|why| {

@@ -24,7 +24,10 @@ pub fn dumps(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 fn pack(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err("recursion limit exceeded."));
+        // msgpack-python packs deeper: it decides.
+        return Err(super::serialize::hand_off(
+            "nested deeper than the native packer goes",
+        ));
     }
     // Writing into a Vec<u8> cannot fail, so rmp's io results are ignored.
     if value.is_none() {
@@ -144,7 +147,10 @@ impl<'py, 'a> Reader<'py, 'a> {
 
     fn value(&mut self, depth: usize) -> PyResult<Bound<'py, PyAny>> {
         if depth > MAX_DEPTH {
-            return Err(PyValueError::new_err("nesting too deep"));
+            // msgpack-python reads deeper: it decides.
+            return Err(super::serialize::hand_off(
+                "nested deeper than the native reader goes",
+            ));
         }
         let py = self.py;
         let marker = Marker::from_u8(self.take(1)?[0]);
@@ -210,11 +216,8 @@ impl<'py, 'a> Reader<'py, 'a> {
             Marker::Reserved => {
                 return Err(PyValueError::new_err("reserved MessagePack marker 0xc1"))
             }
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "MessagePack extension types are not supported ({other:?})"
-                )))
-            }
+            // Extension types (Timestamp, ExtType): msgpack-python builds them.
+            _ => return Err(super::serialize::hand_off("a MessagePack extension type")),
         })
     }
 
