@@ -147,25 +147,23 @@ def test_max_clients_is_a_connection_error(saturated: Saturated, db: int) -> Non
     assert any("max number of clients reached" in m for m in messages), messages
 
 
-def test_sixteen_threads_against_max_clients_get_no_exception_then_recover(
-    saturated: Saturated,
-) -> None:
-    """With IGNORE_EXCEPTIONS, 16 threads and an asyncio loop against a saturated server get no
-    exception; once the server takes clients again, every thread's next call succeeds within a
-    second."""
-    cache = RedisCache(saturated.url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_TIMEOUT": 2}})
+def storm_then_heal(cache: RedisCache, heal: Callable[[], None]) -> list[float]:
+    """16 threads and an asyncio loop call the cache (IGNORE_EXCEPTIONS on) for a second while
+    the server refuses; none may see an exception. Then `heal` makes the server serve again,
+    and each worker's next write and read must succeed: returns how long each took."""
     raised: list[BaseException] = []
     recovered_after: list[float] = []
-    room = threading.Event()
-    saturated_until = time.monotonic() + 1.0
+    healed = threading.Event()
+    storm_until = time.monotonic() + 1.0
 
     def work(n: int) -> None:
         try:
-            while time.monotonic() < saturated_until:
-                assert cache.set(f"k{n}", n) is False
-                assert cache.get(f"k{n}", "default") == "default"
-                assert cache.get_many([f"k{n}", "other"]) == {}
-            room.wait(10)
+            while time.monotonic() < storm_until:
+                cache.set(f"k{n}", n)
+                cache.get(f"k{n}", "default")
+                cache.get_many([f"k{n}", "other"])
+                cache.incr("counter") if n % 2 else cache.add(f"a{n}", n)
+            healed.wait(10)
             began = time.monotonic()
             assert cache.set(f"k{n}", n) is True
             assert cache.get(f"k{n}") == n
@@ -174,11 +172,11 @@ def test_sixteen_threads_against_max_clients_get_no_exception_then_recover(
             raised.append(error)
 
     async def awork() -> None:
-        while time.monotonic() < saturated_until:
-            got = await asyncio.gather(*(cache.aget(f"a{i}", "d") for i in range(8)))
-            assert got == ["d"] * 8
-            assert await cache.aset("a", 1) is False
-        room.wait(10)
+        while time.monotonic() < storm_until:
+            await asyncio.gather(*(cache.aget(f"a{i}", "d") for i in range(8)))
+            await cache.aset("a", 1)
+            await cache.aset_many({"b": 2, "c": 3})
+        healed.wait(10)
         began = time.monotonic()
         assert await cache.aset("a", 1) is True
         assert await cache.aget("a") == 1
@@ -194,17 +192,58 @@ def test_sixteen_threads_against_max_clients_get_no_exception_then_recover(
     threads.append(threading.Thread(target=async_thread))
     for t in threads:
         t.start()
-    while time.monotonic() < saturated_until + 0.2:
+    while time.monotonic() < storm_until + 0.2:
         time.sleep(0.05)
-    ignored = cache.metrics()["ignored_errors"]
-    assert ignored.get("ConnectionError", 0) > 16, ignored
-    saturated.take_clients_again()
-    room.set()
+    heal()
+    healed.set()
     for t in threads:
         t.join(30)
     assert raised == []
     assert len(recovered_after) == 17
     assert max(recovered_after) < 1.0, recovered_after
+    return recovered_after
+
+
+def test_sixteen_threads_against_max_clients_get_no_exception_then_recover(
+    saturated: Saturated,
+) -> None:
+    cache = RedisCache(saturated.url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_TIMEOUT": 2}})
+    storm_then_heal(cache, saturated.take_clients_again)
+    ignored = cache.metrics()["ignored_errors"]
+    assert ignored.get("ConnectionError", 0) > 16, ignored
+
+
+def test_sixteen_threads_against_a_full_server_get_no_exception_then_recover(
+    full_server: Server,
+) -> None:
+    cache = RedisCache(
+        full_server.url, {"OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_TIMEOUT": 2}}
+    )
+    storm_then_heal(cache, lambda: full_server.command("CONFIG", "SET", "maxmemory", "0"))
+    ignored = cache.metrics()["ignored_errors"]
+    assert ignored.get("OutOfMemoryError", 0) > 16, ignored
+
+
+def test_ignore_exceptions_covers_shards(server: Server, full_server: Server) -> None:
+    """Every topology goes through the one conversion: with one shard full, writes to it are
+    ignored and the other shard's are stored."""
+    cache = RedisCache(
+        [server.url, full_server.url],
+        {
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis_rs.client.ShardClient",
+                "IGNORE_EXCEPTIONS": True,
+            }
+        },
+    )
+    results = {f"key{i}": cache.set(f"key{i}", i) for i in range(40)}
+    assert set(results.values()) == {True, False}
+    stored = cache.get_many(list(results))
+    assert stored == {k: i for i, k in enumerate(results) if results[k]}
+    # set_many's neutral value names every key (Django's "not stored"), the full shard's among them.
+    unstored = set(cache.set_many(dict.fromkeys(results, 1)))
+    assert unstored >= {k for k in results if not results[k]}
+    assert cache.metrics()["ignored_errors"]["OutOfMemoryError"] >= 2
 
 
 # --- passwords and ACL users -----------------------------------------------------------------
