@@ -109,9 +109,7 @@ impl RedisConnector {
     pub fn server(&self) -> &ServerConfig {
         &self.server
     }
-}
 
-impl RedisConnector {
     /// The handshake's replies judged, on either path: done (None), or, on the first try,
     /// `AUTH password` to send next when the server predates ACL users (Redis before 6 refuses
     /// `AUTH user password` for its number of arguments, as redis-py and redis-rs retry it).

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static REFERENCE_JSON_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DJANGO_JSON_ENCODER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static REFERENCE_JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static REFERENCE_MSGPACK_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static REFERENCE_MSGPACK_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -73,7 +73,7 @@ fn reference_json_dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
     let py = value.py();
     let encoder = python_function(
         py,
-        &REFERENCE_JSON_DUMPS,
+        &DJANGO_JSON_ENCODER,
         "django.core.serializers.json",
         "DjangoJSONEncoder",
     )?;
