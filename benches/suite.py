@@ -297,6 +297,19 @@ def value_rows(bench: Bench, server: Server) -> None:
                 3000,
             )
         )
+    # SIGNED_VALUES (ours; django-redis has no such option): an HMAC-SHA256 of key and bytes on
+    # every write and read. The plain rows above are ours with it off.
+    signed = caches(url, OURS, SIGNED_VALUES=True)
+    for name in ("dict", "2 KB HTML"):
+        key, value = f"v-signed-{len(name)}", VALUES[name]
+        pair = {OURS: signed, THEIRS: made[THEIRS]}
+        for c in pair.values():
+            c.set(key, value)
+        for who, c in pair.items():
+            rows += [
+                (f"get, {name}, SIGNED_VALUES", who, lambda c=c, k=key: c.get(k), 3000),
+                (f"set, {name}, SIGNED_VALUES", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
+            ]
     # As applications call it: through django.core.cache's proxy (a connection handler lookup
     # per attribute), which every backend pays.
     proxied = proxies(url, [OURS, THEIRS])

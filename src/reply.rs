@@ -323,12 +323,14 @@ mod fuzz {
             all.push(Codec {
                 serializer,
                 compressor: Compressor::Identity,
+                signing: None,
             });
         }
         for serializer in serializers() {
             all.push(Codec {
                 serializer,
                 compressor: Compressor::Native(crate::codec::compress::compressor(Kind::Zstd)),
+                signing: None,
             });
         }
         all

@@ -82,6 +82,10 @@ def test_multiprocessing_fork_children(make_cache) -> None:
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(3) as pool:
         results = pool.map(_child_incr, range(30))
+        # Let the workers exit on their own: Pool.terminate (the with block's exit) can hang
+        # on a fork pool whose idle worker holds the task queue's lock.
+        pool.close()
+        pool.join()
     assert sorted(n for n, _ in results) == list(range(2, 32))
     assert sorted(n for _, n in results) == list(range(2, 32))
     assert cache.get("shared") == 31

@@ -131,3 +131,41 @@ def _codec_part(options: Mapping[str, Any], option: str, default: str) -> Any:
     instance = import_option(options.get(option, default), option)(options=options)
     native = getattr(instance, "native_spec", None)
     return instance if native is None else native
+
+
+def signed_values(options: Mapping[str, Any]) -> tuple[bool, list[bytes]] | None:
+    """``SIGNED_VALUES`` for the native client: None (off), or whether unsigned values are still
+    read ("transition") and the secrets, the current one first. The secret is the Django setting
+    ``SIGNED_VALUES_SECRET`` names (``SECRET_KEY`` by default); its rotation fallbacks are
+    ``SECRET_KEY_FALLBACKS``, or ``<name>_FALLBACKS`` for a setting of your own."""
+    if not isinstance(options, Mapping):
+        return None
+    mode = options.get("SIGNED_VALUES", False)
+    if mode is False:
+        if "SIGNED_VALUES_SECRET" in options:
+            raise SettingError(
+                "SIGNED_VALUES_SECRET", "SIGNED_VALUES_SECRET has no effect without SIGNED_VALUES"
+            )
+        return None
+    if mode is not True and mode != "transition":
+        raise SettingError(
+            "SIGNED_VALUES", f"SIGNED_VALUES must be True, False or 'transition', not {mode!r}"
+        )
+    name = options.get("SIGNED_VALUES_SECRET", "SECRET_KEY")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SettingError(
+            "SIGNED_VALUES_SECRET",
+            f"SIGNED_VALUES_SECRET must name a Django setting (such as 'SECRET_KEY'), not {name!r}",
+        )
+    fallbacks_name = "SECRET_KEY_FALLBACKS" if name == "SECRET_KEY" else f"{name}_FALLBACKS"
+    try:
+        secrets = [getattr(settings, name, None), *getattr(settings, fallbacks_name, ())]
+    except Exception:  # Django refuses an empty SECRET_KEY when it is read
+        secrets = [None]
+    if not secrets[0] or not all(isinstance(s, (str, bytes)) and s for s in secrets):
+        raise SettingError(
+            "SIGNED_VALUES_SECRET",
+            f"SIGNED_VALUES_SECRET: SIGNED_VALUES needs the setting {name} (and each of "
+            f"{fallbacks_name}) to be a non-empty string",
+        )
+    return mode == "transition", [s.encode() if isinstance(s, str) else s for s in secrets]

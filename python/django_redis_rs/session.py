@@ -4,9 +4,11 @@ Each session is one key, ``django_redis_rs.session<session key>`` made with the 
 function (so ``KEY_PREFIX`` and ``VERSION`` apply), in the cache named by
 ``SESSION_CACHE_ALIAS``. Its value is Django's own encoding of the session (the
 ``SESSION_SERIALIZER``'s output, signed) — serialized once, not pickled again by the cache — and
-its Redis TTL is the session's expiry. ``create`` writes with ``SET NX``, so it can never
-overwrite an existing session; ``save`` writes with ``SET XX``, so a session deleted elsewhere
-(a logout in another request) is not resurrected.
+its Redis TTL is the session's expiry. With the cache's ``SIGNED_VALUES``, the stored bytes
+are also signed for the session's key, so a session copied to another key loads as empty.
+``create`` writes with ``SET NX``, so it can never overwrite an existing session; ``save``
+writes with ``SET XX``, so a session deleted elsewhere (a logout in another request) is not
+resurrected.
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ class SessionStore(SessionBase):
     def _load(self) -> Described[dict[str, Any]]:
         data = None
         if self.session_key:
-            data = yield Command(False, ("GET", self._key(self.session_key)), REPLY_RAW)
+            key = self._key(self.session_key)
+            data = yield Command(False, ("GET", key), REPLY_RAW)
+            if data is not None:
+                # With SIGNED_VALUES, a session copied from another key (or forged) is None.
+                data = self._native.unseal(key, data)
         if data is None:
             self._session_key = None
             return {}
@@ -109,7 +115,9 @@ class SessionStore(SessionBase):
         expiry = ("EX", age) if age > 0 else ("PXAT", 1)
         condition = "NX" if must_create else "XX"
         assert self.session_key is not None
-        return ("SET", self._key(self.session_key), self.encode(session), *expiry, condition)
+        key = self._key(self.session_key)
+        stored = self._native.seal(key, self.encode(session).encode())
+        return ("SET", key, stored, *expiry, condition)
 
     def exists(self, session_key: str | None) -> bool:
         return run_steps(self, self._exists(session_key))

@@ -61,7 +61,7 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = cache_key(key)?.into_owned();
         let epoch = match self.local_lookup(&key) {
-            Ok(value) => return settled(py, self.codec.decode(py, &value, &key)?),
+            Ok(value) => return settled(py, self.local_value(py, &value, &key, default)?),
             Err(epoch) => epoch,
         };
         let packed = self.get_request(&key);
@@ -88,9 +88,10 @@ impl Client {
         nx: bool,
         xx: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let key = cache_key(key)?;
         let command = set_command(
-            &cache_key(key)?,
-            self.codec.encode(value)?.as_bytes(),
+            &key,
+            self.codec.encode_value(value, &key)?.as_bytes(),
             timeout_ms,
             nx,
             xx,
@@ -234,7 +235,8 @@ impl Client {
         let keys: Vec<Vec<u8>> = made.iter().map(|k| k.to_vec()).collect();
         let values: Vec<Vec<u8>> = pairs
             .iter()
-            .map(|(_, value)| Ok(self.codec.encode(value)?.as_bytes().to_vec()))
+            .zip(&made)
+            .map(|((_, value), key)| Ok(self.codec.encode_value(value, key)?.as_bytes().to_vec()))
             .collect::<PyResult<_>>()?;
         let shared = Arc::clone(&self.shared);
         let work = async move {

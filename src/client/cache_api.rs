@@ -24,7 +24,7 @@ impl Client {
     ) -> PyResult<Py<PyAny>> {
         let key = cache_key(key)?;
         let epoch = match self.local_lookup(&key) {
-            Ok(value) => return self.codec.decode(py, &value, &key),
+            Ok(value) => return self.local_value(py, &value, &key, default),
             Err(epoch) => epoch,
         };
         let replies = self.on_key_all(py, &key, false, self.get_request(&key))?;
@@ -44,9 +44,10 @@ impl Client {
         nx: bool,
         xx: bool,
     ) -> PyResult<bool> {
+        let key = cache_key(key)?;
         let command = set_command(
-            &cache_key(key)?,
-            self.codec.encode(value)?.as_bytes(),
+            &key,
+            self.codec.encode_value(value, &key)?.as_bytes(),
             timeout_ms,
             nx,
             xx,
@@ -111,7 +112,8 @@ impl Client {
             .collect::<PyResult<_>>()?;
         let encoded: Vec<Encoded<'_>> = pairs
             .iter()
-            .map(|(_, value)| self.codec.encode(value))
+            .zip(&made)
+            .map(|((_, value), key)| self.codec.encode_value(value, key))
             .collect::<PyResult<_>>()?;
         // The bytes, readable with the GIL released (the objects stay alive in `encoded`).
         let values: Vec<&[u8]> = encoded.iter().map(Encoded::as_bytes).collect();

@@ -43,8 +43,10 @@ impl ManyLookup {
     ) -> PyResult<Py<PyAny>> {
         let found = self.found.into_bound(py);
         for (j, data) in got {
-            let value = codec.decode(py, &data, &self.asked[j])?;
-            found.set_item(self.callers[j].bind(py), value)?;
+            // A value SIGNED_VALUES refuses is a miss: left out.
+            if let Some(value) = codec.decode_value(py, &data, &self.asked[j])? {
+                found.set_item(self.callers[j].bind(py), value)?;
+            }
         }
         Ok(found.into_any().unbind())
     }
@@ -126,12 +128,32 @@ impl Shared {
                 self.metrics.misses(1);
                 Ok(default.unwrap_or_else(|| py.None()))
             }
-            Value::BulkString(data) => {
-                self.metrics.hits(1);
-                self.codec.decode(py, &data, key)
-            }
+            Value::BulkString(data) => match self.codec.decode_value(py, &data, key)? {
+                Some(value) => {
+                    self.metrics.hits(1);
+                    Ok(value)
+                }
+                None => {
+                    self.metrics.misses(1); // refused by SIGNED_VALUES
+                    Ok(default.unwrap_or_else(|| py.None()))
+                }
+            },
             other => reply::raw(py, other),
         }
+    }
+
+    /// A value the local cache held for `key`, or `default` when SIGNED_VALUES refuses it.
+    pub(super) fn local_value(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        key: &[u8],
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        Ok(match self.codec.decode_value(py, data, key)? {
+            Some(value) => value,
+            None => default.unwrap_or_else(|| py.None()),
+        })
     }
 
     /// `Client::routed` on the runtime.
@@ -156,7 +178,11 @@ impl Client {
         let (mut callers, mut asked, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
         for (caller, made) in call_keys(self.key_prefix.as_deref(), keys, version)? {
             match self.local_lookup(&made) {
-                Ok(value) => found.set_item(&caller, self.codec.decode(py, &value, &made)?)?,
+                Ok(value) => {
+                    if let Some(value) = self.codec.decode_value(py, &value, &made)? {
+                        found.set_item(&caller, value)?;
+                    }
+                }
                 Err(epoch) => {
                     callers.push(caller.unbind());
                     asked.push(Cow::Owned(made.into_owned()));

@@ -17,6 +17,7 @@ use crate::breaker::State as BreakerState;
 use crate::client_config::{Behaviour, ClientConfig, Layout};
 use crate::client_side_cache::{shared_local, LocalCache};
 use crate::codec::serialize::Serializer;
+use crate::codec::signing::Signing;
 use crate::codec::{Codec, Compressor};
 use crate::metrics::Metrics;
 use crate::options::{self, LayoutChoice, Value};
@@ -121,7 +122,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         location, options, *, layout="replicated", read_from_replicas=None, serializer=None,
-        compressor=None, key_prefix=None, tracking_prefix=None
+        compressor=None, signing=None, key_prefix=None, tracking_prefix=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -131,6 +132,7 @@ impl Client {
         read_from_replicas: Option<bool>,
         serializer: Option<&Bound<'_, PyAny>>,
         compressor: Option<&Bound<'_, PyAny>>,
+        signing: Option<(bool, Vec<Vec<u8>>)>,
         key_prefix: Option<String>,
         tracking_prefix: Option<String>,
     ) -> PyResult<Self> {
@@ -167,6 +169,14 @@ impl Client {
             compressor: match compressor {
                 Some(spec) => Compressor::from_spec(spec)?,
                 None => Compressor::Identity,
+            },
+            // `(accept_unsigned, secrets)`, checked by options.py (the current secret first).
+            signing: match signing {
+                Some((_, secrets)) if secrets.is_empty() => {
+                    return Err(PyValueError::new_err("SIGNED_VALUES needs a secret"))
+                }
+                Some((accept_unsigned, secrets)) => Some(Signing::new(&secrets, accept_unsigned)),
+                None => None,
             },
         };
         Ok(Self {
@@ -273,13 +283,51 @@ impl Client {
         Ok(self.topology.shard_of(&arg(&key)?))
     }
 
-    /// The stored form of a cache value (the integer rule, then serializer and compressor).
+    /// The stored form of a value (the integer rule, then serializer and compressor): with
+    /// `key`, of the cache value stored there (signed for it with SIGNED_VALUES); without, of a
+    /// member (never signed).
+    #[pyo3(signature = (value, key=None))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
+        key: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.codec.encode(value)?.as_bytes()))
+        let encoded = match key {
+            Some(key) => self.codec.encode_value(value, &arg(key)?)?,
+            None => self.codec.encode(value)?,
+        };
+        Ok(PyBytes::new(py, encoded.as_bytes()))
+    }
+
+    /// Bytes stored at `key` outside the codec (the session engine's), signed for it with
+    /// SIGNED_VALUES; `unseal` gives them back, or None for a refused value (a miss).
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        data: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.codec.seal(&arg(key)?, data)))
+    }
+
+    fn unseal<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        data: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = arg(key)?;
+        Ok(self
+            .codec
+            .unseal(py, &key, data)
+            .map(|d| PyBytes::new(py, d)))
+    }
+
+    /// Whether SIGNED_VALUES is on (a value then cannot simply be renamed to another key).
+    #[getter]
+    fn signs_values(&self) -> bool {
+        self.codec.signing.is_some()
     }
 
     /// The stored form without the integer rule (sorted-set members).
@@ -334,6 +382,7 @@ impl Client {
     /// get/get_many (and with a client-side cache, `client_side_cache`: its `hits`, `entries`,
     /// `bytes`, whether it is `live`, and the `invalidations` received); per Redis command, `calls`, `errors` and latencies in microseconds
     /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8);
+    /// `signature_failures`, the values SIGNED_VALUES read as misses;
     /// `ignored_errors`, the errors `IGNORE_EXCEPTIONS` swallowed by class; and `servers`, as
     /// `pool_stats` gives them.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -365,6 +414,7 @@ impl Client {
             commands.set_item(name, entry)?;
         }
         out.set_item("commands", commands)?;
+        out.set_item("signature_failures", self.codec.signature_failures())?;
         out.set_item(
             "ignored_errors",
             self.metrics.ignored_counts().into_py_dict(py)?,
@@ -382,5 +432,6 @@ impl Client {
     /// Start this cache's counters afresh (the servers' connection counts are not reset).
     fn reset_metrics(&self) {
         self.metrics.reset();
+        self.codec.reset_signature_failures();
     }
 }

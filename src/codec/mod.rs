@@ -8,6 +8,7 @@ mod interned;
 pub mod json;
 pub mod msgpack;
 pub mod serialize;
+pub mod signing;
 pub mod standalone;
 mod unpickle;
 
@@ -19,6 +20,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyTuple};
 use serialize::Serializer;
+use signing::{Opened, Signing};
 use std::borrow::Cow;
 
 /// Values at least this large are (de)compressed with the GIL released.
@@ -70,6 +72,8 @@ impl Compressor {
 pub struct Codec {
     pub serializer: Serializer,
     pub compressor: Compressor,
+    /// SIGNED_VALUES: cache values are signed for their key, and checked before decoding.
+    pub signing: Option<Signing>,
 }
 
 /// Bytes ready to send: borrowed from a Python bytes object or owned.
@@ -142,13 +146,123 @@ fn maybe_python_int(data: &[u8]) -> bool {
         })
 }
 
+/// The integer stored as digits (as `encode` writes integers), if `data` is one.
+fn stored_integer(py: Python<'_>, data: &[u8]) -> PyResult<Option<Py<PyAny>>> {
+    if let Some(n) = parse_plain_int(data) {
+        return Ok(Some(n.into_pyobject(py)?.into_any().unbind()));
+    }
+    if maybe_python_int(data) {
+        if let Ok(n) = py.get_type::<PyInt>().call1((PyBytes::new(py, data),)) {
+            return Ok(Some(n.unbind()));
+        }
+    }
+    Ok(None)
+}
+
 fn describe_key(key: &[u8]) -> String {
     let shown = String::from_utf8_lossy(&key[..key.len().min(200)]).into_owned();
     format!("{shown:?}")
 }
 
+static SIGNING_LOG: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A refused signed value, in the log (the key and why; never the value).
+fn log_refused(py: Python<'_>, key: &[u8], why: &str) {
+    let logged = SIGNING_LOG
+        .get_or_try_init(py, || {
+            let logger = py
+                .import("logging")?
+                .call_method1("getLogger", ("django_redis_rs.signing",))?;
+            Ok::<_, PyErr>(logger.getattr("warning")?.unbind())
+        })
+        .and_then(|warning| {
+            warning.bind(py).call1((
+                "SIGNED_VALUES: the value of key %s was read as a miss: %s",
+                describe_key(key),
+                why,
+            ))
+        });
+    if let Err(e) = logged {
+        e.write_unraisable(py, None); // a logging failure must not fail the read
+    }
+}
+
 impl Codec {
-    /// Encode a cache value, applying the integer rule.
+    /// Encode the cache value stored at `key`: signed for that key with SIGNED_VALUES, except
+    /// integers (stored as digits, so that INCR works on them).
+    pub fn encode_value<'py>(
+        &self,
+        value: &Bound<'py, PyAny>,
+        key: &[u8],
+    ) -> PyResult<Encoded<'py>> {
+        let encoded = self.encode(value)?;
+        match &self.signing {
+            Some(signing) if !stored_as_integer(value)? => {
+                let signed = signing.sign(key, encoded.as_bytes());
+                check_bulk_len(signed.len(), || "the signed value".into())?;
+                Ok(Encoded::Owned(signed))
+            }
+            _ => Ok(encoded),
+        }
+    }
+
+    /// Decode the cache value read from `key`. None: SIGNED_VALUES refused it (counted and
+    /// logged), so it is a miss; it was not decompressed or decoded. Integers are unsigned.
+    pub fn decode_value(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        key: &[u8],
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let Some(signing) = &self.signing else {
+            return self.decode(py, data, key).map(Some);
+        };
+        if let Some(n) = stored_integer(py, data)? {
+            return Ok(Some(n));
+        }
+        match signing.open(key, data) {
+            Opened::Payload(payload) => self.decode(py, payload, key).map(Some),
+            Opened::Refused(why) => {
+                log_refused(py, key, why);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Signed for `key` (SIGNED_VALUES), or as it is: for bytes stored outside the codec (the
+    /// session engine's).
+    pub fn seal(&self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        match &self.signing {
+            Some(signing) => signing.sign(key, data),
+            None => data.to_vec(),
+        }
+    }
+
+    /// `seal`'s bytes back, or None (counted and logged) when SIGNED_VALUES refuses them.
+    pub fn unseal<'a>(&self, py: Python<'_>, key: &[u8], data: &'a [u8]) -> Option<&'a [u8]> {
+        match self.signing.as_ref().map(|s| s.open(key, data)) {
+            None => Some(data),
+            Some(Opened::Payload(payload)) => Some(payload),
+            Some(Opened::Refused(why)) => {
+                log_refused(py, key, why);
+                None
+            }
+        }
+    }
+
+    /// Values SIGNED_VALUES refused since start or `reset_signature_failures`.
+    pub fn signature_failures(&self) -> u64 {
+        self.signing.as_ref().map_or(0, Signing::failures)
+    }
+
+    pub fn reset_signature_failures(&self) {
+        if let Some(signing) = &self.signing {
+            signing.reset();
+        }
+    }
+
+    /// Encode a value, applying the integer rule; never signed (members of sets, hashes,
+    /// lists and sorted sets, and django-redis's `client.encode`).
     pub fn encode<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
         if stored_as_integer(value)? {
             if let Ok(n) = value.extract::<i64>() {
@@ -206,15 +320,11 @@ impl Codec {
         }
     }
 
-    /// Decode a stored value read from `key` (the key only names the value in error messages).
+    /// Decode a stored value read from `key` (the key only names the value in error messages),
+    /// unsigned: a member, or a cache value once `decode_value` has checked it.
     pub fn decode(&self, py: Python<'_>, data: &[u8], key: &[u8]) -> PyResult<Py<PyAny>> {
-        if let Some(n) = parse_plain_int(data) {
-            return Ok(n.into_pyobject(py)?.into_any().unbind());
-        }
-        if maybe_python_int(data) {
-            if let Ok(n) = py.get_type::<PyInt>().call1((PyBytes::new(py, data),)) {
-                return Ok(n.unbind());
-            }
+        if let Some(n) = stored_integer(py, data)? {
+            return Ok(n);
         }
         // A value that does not decompress is read as stored: values written before compression
         // was enabled stay readable. Why it did not decompress goes into any later error.

@@ -34,6 +34,7 @@ from django_redis_rs.options import (
     codec,
     reverse_key_function,
     sentinel_factory_configured,
+    signed_values,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class DefaultClient(DataStructures, RawClients):
                 **self._layout(),
                 serializer=serializer,
                 compressor=compressor,
+                signing=signed_values(self._options),
                 key_prefix=backend.key_prefix,
                 tracking_prefix=f"{backend.key_prefix}:" if default_keys else None,
             )
@@ -298,7 +300,8 @@ class DefaultClient(DataStructures, RawClients):
             if value is _MISSING:
                 raise ValueError(f"Key '{key}' not found") from None
             value = value + delta
-            yield Command(True, ("SET", made, self._native.encode(value), "KEEPTTL"), REPLY_BOOL)
+            stored = self._native.encode(value, made)
+            yield Command(True, ("SET", made, stored, "KEEPTTL"), REPLY_BOOL)
             return value
         if value is None:
             raise ValueError(f"Key '{key}' not found")
@@ -315,12 +318,14 @@ class DefaultClient(DataStructures, RawClients):
         if version is None:
             version = self._backend.version
         old, new = self.make_key(key, version), self.make_key(key, version + delta)
-        if self._native.same_node([old, new]):
+        # A signed value is signed for its key: it is read and stored again, not renamed.
+        if self._native.same_node([old, new]) and not self._native.signs_values:
             args = ("EVAL", _RENAME_IF_EXISTS, 2, old, new)
             if not (yield Command(True, args, REPLY_BOOL, [old, new])):
                 raise ValueError(f"Key '{key}' not found")
             return version + delta
-        # The versions live on different shards: copy the value and its expiry, then delete.
+        # The versions live on different shards (or the value is signed): copy the value and
+        # its expiry, then delete.
         value = yield Native("get", (old, _MISSING))
         if value is _MISSING:
             raise ValueError(f"Key '{key}' not found")
