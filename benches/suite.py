@@ -232,6 +232,25 @@ def glide_client(server: Server) -> Any:
     return glide_sync.GlideClient.create(glide_sync.GlideClientConfiguration([address]))
 
 
+def option_rows(
+    url: str, made: dict[str, Any], option: str, values: dict[str, Any]
+) -> list[tuple[str, str, Callable[[], Any], int]]:
+    """get/set rows of `values` with one of our boolean OPTIONS on, beside django-redis's
+    cache (`made[THEIRS]`), which has no such option."""
+    pair = {OURS: caches(url, OURS, **{option: True}), THEIRS: made[THEIRS]}
+    rows: list[tuple[str, str, Callable[[], Any], int]] = []
+    for name, value in values.items():
+        key = f"v-{option.lower()}-{len(name)}"
+        for c in pair.values():
+            c.set(key, value)
+        for who, c in pair.items():
+            rows += [
+                (f"get, {name}, {option}", who, lambda c=c, k=key: c.get(k), 3000),
+                (f"set, {name}, {option}", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
+            ]
+    return rows
+
+
 def value_rows(bench: Bench, server: Server) -> None:
     """get, set, get_many(100) and set_many(100) on each of VALUES, beside the floor that
     includes pickling."""
@@ -273,18 +292,10 @@ def value_rows(bench: Bench, server: Server) -> None:
     # give ours without it. Builtin values are read natively either way; a dict holding a
     # datetime and a Decimal goes through the restricted unpickler on reads, and every write
     # is read back by it unless the native decoder builds it.
-    safe = caches(url, OURS, SAFE_PICKLE=True)
     stamped = dict(USER, joined=datetime.datetime(2026, 12, 3, 16, 53), due=decimal.Decimal("9.50"))
-    for name, value in (("dict", USER), ("dict with datetime+Decimal", stamped)):
-        key = f"v-safe-{len(name)}"
-        pair = {OURS: safe, THEIRS: made[THEIRS]}
-        for c in pair.values():
-            c.set(key, value)
-        for who, c in pair.items():
-            rows += [
-                (f"get, {name}, SAFE_PICKLE", who, lambda c=c, k=key: c.get(k), 3000),
-                (f"set, {name}, SAFE_PICKLE", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
-            ]
+    rows += option_rows(
+        url, made, "SAFE_PICKLE", {"dict": USER, "dict with datetime+Decimal": stamped}
+    )
     # The same dict with SAFE_PICKLE off (the plain dict's rows are above).
     stamped_key = "v-safe-plain"
     for who in (OURS, THEIRS):
@@ -299,17 +310,7 @@ def value_rows(bench: Bench, server: Server) -> None:
         )
     # SIGNED_VALUES (ours; django-redis has no such option): an HMAC-SHA256 of key and bytes on
     # every write and read. The plain rows above are ours with it off.
-    signed = caches(url, OURS, SIGNED_VALUES=True)
-    for name in ("dict", "2 KB HTML"):
-        key, value = f"v-signed-{len(name)}", VALUES[name]
-        pair = {OURS: signed, THEIRS: made[THEIRS]}
-        for c in pair.values():
-            c.set(key, value)
-        for who, c in pair.items():
-            rows += [
-                (f"get, {name}, SIGNED_VALUES", who, lambda c=c, k=key: c.get(k), 3000),
-                (f"set, {name}, SIGNED_VALUES", who, lambda c=c, k=key, v=value: c.set(k, v), 3000),
-            ]
+    rows += option_rows(url, made, "SIGNED_VALUES", {n: VALUES[n] for n in ("dict", "2 KB HTML")})
     # As applications call it: through django.core.cache's proxy (a connection handler lookup
     # per attribute), which every backend pays.
     proxied = proxies(url, [OURS, THEIRS])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.sessions.backends.base import UpdateError
@@ -15,18 +16,23 @@ from django_redis_rs.session import SessionStore
 from tests.servers import Server
 
 
-@pytest.fixture
-def sessions(server: Server) -> Iterator[type[SessionStore]]:
+def sessions_on(server: Server, **params: Any) -> Any:
+    """Settings for sessions in db 3 of `server` (emptied), with the cache's extra `params`."""
     server.command("FLUSHALL")
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "sessions": {
             "BACKEND": "django_redis_rs.cache.RedisCache",
             "LOCATION": f"{server.url}/3",
-            "KEY_PREFIX": "site",
+            **params,
         },
     }
-    with override_settings(CACHES=caches, SESSION_CACHE_ALIAS="sessions"):
+    return override_settings(CACHES=caches, SESSION_CACHE_ALIAS="sessions")
+
+
+@pytest.fixture
+def sessions(server: Server) -> Iterator[type[SessionStore]]:
+    with sessions_on(server, KEY_PREFIX="site"):
         yield SessionStore
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import zlib
 from pathlib import Path
@@ -18,27 +17,15 @@ from django.test import override_settings
 
 from django_redis_rs.exceptions import CompressorError
 from tests.servers import Server
+from tests.test_safe_pickle import Forged, plant
+from tests.test_session import sessions_on
 
 MAGIC = b"\x00SV1"
 SIGNED = {"SIGNED_VALUES": True}
 
 
-class Forged:
-    """What an attacker writes: a pickle whose loading runs a command."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, (f"touch {self.marker}",))
-
-
 def stored(cache: Any, key: str) -> bytes | None:
     return cache.client._native.execute(False, ("GET", cache.make_key(key)))  # type: ignore[no-any-return]
-
-
-def plant(cache: Any, key: str, data: bytes) -> None:
-    cache.client._native.execute(True, ("SET", cache.make_key(key), data))
 
 
 def failures(cache: Any) -> int:
@@ -254,16 +241,7 @@ def test_an_empty_secret_is_refused_without_showing_any() -> None:
 def test_sessions_are_bound_to_their_key(server: Server) -> None:
     from django_redis_rs.session import SessionStore
 
-    server.command("FLUSHALL")
-    caches = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "sessions": {
-            "BACKEND": "django_redis_rs.cache.RedisCache",
-            "LOCATION": f"{server.url}/3",
-            "OPTIONS": SIGNED,
-        },
-    }
-    with override_settings(CACHES=caches, SESSION_CACHE_ALIAS="sessions"):
+    with sessions_on(server, OPTIONS=SIGNED):
         admin = SessionStore()
         admin["_auth_user_id"] = "1"
         admin.save()
