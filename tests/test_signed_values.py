@@ -48,6 +48,9 @@ def test_values_round_trip_signed_on_every_path(make_cache: Any) -> None:
         "three": "text",
     }
     assert cache.get_or_set("five", lambda: "not called") == {"made": True}
+    big = bytes(range(256)) * 400  # 100 KB: signed and checked with the GIL released
+    cache.set("big", big)
+    assert cache.get("big") == big
 
     async def async_side() -> tuple[Any, ...]:
         await cache.aset("six", {"async": 1})

@@ -146,6 +146,17 @@ fn maybe_python_int(data: &[u8]) -> bool {
         })
 }
 
+/// How an integer is stored (plain digits, so that INCR works on it); None for other values.
+fn integer_digits(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    if !stored_as_integer(value)? {
+        return Ok(None);
+    }
+    if let Ok(n) = value.extract::<i64>() {
+        return Ok(Some(itoa::Buffer::new().format(n).as_bytes().to_vec()));
+    }
+    Ok(Some(value.str()?.to_str()?.as_bytes().to_vec()))
+}
+
 /// The integer stored as digits (as `encode` writes integers), if `data` is one.
 fn stored_integer(py: Python<'_>, data: &[u8]) -> PyResult<Option<Py<PyAny>>> {
     if let Some(n) = parse_plain_int(data) {
@@ -187,6 +198,18 @@ fn log_refused(py: Python<'_>, key: &[u8], why: &str) {
     }
 }
 
+/// The payload of `data` as read from `key`, or None when `signing` refuses it (counted, and
+/// logged here).
+fn checked<'a>(py: Python<'_>, signing: &Signing, key: &[u8], data: &'a [u8]) -> Option<&'a [u8]> {
+    match maybe_detached(py, data.len(), || signing.open(key, data)) {
+        Opened::Payload(payload) => Some(payload),
+        Opened::Refused(why) => {
+            log_refused(py, key, why);
+            None
+        }
+    }
+}
+
 impl Codec {
     /// Encode the cache value stored at `key`: signed for that key with SIGNED_VALUES, except
     /// integers (stored as digits, so that INCR works on them).
@@ -195,15 +218,17 @@ impl Codec {
         value: &Bound<'py, PyAny>,
         key: &[u8],
     ) -> PyResult<Encoded<'py>> {
-        let encoded = self.encode(value)?;
-        match &self.signing {
-            Some(signing) if !stored_as_integer(value)? => {
-                let signed = signing.sign(key, encoded.as_bytes());
-                check_bulk_len(signed.len(), || "the signed value".into())?;
-                Ok(Encoded::Owned(signed))
-            }
-            _ => Ok(encoded),
+        let Some(signing) = &self.signing else {
+            return self.encode(value);
+        };
+        if let Some(digits) = integer_digits(value)? {
+            return Ok(Encoded::Owned(digits));
         }
+        let payload = self.encode_serialized(value)?;
+        let payload = payload.as_bytes();
+        let signed = maybe_detached(value.py(), payload.len(), || signing.sign(key, payload));
+        check_bulk_len(signed.len(), || "the signed value".into())?;
+        Ok(Encoded::Owned(signed))
     }
 
     /// Decode the cache value read from `key`. None: SIGNED_VALUES refused it (counted and
@@ -220,12 +245,9 @@ impl Codec {
         if let Some(n) = stored_integer(py, data)? {
             return Ok(Some(n));
         }
-        match signing.open(key, data) {
-            Opened::Payload(payload) => self.decode(py, payload, key).map(Some),
-            Opened::Refused(why) => {
-                log_refused(py, key, why);
-                Ok(None)
-            }
+        match checked(py, signing, key, data) {
+            Some(payload) => self.decode(py, payload, key).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -240,13 +262,9 @@ impl Codec {
 
     /// `seal`'s bytes back, or None (counted and logged) when SIGNED_VALUES refuses them.
     pub fn unseal<'a>(&self, py: Python<'_>, key: &[u8], data: &'a [u8]) -> Option<&'a [u8]> {
-        match self.signing.as_ref().map(|s| s.open(key, data)) {
+        match &self.signing {
+            Some(signing) => checked(py, signing, key, data),
             None => Some(data),
-            Some(Opened::Payload(payload)) => Some(payload),
-            Some(Opened::Refused(why)) => {
-                log_refused(py, key, why);
-                None
-            }
         }
     }
 
@@ -264,14 +282,10 @@ impl Codec {
     /// Encode a value, applying the integer rule; never signed (members of sets, hashes,
     /// lists and sorted sets, and django-redis's `client.encode`).
     pub fn encode<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
-        if stored_as_integer(value)? {
-            if let Ok(n) = value.extract::<i64>() {
-                let mut digits = itoa::Buffer::new();
-                return Ok(Encoded::Owned(digits.format(n).as_bytes().to_vec()));
-            }
-            return Ok(Encoded::Owned(value.str()?.to_str()?.as_bytes().to_vec()));
+        match integer_digits(value)? {
+            Some(digits) => Ok(Encoded::Owned(digits)),
+            None => self.encode_serialized(value),
         }
-        self.encode_serialized(value)
     }
 
     /// Encode without the integer rule (sorted-set members, as django-redis does).
