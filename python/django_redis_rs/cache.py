@@ -11,12 +11,14 @@ connection failure or a server's refusal returns the method's neutral value (and
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
@@ -87,7 +89,7 @@ def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
     method.__name__ = name
     method.__qualname__ = f"RedisCache.{name}"
     method.__doc__ = f"The native async twin of ``{name[1:]}``."
-    return method
+    return _unless_wrapped(name[1:])(method)
 
 
 def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
@@ -106,6 +108,35 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
 
 
 _MISSING: Any = object()
+
+# The sync methods whose async twins are native, as RedisCache defines them (filled by
+# `_unless_wrapped`, then at the end of this module).
+_TWINNED: set[str] = set()
+_OURS: dict[str, Callable[..., Any]] = {}
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _unless_wrapped(sync_name: str) -> Callable[[_Method], _Method]:
+    """A native async method that takes Django's default path — the sync method, in a thread
+    — while that sync method is wrapped: overridden by a subclass (django-prometheus's),
+    patched on the class (as APM agents do), or replaced on the instance (django-debug-toolbar
+    and sentry-sdk ``setattr`` their wrappers). So what wraps ``get`` sees ``aget`` too, as it
+    does with django-redis, whose async methods are Django's defaults. Otherwise the native
+    coroutine runs, after two lookups."""
+    _TWINNED.add(sync_name)
+
+    def decorate(native: _Method) -> _Method:
+        async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+            if sync_name in self.__dict__ or getattr(type(self), sync_name) is not _OURS[sync_name]:
+                wrapped = getattr(self, sync_name)
+                return await sync_to_async(wrapped, thread_sensitive=True)(*args, **kwargs)
+            return await native(self, *args, **kwargs)
+
+        return cast(_Method, functools.wraps(native)(method))
+
+    return decorate
 
 
 class _Refused:
@@ -207,6 +238,7 @@ class RedisCache(BaseCache):
         keys = list(keys)
         return self._delete_many(keys, version) if keys else None
 
+    @_unless_wrapped("delete_many")
     async def adelete_many(  # type: ignore[override]
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int | None:
@@ -227,6 +259,7 @@ class RedisCache(BaseCache):
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
 
+    @_unless_wrapped("get")
     async def aget(
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
@@ -236,6 +269,7 @@ class RedisCache(BaseCache):
             self._handle_failure(failure)
             return default
 
+    @_unless_wrapped("delete")
     async def adelete(
         self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
     ) -> bool:
@@ -245,6 +279,7 @@ class RedisCache(BaseCache):
             self._handle_failure(failure)
             return False
 
+    @_unless_wrapped("delete_pattern")
     async def adelete_pattern(self, *args: Any, **kwargs: Any) -> int:
         kwargs.setdefault("itersize", self._default_scan_itersize)
         try:
@@ -288,6 +323,7 @@ class RedisCache(BaseCache):
         # Read it back: each caller gets its own copy, as from any get.
         return self.get(key, computed, version=version)
 
+    @_unless_wrapped("get_or_set")
     async def aget_or_set(
         self,
         key: Any,
@@ -442,3 +478,4 @@ def _add_async_forwards(cls: type[RedisCache]) -> None:
 
 
 _add_async_forwards(RedisCache)
+_OURS.update((name, getattr(RedisCache, name)) for name in _TWINNED)

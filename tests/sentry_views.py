@@ -1,0 +1,83 @@
+"""Run by tests/test_wrapped_async.py in a process of its own: the same cache calls in a sync
+view and in an async view, under sentry-sdk's Django integration with cache spans on and an
+in-memory transport. Prints the cache spans of each as one JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import django
+import sentry_sdk
+from django.conf import settings
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.transport import Transport
+
+settings.configure(
+    SECRET_KEY="sentry-views",
+    CACHES={
+        "default": {
+            "BACKEND": "django_redis_rs.cache.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+        }
+    },
+)
+envelopes: list[Any] = []
+
+
+class Memory(Transport):
+    def capture_envelope(self, envelope: Any) -> None:
+        envelopes.append(envelope)
+
+
+sentry_sdk.init(
+    dsn="http://public@127.0.0.1:9/1",
+    transport=Memory,
+    traces_sample_rate=1.0,
+    default_integrations=False,
+    integrations=[DjangoIntegration(cache_spans=True)],
+)
+django.setup()
+
+from django.core.cache import caches  # noqa: E402
+
+
+def sync_view() -> None:
+    cache = caches["default"]
+    cache.set("k", {"a": 1})
+    cache.get("k")
+    cache.get("missing")
+    cache.get_many(["k", "missing"])
+    cache.set_many({"m": [1, 2]})
+
+
+async def async_view() -> None:
+    cache = caches["default"]
+    await cache.aset("k", {"a": 1})
+    await cache.aget("k")
+    await cache.aget("missing")
+    await cache.aget_many(["k", "missing"])
+    await cache.aset_many({"m": [1, 2]})
+
+
+def cache_spans(view: Any) -> list[list[Any]]:
+    envelopes.clear()
+    with sentry_sdk.start_transaction(name="view", op="http.server"):
+        view()
+    sentry_sdk.flush()
+    events = [e.get_transaction_event() for e in envelopes]
+    spans = next(event for event in events if event)["spans"]
+    return [
+        [span["op"], span["description"], span["data"].get("cache.hit")]
+        for span in spans
+        if span["op"].startswith("cache")
+    ]
+
+
+print(
+    json.dumps(
+        {"sync": cache_spans(sync_view), "async": cache_spans(lambda: asyncio.run(async_view()))}
+    )
+)
