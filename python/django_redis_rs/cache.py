@@ -48,7 +48,7 @@ def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
 
     def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(self._client, name)(*args, **kwargs)
+            return getattr(self._cache_client, name)(*args, **kwargs)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return on_failure(args, kwargs)
@@ -65,7 +65,7 @@ def _forward_iterator(name: str) -> Callable[..., Iterator[Any]]:
 
     def method(self: RedisCache, *args: Any, **kwargs: Any) -> Iterator[Any]:
         try:
-            yield from getattr(self._client, name)(*args, **kwargs)
+            yield from getattr(self._cache_client, name)(*args, **kwargs)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
 
@@ -81,7 +81,7 @@ def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
 
     async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await getattr(self._client, name)(*args, **kwargs)
+            return await getattr(self._cache_client, name)(*args, **kwargs)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return on_failure(args, kwargs)
@@ -97,7 +97,7 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
 
     async def method(self: RedisCache, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         try:
-            async for item in getattr(self._client, name)(*args, **kwargs):
+            async for item in getattr(self._cache_client, name)(*args, **kwargs):
                 yield item
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
@@ -108,6 +108,28 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
 
 
 _MISSING: Any = object()
+
+
+def omit_exception(
+    method: Callable[..., Any] | None = None, return_value: Any = None
+) -> Callable[..., Any]:
+    """django-redis's decorator for cache methods written on the client (django-prometheus's
+    cache subclass uses it): a ``ConnectionInterrupted`` the method lets out returns
+    `return_value` under ``IGNORE_EXCEPTIONS`` (counted and logged as the cache's own ignored
+    errors are), and otherwise raises its cause, the redis-py class."""
+    if method is None:
+        return functools.partial(omit_exception, return_value=return_value)
+
+    @functools.wraps(method)
+    def guarded(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ConnectionInterrupted as failure:
+            self._handle_failure(failure)
+            return return_value
+
+    return guarded
+
 
 # The sync methods whose async twins are native, as RedisCache defines them (filled by
 # `_unless_wrapped`, then at the end of this module).
@@ -181,17 +203,50 @@ class RedisCache(BaseCache):
         # Built now, so LOCATION and every option are validated at once; sockets open on first
         # use. Refused settings are kept, not raised: Django's own system checks build every
         # cache, and ours (checks.py) must get to report them with an id. Any use raises them.
+        # (Not `_client`: django-rq takes a cache's `_client` for a redis-py client, and
+        # otherwise asks `get_master_client()`.)
         self.configuration_error: ImproperlyConfigured | None = None
         try:
-            client_cls = import_option(options.get("CLIENT_CLASS", DEFAULT_CLIENT), "CLIENT_CLASS")
-            self._client: DefaultClient = client_cls(server, params, self)
+            self._client_cls = import_option(
+                options.get("CLIENT_CLASS", DEFAULT_CLIENT), "CLIENT_CLASS"
+            )
         except ImproperlyConfigured as refused:
-            self.configuration_error = refused
-            self._client = cast(DefaultClient, _Refused(str(refused)))
+            self._refuse(refused)
+
+    def _build(self, client_cls: type[DefaultClient]) -> None:
+        self.configuration_error = None
+        try:
+            self._cache_client: DefaultClient = client_cls(self._server, self._params, self)
+        except ImproperlyConfigured as refused:
+            self._refuse(refused)
+
+    def _refuse(self, refused: ImproperlyConfigured) -> None:
+        self.configuration_error = refused
+        self._cache_client = cast(DefaultClient, _Refused(str(refused)))
+
+    @property
+    def _client_cls(self) -> type[DefaultClient]:
+        """django-redis's hook: the client class. A subclass that sets it after
+        ``__init__`` (``self._client_cls = MyClient``) gets that class's client from then on,
+        as django-redis builds its client from it on first use."""
+        return self._built_cls
+
+    @_client_cls.setter
+    def _client_cls(self, client_cls: type[DefaultClient] | str) -> None:
+        chosen: type[DefaultClient] = (
+            import_option(client_cls, "CLIENT_CLASS") if isinstance(client_cls, str) else client_cls
+        )
+        self._built_cls = chosen
+        self._build(chosen)
 
     @property
     def client(self) -> DefaultClient:
-        return self._client
+        return self._cache_client
+
+    def get_master_client(self) -> Any:
+        """redis-py's client for the primary (django-redis-cache's name, which django-rq and
+        django-defender look for): ``client.get_client(write=True)``."""
+        return self._cache_client.get_client(write=True)
 
     def _handle_failure(self, failure: ConnectionInterrupted) -> None:
         """Called inside an ``except ConnectionInterrupted``: unless ignoring, raise its cause
@@ -207,7 +262,7 @@ class RedisCache(BaseCache):
         ``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` says so."""
         if isinstance(failure, ConnectionInterrupted):
             failure = redis_py_error(failure)
-        self._client.note_ignored(type(failure).__name__)
+        self._cache_client.note_ignored(type(failure).__name__)
         if self.logger is not None:
             self.logger.exception("Exception ignored")
 
@@ -216,7 +271,7 @@ class RedisCache(BaseCache):
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         try:
-            return self._client.get(key, default, version)
+            return self._cache_client.get(key, default, version)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return default
@@ -226,7 +281,7 @@ class RedisCache(BaseCache):
     ) -> bool:
         """Django expects a bool (django-redis's client returns the count)."""
         try:
-            return bool(self._client.delete(key, version, prefix))
+            return bool(self._cache_client.delete(key, version, prefix))
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return False
@@ -248,14 +303,14 @@ class RedisCache(BaseCache):
     def delete_pattern(self, *args: Any, **kwargs: Any) -> int:
         kwargs.setdefault("itersize", self._default_scan_itersize)
         try:
-            return self._client.delete_pattern(*args, **kwargs)
+            return self._cache_client.delete_pattern(*args, **kwargs)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return 0
 
     def close(self, **kwargs: Any) -> None:
         try:
-            self._client.close(**kwargs)
+            self._cache_client.close(**kwargs)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
 
@@ -264,7 +319,7 @@ class RedisCache(BaseCache):
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         try:
-            return await self._client.aget(key, default, version)
+            return await self._cache_client.aget(key, default, version)
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return default
@@ -274,7 +329,7 @@ class RedisCache(BaseCache):
         self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
     ) -> bool:
         try:
-            return bool(await self._client.adelete(key, version, prefix))
+            return bool(await self._cache_client.adelete(key, version, prefix))
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
             return False
@@ -283,7 +338,7 @@ class RedisCache(BaseCache):
     async def adelete_pattern(self, *args: Any, **kwargs: Any) -> int:
         kwargs.setdefault("itersize", self._default_scan_itersize)
         try:
-            result: int = await self._client.adelete_pattern(*args, **kwargs)
+            result: int = await self._cache_client.adelete_pattern(*args, **kwargs)
             return result
         except ConnectionInterrupted as failure:
             self._handle_failure(failure)
@@ -357,11 +412,11 @@ class RedisCache(BaseCache):
         self, key: Any, default: Any, version: int | None, single_flight: bool
     ) -> flights.Flight | None:
         """The flight a miss of `key` joins, or None when this call computes on its own."""
-        wait = self._client.single_flight_timeout
+        wait = self._cache_client.single_flight_timeout
         if not (single_flight and callable(default) and wait is not None):
             return None
         made = self.make_and_validate_key(key, version)
-        return flights.join((self._client.flight_scope, made), wait)
+        return flights.join((self._cache_client.flight_scope, made), wait)
 
     def _compute(self, key: Any, default: Any, timeout: Any, version: int | None) -> Any:
         """Django's get_or_set after a miss: compute, add, and read back (another caller may
@@ -382,11 +437,11 @@ class RedisCache(BaseCache):
     def metrics(self) -> dict[str, Any]:
         """Hits and misses, calls, errors and latency percentiles per Redis command, and the
         servers' connection counts and circuit state: read from counters, no I/O."""
-        return self._client.metrics()
+        return self._cache_client.metrics()
 
     def reset_metrics(self) -> None:
         """Start this cache's counters afresh."""
-        self._client.reset_metrics()
+        self._cache_client.reset_metrics()
 
     # Django's API
     set = _forward("set", False)

@@ -303,11 +303,31 @@ def connection_factory(
     return factory
 
 
+def get_connection_factory(
+    path: str | None = None, options: Mapping[str, Any] | None = None
+) -> ConnectionFactory:
+    """django-redis's: the factory ``options``' ``CONNECTION_FACTORY`` names, else `path`, else
+    ``DJANGO_REDIS_CONNECTION_FACTORY``, else ``ConnectionFactory``, made with `options`
+    (django-redis's dotted paths name ours)."""
+    from django.conf import settings
+
+    options = dict(options or {})
+    path = (
+        options.get("CONNECTION_FACTORY")
+        or path
+        or getattr(settings, "DJANGO_REDIS_CONNECTION_FACTORY", None)
+        or "django_redis_rs.pool.ConnectionFactory"
+    )
+    factory: ConnectionFactory = import_option(path, "CONNECTION_FACTORY")(options)
+    return factory
+
+
 __all__ = [
     "ConnectionFactory",
     "SentinelConnectionFactory",
     "ValkeyConnectionFactory",
     "ValkeySentinelConnectionFactory",
     "connection_factory",
+    "get_connection_factory",
     "redis_py_url",
 ]
