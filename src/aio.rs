@@ -72,13 +72,24 @@ impl Bounded {
         while values.len() < replies {
             let (used, value) = reader.advance(&buf[start..])?;
             start += used;
-            match value {
-                Some(value) => values.push(value),
-                None if self.read_buf(&mut buf).await.map_err(failed)? == 0 => {
-                    return Err(failed(io::ErrorKind::UnexpectedEof.into()))
+            let read = match value {
+                Some(value) => {
+                    values.push(value);
+                    continue;
                 }
-                None => {}
-            }
+                None => self.read_buf(&mut buf).await,
+            };
+            let hung_up = match read {
+                Ok(0) => io::ErrorKind::UnexpectedEof.into(),
+                Ok(_) => continue,
+                Err(e) => e,
+            };
+            // A server that refuses the connection (maxclients) writes why and hangs up: that
+            // refusal is what is judged, not the hang-up (as on the blocking path).
+            return match values.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                true => Ok(values),
+                false => Err(failed(hung_up)),
+            };
         }
         Ok(values)
     }

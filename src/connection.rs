@@ -115,7 +115,16 @@ impl RedisConnector {
     /// `AUTH user password` for its number of arguments, as redis-py and redis-rs retry it).
     /// Any other refusal fails the connection.
     fn judge_setup(&self, replies: &[Value], first_try: bool) -> Result<Option<Packed>> {
-        match replies.iter().find_map(server_error) {
+        // The last replies answer CLIENT SETINFO: a server before Redis 7.2 refuses it, and the
+        // connection is as good without (redis-py ignores that refusal too). Fewer replies
+        // than commands: the server refused the connection and hung up (maxclients), whichever
+        // command its refusal answers.
+        let expected = self.setup.commands();
+        let judged = match replies.len() < expected {
+            true => replies,
+            false => &replies[..expected - IDENTIFY.len()],
+        };
+        match judged.iter().find_map(server_error) {
             None => Ok(None),
             Some(err) if first_try && err.refusal == Some(Refusal::AuthArity) => {
                 Ok(Some(setup_request(&self.server, true)))
@@ -129,7 +138,19 @@ impl RedisConnector {
 /// The ACL user a password is sent with when no user is named.
 const DEFAULT_USER: &str = "default";
 
-/// `AUTH` and `SELECT` (when not database 0) for a new connection. A password goes with a user
+/// What every connection tells the server it is (`CLIENT LIST`'s `lib-name` and `lib-ver`, as
+/// redis-py and Django's own backend send theirs), in the same write as AUTH and SELECT.
+const IDENTIFY: [[&[u8]; 4]; 2] = [
+    [b"CLIENT", b"SETINFO", b"LIB-NAME", b"django-redis-rs"],
+    [
+        b"CLIENT",
+        b"SETINFO",
+        b"LIB-VER",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    ],
+];
+
+/// `AUTH`, `SELECT` (when not database 0) and `IDENTIFY` for a new connection. A password goes with a user
 /// name, `default` when none is given, as redis-py 8 sends it (`HELLO 3 AUTH default …`): a
 /// server whose default user needs no password accepts any password then, where it refuses the
 /// one-argument `AUTH password`, and a `requirepass` server checks it as the default user's.
@@ -149,6 +170,9 @@ fn setup_request(server: &ServerConfig, legacy: bool) -> Packed {
             b"SELECT",
             digits.format(server.db).as_bytes(),
         ]));
+    }
+    for identify in &IDENTIFY {
+        setup.extend(&Packed::command(identify));
     }
     setup
 }
@@ -409,6 +433,9 @@ mod tests {
                             [auth, pw] if auth == "AUTH" && pw == "pw" => b"+OK\r\n",
                             [auth, _] if auth == "AUTH" => b"-ERR invalid password\r\n",
                             [select, _] if select == "SELECT" => b"+OK\r\n",
+                            [client, ..] if client == "CLIENT" => {
+                                b"-ERR unknown command 'CLIENT', with args beginning with: \r\n"
+                            }
                             _ => b"+PONG\r\n",
                         };
                         commands.push(args.join(" "));
@@ -464,9 +491,17 @@ mod tests {
         assert!(!refused.message.contains("wrong-pw"), "{}", refused.message);
         drop(runtime);
         let seen = serve.join().unwrap();
-        let expected = "AUTH default pw | SELECT 2 | AUTH pw | SELECT 2 | PING";
-        assert_eq!(seen[0], [expected]);
+        let identify = format!(
+            "CLIENT SETINFO LIB-NAME django-redis-rs | CLIENT SETINFO LIB-VER {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let expected = format!(
+            "AUTH default pw | SELECT 2 | {identify} | AUTH pw | SELECT 2 | {identify} | PING"
+        );
+        assert_eq!(seen[0], std::slice::from_ref(&expected));
         assert_eq!(seen[1], [expected]);
-        assert!(seen[2][0].starts_with("AUTH default wrong-pw | SELECT 2 | AUTH wrong-pw"));
+        let refused_first =
+            format!("AUTH default wrong-pw | SELECT 2 | {identify} | AUTH wrong-pw");
+        assert!(seen[2][0].starts_with(&refused_first), "{}", seen[2][0]);
     }
 }

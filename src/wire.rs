@@ -161,7 +161,7 @@ impl Conn {
             0 => Vec::new(),
             _ => {
                 conn.guard(|conn| conn.write_all(request))?;
-                conn.receive(commands)?
+                conn.receive_setup(commands)?
             }
         };
         conn.deadline = None;
@@ -184,18 +184,32 @@ impl Conn {
 
     /// Read `replies` replies to what was sent, by the deadline `send` set.
     pub fn receive(&mut self, replies: usize) -> Result<Vec<Value>> {
-        self.guard(|conn| {
-            let mut values = Vec::with_capacity(replies);
-            while values.len() < replies {
-                let (used, value) = conn.reader.advance(&conn.buf[conn.start..conn.end])?;
-                conn.start += used;
-                match value {
-                    Some(value) => values.push(value),
-                    None => conn.fill()?,
-                }
+        let mut values = Vec::with_capacity(replies);
+        self.guard(|conn| conn.read_into(replies, &mut values))?;
+        Ok(values)
+    }
+
+    /// The handshake's replies. A server that refuses the connection (maxclients) writes why
+    /// and hangs up: the replies read until then, ending with that refusal, are returned then,
+    /// so that the refusal is judged rather than the hang-up.
+    fn receive_setup(&mut self, replies: usize) -> Result<Vec<Value>> {
+        let mut values = Vec::with_capacity(replies);
+        match self.guard(|conn| conn.read_into(replies, &mut values)) {
+            Err(_) if values.iter().any(|v| matches!(v, Value::ServerError(_))) => Ok(values),
+            read => read.map(|()| values),
+        }
+    }
+
+    fn read_into(&mut self, replies: usize, values: &mut Vec<Value>) -> Result<()> {
+        while values.len() < replies {
+            let (used, value) = self.reader.advance(&self.buf[self.start..self.end])?;
+            self.start += used;
+            match value {
+                Some(value) => values.push(value),
+                None => self.fill()?,
             }
-            Ok(values)
-        })
+        }
+        Ok(())
     }
 
     /// Wait up to `wait` for one message the server sends unasked (pub/sub): None when none
