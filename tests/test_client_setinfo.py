@@ -22,6 +22,7 @@ def test_connections_name_the_library(make_cache: Any, server: Server) -> None:
     cache = make_cache(location=f"{server.url}/2")  # SELECT in the same handshake
     native = cache.client._native
     info = client_info(native.execute(False, ("CLIENT", "INFO")))
+
     async def ask() -> Any:
         return await native.aexecute(False, ("CLIENT", "INFO"))
 
