@@ -104,3 +104,74 @@ def test_raw_connection_lookups_give_redis_py(server: Server) -> None:
     assert isinstance(master, redis.Redis)
     cache.set("k", 5)
     assert master.get(cache.make_key("k")) == b"5"
+
+
+# django-redis 7.0's public names that are not ours, and why (README lists them).
+NOT_PROVIDED = {
+    # Type variables and protocols of django-redis's own annotations: our classes are not
+    # generic over their client, pool or parser types.
+    "django_redis.cache.ClientType",
+    "django_redis.client.default.CompressorType",
+    "django_redis.client.default.ConnectionPoolType",
+    "django_redis.client.default.RedisParserType",
+    "django_redis.client.default.RedisType",
+    "django_redis.client.default.SerializerType",
+    "django_redis.pool.ConnectionPoolType",
+    "django_redis.pool.ConnectionPoolType_co",
+    "django_redis.pool.RedisParserType",
+    "django_redis.pool.RedisParserType_co",
+    "django_redis.pool.RedisType",
+    "django_redis.pool.ConnectionFactoryProtocol",
+    "django_redis.client.mixins.protocols.ClientProtocol",
+    # How django-redis assembles its client: ours has the sorted-set methods on DefaultClient.
+    "django_redis.client.mixins.sorted_sets.SortedSetMixin",
+    # The ring is native (it places keys exactly as this class does).
+    "django_redis.hash_ring.HashRing",
+}
+IMPORTED_THERE = {"TYPE_CHECKING", "settings", "DEFAULT_TIMEOUT", "annotations"}
+
+
+def django_redis_public_names() -> list[str]:
+    """Every name without a leading underscore that a django-redis module defines."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import django_redis
+
+    found = []
+    modules = [m.name for m in pkgutil.walk_packages(django_redis.__path__, "django_redis.")]
+    for module_name in ["django_redis", *modules]:
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or name in IMPORTED_THERE or inspect.ismodule(obj):
+                continue
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ != module_name:
+                continue  # imported there
+            if getattr(obj, "__module__", None) in ("typing", "typing_extensions"):
+                continue  # Literal, TypeAlias, …
+            found.append(f"{module_name}.{name}")
+    return sorted(found)
+
+
+def test_every_public_name_of_django_redis_is_ours_or_listed() -> None:
+    import importlib
+
+    import django_redis
+
+    if django_redis.VERSION[:2] != (7, 0):
+        pytest.skip("the list is django-redis 7.0's (the Django 4.2 cells have 6.x)")
+
+    names = django_redis_public_names()
+    assert len(names) >= 45  # the walk found the modules
+    missing = []
+    for dotted in names:
+        module_name, name = dotted.rsplit(".", 1)
+        ours = "django_redis_rs" + module_name[len("django_redis") :]
+        try:
+            provided = hasattr(importlib.import_module(ours), name)
+        except ImportError:
+            provided = False
+        if provided == (dotted in NOT_PROVIDED):
+            missing.append(dotted)
+    assert missing == [], "provided but listed, or missing and not listed"

@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import __version__
 
+# django-redis's: the version as a tuple of ints (ours; code that compares it with django-redis's
+# numbers should check which package it has).
+VERSION = tuple(int(part) for part in __version__.split(".")[:3])
+
 if TYPE_CHECKING:
     from redis import Redis
 
@@ -24,4 +28,4 @@ def get_redis_connection(alias: str = "default", write: bool = True) -> Redis:
     return client
 
 
-__all__ = ["__version__", "get_redis_connection"]
+__all__ = ["VERSION", "__version__", "get_redis_connection"]

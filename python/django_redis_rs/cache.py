@@ -108,6 +108,9 @@ def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
 
 
 _MISSING: Any = object()
+# django-redis's sentinel for a call whose failure was swallowed (exported for code that
+# imports it; no method of ours returns it).
+CONNECTION_INTERRUPTED = object()
 
 
 def omit_exception(

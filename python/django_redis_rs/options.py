@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from django_redis_rs.exceptions import SettingError
+from django_redis_rs.util import default_reverse_key
 
 DEFAULT_CLIENT = "django_redis_rs.client.DefaultClient"
 DEFAULT_SERIALIZER = "django_redis_rs.serializers.pickle.PickleSerializer"
@@ -83,11 +84,7 @@ def sentinel_factory_configured(options: Mapping[str, Any]) -> bool:
 def reverse_key_function(options: Mapping[str, Any]) -> Callable[[str], str]:
     """``REVERSE_KEY_FUNCTION``: the key as given, from the key as stored."""
     path = options.get("REVERSE_KEY_FUNCTION")
-    return _reverse_key if not path else import_option(path, "REVERSE_KEY_FUNCTION")
-
-
-def _reverse_key(key: str) -> str:
-    return key.split(":", 2)[2]
+    return default_reverse_key if not path else import_option(path, "REVERSE_KEY_FUNCTION")
 
 
 def close_connection(options: Mapping[str, Any]) -> bool:

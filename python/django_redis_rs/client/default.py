@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 # Inside the class, `set` names the cache method.
 Set: TypeAlias = set
 
-_GLOB_SPECIAL = re.compile(r"([*?[])")
+# django-redis's name: the characters glob_escape escapes.
+special_re = re.compile(r"([*?[])")
 _MISSING = object()
 
 # Moves a key to its new version atomically, refusing a missing key.
@@ -56,7 +57,7 @@ _RENAME_IF_EXISTS = (
 
 def glob_escape(text: str) -> str:
     """Escape glob characters so a prefix or version matches literally in KEYS/SCAN."""
-    return _GLOB_SPECIAL.sub(r"[\1]", text)
+    return special_re.sub(r"[\1]", text)
 
 
 def _timestamp(when: datetime | float, scale: int) -> int:

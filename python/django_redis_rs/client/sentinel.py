@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import ParseResult, urlencode, urlunparse
 
 from django_redis_rs.client.default import DefaultClient
 from django_redis_rs.options import pop_flag
+
+
+def replace_query(url: ParseResult, query: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> str:
+    """django-redis's: the parsed `url` again, with `query` as its query string."""
+    return urlunparse((*url[:4], urlencode(query, doseq=True), url[5]))
 
 
 class SentinelClient(DefaultClient):

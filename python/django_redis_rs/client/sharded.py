@@ -7,6 +7,14 @@ from typing import Any
 from django_redis_rs.client.default import DefaultClient
 
 
+class UnsetType:
+    """django-redis's: the type of `UNSET`, the default of ``client=`` arguments that says
+    none was given (``None`` can be given)."""
+
+
+UNSET = UnsetType()
+
+
 class ShardClient(DefaultClient):
     """Each key lives on one of the ``LOCATION`` servers, chosen exactly as django-redis's
     ShardClient chooses (so existing data stays where it is); ``{tag}`` in a key pins it by the
