@@ -130,6 +130,8 @@ struct Counters {
     misses: AtomicU64,
     /// The hits served by the client-side cache (also counted in `hits`).
     local_hits: AtomicU64,
+    /// `get` and `aget` calls by outcome: what django-prometheus's `django_cache_get_*` count.
+    gets: [AtomicU64; 3],
     /// The errors `IGNORE_EXCEPTIONS` swallowed, by the redis-py class they were raised as:
     /// written only on that failure path.
     ignored: parking_lot::Mutex<HashMap<String, u64>>,
@@ -141,7 +143,25 @@ impl Default for Metrics {
     }
 }
 
+/// How one `get` (or `aget`) call ended.
+#[derive(Clone, Copy)]
+pub enum GetOutcome {
+    Hit = 0,
+    Miss = 1,
+    Failed = 2,
+}
+
 impl Metrics {
+    pub fn get_call(&self, outcome: GetOutcome) {
+        self.0
+            .with(|c| c.gets[outcome as usize].fetch_add(1, Relaxed));
+    }
+
+    /// `get`/`aget` calls since the last reset: hits, misses, failures.
+    pub fn get_calls(&self) -> [u64; 3] {
+        self.0.with(|c| c.gets.each_ref().map(|n| n.load(Relaxed)))
+    }
+
     /// Count one request named `command` (its first command's name) that took `took`.
     pub fn record(&self, command: &[u8], took: Duration, ok: bool) {
         self.0.with(|counters| counters.record(command, took, ok))
@@ -212,6 +232,7 @@ impl Metrics {
             c.hits.store(0, Relaxed);
             c.misses.store(0, Relaxed);
             c.local_hits.store(0, Relaxed);
+            c.gets.iter().for_each(|n| n.store(0, Relaxed));
             c.ignored.lock().clear();
         })
     }

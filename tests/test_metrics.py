@@ -39,6 +39,8 @@ def test_hits_misses_and_commands(cache: RedisCache) -> None:
     metrics = cache.metrics()
     # get: 1 hit 1 miss; get_many: 2 and 2; aget: 1 and 1; aget_many: 1 and 1.
     assert (metrics["hits"], metrics["misses"]) == (5, 5)
+    # get and aget calls alone (django-prometheus's django_cache_get_* count these).
+    assert metrics["get"] == {"calls": 4, "hits": 2, "misses": 2, "failures": 0}
     commands = metrics["commands"]
     assert commands["GET"]["calls"] == 4
     assert commands["MGET"]["calls"] == 2
@@ -110,8 +112,11 @@ def test_outage_shows_in_errors_connections_and_circuit(
     for _ in range(4):
         with pytest.raises(OUTAGE):
             cache.get("k")
+    with pytest.raises(OUTAGE):
+        asyncio.run(cache.aget("k"))
     metrics = cache.metrics()
-    assert metrics["commands"]["GET"]["errors"] == 4
+    assert metrics["commands"]["GET"]["errors"] == 5
+    assert metrics["get"] == {"calls": 6, "hits": 1, "misses": 0, "failures": 5}
     stats = only_server(metrics)
     assert stats["breaker"] == "open" and stats["breaker_trips"] == 1
     assert stats["dropped"] >= 1  # the pooled connection died with the server

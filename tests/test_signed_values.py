@@ -199,11 +199,12 @@ def test_local_hits_are_checked_too(make_cache: Any) -> None:
     cache = make_cache(KEY_PREFIX="csc", options={**SIGNED, "CLIENT_SIDE_CACHE": {"ttl": 30}})
     cache.set("k", {"a": 1})
     kept(cache, "k")
-    hits = local(cache)["hits"]
+    hits, get_hits = local(cache)["hits"], cache.metrics()["get"]["hits"]
     assert cache.get("k") == {"a": 1}
     assert asyncio.run(cache.aget("k")) == {"a": 1}
     assert cache.get_many(["k"]) == {"k": {"a": 1}}
     assert local(cache)["hits"] == hits + 3
+    assert cache.metrics()["get"]["hits"] == get_hits + 2  # get and aget (not get_many)
     assert failures(cache) == 0
     # What the local cache holds is what Redis held: a copy from another key is refused too.
     plant(cache, "copy", stored(cache, "k"))  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ use super::cache_keys::*;
 use super::commands::*;
 use super::routing::Awaiting;
 use super::Client;
+use crate::metrics::GetOutcome;
 use crate::reply::{self, Reply};
 use crate::runtime::{awaitable, settled};
 use pyo3::prelude::*;
@@ -69,7 +70,8 @@ impl Client {
         let work = async move {
             let replies = shared
                 .arouted(|| shared.topology.route(&key, false), &packed)
-                .await?;
+                .await
+                .inspect_err(|_| shared.metrics.get_call(GetOutcome::Failed))?;
             Ok((shared.got(replies, &key, epoch), key))
         };
         awaitable(py, work, move |py, (value, key)| {

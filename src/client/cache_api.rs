@@ -5,6 +5,7 @@ use super::commands::*;
 use super::routing::{blocking, Blocking};
 use super::Client;
 use crate::codec::Encoded;
+use crate::metrics::GetOutcome;
 use crate::reply::{self, Reply};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -27,7 +28,9 @@ impl Client {
             Ok(value) => return self.local_value(py, &value, &key, default),
             Err(epoch) => epoch,
         };
-        let replies = self.on_key_all(py, &key, false, self.get_request(&key))?;
+        let replies = self
+            .on_key_all(py, &key, false, self.get_request(&key))
+            .inspect_err(|_| self.metrics.get_call(GetOutcome::Failed))?;
         let value = self.got(replies, &key, epoch);
         self.found(py, value, &key, default)
     }

@@ -10,6 +10,7 @@ use crate::client_side_cache::Lookup;
 use crate::codec::Codec;
 use crate::connection::RedisPool;
 use crate::errors::Result;
+use crate::metrics::GetOutcome;
 use crate::reply;
 use crate::resp::Packed;
 use crate::runtime::awaitable;
@@ -115,7 +116,7 @@ impl Shared {
         value
     }
 
-    /// A GET's reply as the caller's value (or `default`), counted as a hit or a miss.
+    /// A `get`'s reply as the caller's value (or `default`), counted as a hit or a miss.
     pub(super) fn found(
         &self,
         py: Python<'_>,
@@ -126,15 +127,18 @@ impl Shared {
         match value {
             Value::Nil => {
                 self.metrics.misses(1);
+                self.metrics.get_call(GetOutcome::Miss);
                 Ok(default.unwrap_or_else(|| py.None()))
             }
             Value::BulkString(data) => match self.codec.decode_value(py, &data, key)? {
                 Some(value) => {
                     self.metrics.hits(1);
+                    self.metrics.get_call(GetOutcome::Hit);
                     Ok(value)
                 }
                 None => {
                     self.metrics.misses(1); // refused by SIGNED_VALUES
+                    self.metrics.get_call(GetOutcome::Miss);
                     Ok(default.unwrap_or_else(|| py.None()))
                 }
             },
@@ -151,8 +155,14 @@ impl Shared {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         Ok(match self.codec.decode_value(py, data, key)? {
-            Some(value) => value,
-            None => default.unwrap_or_else(|| py.None()),
+            Some(value) => {
+                self.metrics.get_call(GetOutcome::Hit);
+                value
+            }
+            None => {
+                self.metrics.get_call(GetOutcome::Miss);
+                default.unwrap_or_else(|| py.None())
+            }
         })
     }
 

@@ -382,7 +382,8 @@ impl Client {
     /// get/get_many (and with a client-side cache, `client_side_cache`: its `hits`, `entries`,
     /// `bytes`, whether it is `live`, and the `invalidations` received); per Redis command, `calls`, `errors` and latencies in microseconds
     /// (`mean_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; percentiles within 1/8);
-    /// `signature_failures`, the values SIGNED_VALUES read as misses;
+    /// `get`, the `get`/`aget` calls: `calls`, `hits`, `misses` and `failures` (connection or
+    /// server errors); `signature_failures`, the values SIGNED_VALUES read as misses;
     /// `ignored_errors`, the errors `IGNORE_EXCEPTIONS` swallowed by class; and `servers`, as
     /// `pool_stats` gives them.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -414,6 +415,13 @@ impl Client {
             commands.set_item(name, entry)?;
         }
         out.set_item("commands", commands)?;
+        let [hit, miss, failed] = self.metrics.get_calls();
+        let gets = PyDict::new(py);
+        gets.set_item("calls", hit + miss + failed)?;
+        gets.set_item("hits", hit)?;
+        gets.set_item("misses", miss)?;
+        gets.set_item("failures", failed)?;
+        out.set_item("get", gets)?;
         out.set_item("signature_failures", self.codec.signature_failures())?;
         out.set_item(
             "ignored_errors",
