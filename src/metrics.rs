@@ -143,6 +143,24 @@ impl Default for Metrics {
     }
 }
 
+type Scopes = parking_lot::Mutex<HashMap<String, std::sync::Weak<Metrics>>>;
+static SCOPES: std::sync::LazyLock<ForkLocal<Scopes>> =
+    std::sync::LazyLock::new(|| ForkLocal::new(Scopes::default));
+
+/// The counters of the caches built from the same settings (`scope`) in this process: Django
+/// makes a cache object per thread, and `metrics()` must count them all, whichever thread asks.
+pub fn shared(scope: &str) -> Arc<Metrics> {
+    let scopes = SCOPES.current();
+    let mut scopes = scopes.lock();
+    scopes.retain(|_, metrics| metrics.strong_count() > 0);
+    if let Some(metrics) = scopes.get(scope).and_then(std::sync::Weak::upgrade) {
+        return metrics;
+    }
+    let metrics = Arc::new(Metrics::default());
+    scopes.insert(scope.to_owned(), Arc::downgrade(&metrics));
+    metrics
+}
+
 /// How one `get` (or `aget`) call ended.
 #[derive(Clone, Copy)]
 pub enum GetOutcome {

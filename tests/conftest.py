@@ -45,6 +45,10 @@ def make_cache(server: Server) -> Iterator[Callable[..., RedisCache]]:
         location: Any = None, options: dict[str, Any] | None = None, **params: Any
     ) -> RedisCache:
         cache = RedisCache(location or server.url, {"OPTIONS": options or {}, **params})
+        # Counters are shared by the caches built from the same settings: an earlier test's
+        # cache, not yet collected, must not add to this one's.
+        if cache.configuration_error is None:
+            cache.reset_metrics()
         made.append(cache)
         return cache
 

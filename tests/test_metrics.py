@@ -133,3 +133,34 @@ def test_nothing_is_logged_on_the_hot_path(
             cache.get("missing")
         cache.metrics()
     assert caplog.records == []
+
+
+def test_the_threads_of_one_alias_count_together(server: Server) -> None:
+    """Django makes a cache object per thread; metrics() counts them all, whichever asks."""
+    import threading
+
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    params = {"BACKEND": "django_redis_rs.cache.RedisCache", "LOCATION": server.url}
+    with override_settings(CACHES={"default": params, "x": {**params, "KEY_PREFIX": "threads"}}):
+        here = caches["x"]
+        for alias in ("x", "default"):  # an earlier test's cache may share their settings
+            caches[alias].reset_metrics()
+        seen = []
+
+        def request() -> None:
+            there = caches["x"]
+            seen.append(there is here)
+            there.set("k", 1)
+            there.get("k")
+
+        threads = [threading.Thread(target=request) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert seen == [False] * 3
+        metrics = here.metrics()
+        assert metrics["get"]["hits"] == 3 and metrics["commands"]["SET"]["calls"] == 3
+        assert caches["default"].metrics()["get"]["calls"] == 0  # another alias: its own

@@ -76,6 +76,7 @@ class Client:
         signing: tuple[bool, list[bytes]] | None = None,
         key_prefix: str | None = None,
         tracking_prefix: str | None = None,
+        metrics_scope: str | None = None,
     ) -> Client: ...
     @property
     def servers(self) -> list[str]: ...

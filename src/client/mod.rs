@@ -102,7 +102,8 @@ pub struct Client {
 pub struct Shared {
     topology: Topology,
     codec: Codec,
-    metrics: Metrics,
+    /// Shared by the caches built from the same settings (one per thread in Django).
+    metrics: Arc<Metrics>,
     /// `CLIENT_SIDE_CACHE`: values kept in this process, shared by the caches configured alike.
     local: Option<Arc<LocalCache>>,
 }
@@ -122,7 +123,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         location, options, *, layout="replicated", read_from_replicas=None, serializer=None,
-        compressor=None, signing=None, key_prefix=None, tracking_prefix=None
+        compressor=None, signing=None, key_prefix=None, tracking_prefix=None, metrics_scope=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -135,6 +136,7 @@ impl Client {
         signing: Option<(bool, Vec<Vec<u8>>)>,
         key_prefix: Option<String>,
         tracking_prefix: Option<String>,
+        metrics_scope: Option<String>,
     ) -> PyResult<Self> {
         let layout = layout_choice(layout, read_from_replicas)?;
         let mut settings = options::read(&value_of(location)?, &value_of(options)?, layout)?;
@@ -183,7 +185,10 @@ impl Client {
             shared: Arc::new(Shared {
                 topology,
                 codec,
-                metrics: Metrics::default(),
+                metrics: match &metrics_scope {
+                    Some(scope) => crate::metrics::shared(scope),
+                    None => Arc::default(),
+                },
                 local,
             }),
             servers: servers.iter().map(|(s, _)| s.to_string()).collect(),

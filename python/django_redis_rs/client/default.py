@@ -8,6 +8,7 @@ always picks the connection itself.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -104,6 +105,9 @@ class DefaultClient(DataStructures, RawClients):
                 signing=signed_values(self._options),
                 key_prefix=backend.key_prefix,
                 tracking_prefix=f"{backend.key_prefix}:" if default_keys else None,
+                # Django makes a cache object per thread: those built from the same settings
+                # count together (a digest, so that no password is kept in the key).
+                metrics_scope=hashlib.sha256(repr((server, params)).encode()).hexdigest(),
             )
         except ConfigError as e:
             # The native module checks LOCATION and OPTIONS, naming the option it refused.
