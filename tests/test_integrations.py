@@ -16,6 +16,9 @@ APPS = {
     "drf_throttling": "rest_framework",
     "ratelimit_views": "django_ratelimit",
     "debug_toolbar_panel": "debug_toolbar",
+    "defender_lockout": "defender",
+    "constance_redis": "constance",
+    "health_check_cache": "health_check",
 }
 
 

@@ -27,14 +27,16 @@ def configure(apps: list[str], **extra: Any) -> None:
                 "NAME": os.path.join(tempfile.mkdtemp(), "db.sqlite3"),
             }
         },
-        CACHES={
-            "default": {
-                "BACKEND": "django_redis_rs.cache.RedisCache",
-                "LOCATION": os.environ["REDIS_URL"],
-            }
+        **{
+            "CACHES": {
+                "default": {
+                    "BACKEND": "django_redis_rs.cache.RedisCache",
+                    "LOCATION": os.environ["REDIS_URL"],
+                }
+            },
+            "USE_TZ": True,
+            **extra,
         },
-        USE_TZ=True,
-        **extra,
     )
     django.setup()
 
