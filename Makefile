@@ -15,7 +15,7 @@ $(VENV)/.deps: pyproject.toml
 		msgpack lz4 pyzstd matplotlib tox valkey rq python-redis-lock \
 		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus \
 		django-debug-toolbar django-rq djangorestframework django-ratelimit \
-		django-defender django-constance django-health-check
+		django-defender django-constance django-health-check django-cachalot
 	touch $@
 
 build: $(VENV)/.deps

@@ -19,6 +19,7 @@ APPS = {
     "defender_lockout": "defender",
     "constance_redis": "constance",
     "health_check_cache": "health_check",
+    "cachalot_queries": "cachalot",
 }
 
 
