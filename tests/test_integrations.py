@@ -20,6 +20,7 @@ APPS = {
     "constance_redis": "constance",
     "health_check_cache": "health_check",
     "cachalot_queries": "cachalot",
+    "subclassed_caches": "django_prometheus",
 }
 
 
