@@ -295,9 +295,7 @@ class DefaultClient(DataStructures, RawClients):
         try:
             value = yield Native("incr", (made, delta, ignore_key_check))
         except (exceptions.ConnectionInterrupted, OverflowError) as failure:
-            if isinstance(failure, exceptions.ConnectionInterrupted) and not (
-                exceptions.refused_by_server(failure)
-            ):
+            if not (isinstance(failure, OverflowError) or exceptions.refused_by_server(failure)):
                 raise
             # Not a 64-bit integer in Redis (a big int, or a pickled value): add in Python,
             # keeping the expiry.
