@@ -261,3 +261,19 @@ def test_sessions_are_bound_to_their_key(server: Server) -> None:
         assert SessionStore(mallory.session_key).load() == {}
         assert SessionStore(admin.session_key).load() == {"_auth_user_id": "1"}
         assert asyncio.run(SessionStore(admin.session_key).aload()) == {"_auth_user_id": "1"}
+
+
+def test_without_signing_signed_values_are_still_read(make_cache: Any, server: Server) -> None:
+    """Turning SIGNED_VALUES off, or a rolling deploy in which some workers still run without
+    it, reads what the others signed (unchecked: off protects nothing)."""
+    signed = make_cache(options=SIGNED)
+    signed.set("k", {"a": 1})
+    signed.set_many({"m": [1, 2]})
+    plain = make_cache()
+    assert plain.get("k") == {"a": 1}
+    assert plain.get_many(["k", "m"]) == {"k": {"a": 1}, "m": [1, 2]}
+    assert asyncio.run(plain.aget("k")) == {"a": 1}
+    assert plain.metrics()["signature_failures"] == 0
+    # A forged signed value is read too when signing is off: the option is what protects.
+    plant(plain, "forged", MAGIC + b"\x00" * 32 + pickle.dumps("read"))
+    assert plain.get("forged") == "read"

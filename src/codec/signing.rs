@@ -27,6 +27,16 @@ pub struct Signing {
     failures: AtomicU64,
 }
 
+/// The payload of a signed value, unchecked, or `stored` as it is: how a cache with
+/// SIGNED_VALUES off reads, so that turning it off, or a rolling deploy in which some workers
+/// still run without it, reads what the others signed (off, nothing is protected anyway).
+pub fn unchecked(stored: &[u8]) -> &[u8] {
+    match stored.strip_prefix(MAGIC) {
+        Some(signed) if signed.len() >= TAG_LEN => &signed[TAG_LEN..],
+        _ => stored,
+    }
+}
+
 /// What a stored value turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Opened<'a> {
@@ -186,6 +196,14 @@ mod tests {
             signing(&["other"], false).open(b"k", &written_before),
             Opened::Refused(_)
         ));
+    }
+
+    #[test]
+    fn off_reads_the_payload_unchecked() {
+        let stored = signing(&["s"], false).sign(b"k", b"\x80\x04N.");
+        assert_eq!(unchecked(&stored), b"\x80\x04N.");
+        assert_eq!(unchecked(b"\x80\x04N."), b"\x80\x04N.");
+        assert_eq!(unchecked(b"\x00SV1short"), b"\x00SV1short"); // no whole tag: as stored
     }
 
     #[test]
