@@ -6,7 +6,7 @@
 
 use crate::config::Address;
 use crate::errors::{Error, Result};
-use crate::parse::{ReplyReader, ReplyScanner};
+use crate::parse::{refused_then_closed, ReplyReader, ReplyScanner};
 use crate::wire::io_kind;
 use redis::Value;
 use rustls::ClientConfig;
@@ -84,9 +84,7 @@ impl Bounded {
                 Ok(_) => continue,
                 Err(e) => e,
             };
-            // A server that refuses the connection (maxclients) writes why and hangs up: that
-            // refusal is what is judged, not the hang-up (as on the blocking path).
-            return match values.iter().any(|v| matches!(v, Value::ServerError(_))) {
+            return match refused_then_closed(&values) {
                 true => Ok(values),
                 false => Err(failed(hung_up)),
             };

@@ -11,6 +11,13 @@
 use crate::errors::{Error, ErrorKind, Result};
 use redis::{Value, VerbatimFormat};
 
+/// Whether replies read before the connection broke hold an error reply: a server that refuses
+/// the connection (maxclients) writes why and hangs up, and that refusal is the answer, not the
+/// hang-up (both transports' handshakes ask this).
+pub fn refused_then_closed(replies: &[Value]) -> bool {
+    replies.iter().any(|v| matches!(v, Value::ServerError(_)))
+}
+
 /// The most bytes one reply may carry: twice the largest value Redis stores (512 MB).
 pub const MAX_REPLY_BYTES: usize = 1 << 30;
 /// The most values one reply may hold (`MGET`, `KEYS`, `SCAN` pages ...), nested ones counted.

@@ -8,7 +8,7 @@
 //! call.
 
 use crate::errors::{Error, ErrorKind, Result};
-use crate::parse::ReplyReader;
+use crate::parse::{refused_then_closed, ReplyReader};
 use redis::Value;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
@@ -195,7 +195,7 @@ impl Conn {
     fn receive_setup(&mut self, replies: usize) -> Result<Vec<Value>> {
         let mut values = Vec::with_capacity(replies);
         match self.guard(|conn| conn.read_into(replies, &mut values)) {
-            Err(_) if values.iter().any(|v| matches!(v, Value::ServerError(_))) => Ok(values),
+            Err(_) if refused_then_closed(&values) => Ok(values),
             read => read.map(|()| values),
         }
     }

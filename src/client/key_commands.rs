@@ -130,23 +130,19 @@ impl Shared {
                 self.metrics.get_call(GetOutcome::Miss);
                 Ok(default.unwrap_or_else(|| py.None()))
             }
-            Value::BulkString(data) => match self.codec.decode_value(py, &data, key)? {
-                Some(value) => {
-                    self.metrics.hits(1);
-                    self.metrics.get_call(GetOutcome::Hit);
-                    Ok(value)
+            Value::BulkString(data) => {
+                let (value, hit) = self.get_value(py, &data, key, default)?;
+                match hit {
+                    true => self.metrics.hits(1),
+                    false => self.metrics.misses(1), // refused by SIGNED_VALUES
                 }
-                None => {
-                    self.metrics.misses(1); // refused by SIGNED_VALUES
-                    self.metrics.get_call(GetOutcome::Miss);
-                    Ok(default.unwrap_or_else(|| py.None()))
-                }
-            },
+                Ok(value)
+            }
             other => reply::raw(py, other),
         }
     }
 
-    /// A value the local cache held for `key`, or `default` when SIGNED_VALUES refuses it.
+    /// A value the local cache held for `key` (its lookup already counted), or `default`.
     pub(super) fn local_value(
         &self,
         py: Python<'_>,
@@ -154,14 +150,26 @@ impl Shared {
         key: &[u8],
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        Ok(self.get_value(py, data, key, default)?.0)
+    }
+
+    /// A `get`'s stored value read from `key` (from Redis or the local cache), and whether it
+    /// was one: `default` when SIGNED_VALUES refuses it. The call is counted by outcome.
+    fn get_value(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        key: &[u8],
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<(Py<PyAny>, bool)> {
         Ok(match self.codec.decode_value(py, data, key)? {
             Some(value) => {
                 self.metrics.get_call(GetOutcome::Hit);
-                value
+                (value, true)
             }
             None => {
                 self.metrics.get_call(GetOutcome::Miss);
-                default.unwrap_or_else(|| py.None())
+                (default.unwrap_or_else(|| py.None()), false)
             }
         })
     }
