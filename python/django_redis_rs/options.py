@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_redis_rs.exceptions import SettingError
@@ -154,10 +155,10 @@ def signed_values(options: Mapping[str, Any]) -> tuple[bool, list[bytes]] | None
             "SIGNED_VALUES_SECRET",
             f"SIGNED_VALUES_SECRET must name a Django setting (such as 'SECRET_KEY'), not {name!r}",
         )
-    fallbacks_name = "SECRET_KEY_FALLBACKS" if name == "SECRET_KEY" else f"{name}_FALLBACKS"
+    fallbacks_name = f"{name}_FALLBACKS"  # SECRET_KEY_FALLBACKS for the default
     try:
         secrets = [getattr(settings, name, None), *getattr(settings, fallbacks_name, ())]
-    except Exception:  # Django refuses an empty SECRET_KEY when it is read
+    except ImproperlyConfigured:  # Django refuses an empty SECRET_KEY when it is read
         secrets = [None]
     if not secrets[0] or not all(isinstance(s, (str, bytes)) and s for s in secrets):
         raise SettingError(
