@@ -15,7 +15,8 @@ $(VENV)/.deps: pyproject.toml
 		msgpack lz4 pyzstd matplotlib tox valkey rq python-redis-lock \
 		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus \
 		django-debug-toolbar django-rq djangorestframework django-ratelimit \
-		django-defender django-constance django-health-check django-cachalot
+		django-defender django-constance django-health-check django-cachalot \
+		opentelemetry-sdk opentelemetry-instrumentation
 	touch $@
 
 build: $(VENV)/.deps

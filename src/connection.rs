@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -29,6 +29,8 @@ pub struct RedisConnector {
     multiplexed: ForkLocal<Mutex<Option<MultiplexedConnection>>>,
     /// How many times that connection was opened (again after each failure).
     multiplexed_opened: AtomicU64,
+    /// Whether the server said it is Valkey, in its last handshake.
+    valkey: AtomicBool,
 }
 
 impl RedisConnector {
@@ -44,6 +46,7 @@ impl RedisConnector {
             tls,
             multiplexed: ForkLocal::new(|| Mutex::new(None)),
             multiplexed_opened: AtomicU64::new(0),
+            valkey: AtomicBool::new(false),
         })
     }
 
@@ -110,6 +113,14 @@ impl RedisConnector {
         &self.server
     }
 
+    /// `db.system.name`: `valkey` once a Valkey server said so, else `redis`.
+    pub fn system(&self) -> &'static str {
+        match self.valkey.load(Ordering::Relaxed) {
+            true => "valkey",
+            false => "redis",
+        }
+    }
+
     /// The handshake's replies judged, on either path: done (None), or, on the first try,
     /// `AUTH password` to send next when the server predates ACL users (Redis before 6 refuses
     /// `AUTH user password` for its number of arguments, as redis-py and redis-rs retry it).
@@ -124,6 +135,11 @@ impl RedisConnector {
             true => replies,
             false => &replies[..expected - IDENTIFY.len()],
         };
+        if replies.len() >= expected {
+            if let Some(system) = server_system(replies.last()) {
+                self.valkey.store(system == "valkey", Ordering::Relaxed);
+            }
+        }
         match judged.iter().find_map(server_error) {
             None => Ok(None),
             Some(err) if first_try && err.refusal == Some(Refusal::AuthArity) => {
@@ -139,16 +155,43 @@ impl RedisConnector {
 const DEFAULT_USER: &str = "default";
 
 /// What every connection tells the server it is (`CLIENT LIST`'s `lib-name` and `lib-ver`, as
-/// redis-py and Django's own backend send theirs), in the same write as AUTH and SELECT.
-const IDENTIFY: [[&[u8]; 4]; 2] = [
-    [b"CLIENT", b"SETINFO", b"LIB-NAME", b"django-redis-rs"],
-    [
+/// redis-py and Django's own backend send theirs), and asks what it is (`HELLO`'s `server`:
+/// `redis` or `valkey`, for telemetry's `db.system.name`), in the same write as AUTH and SELECT.
+/// A server that refuses any of them (SETINFO before Redis 7.2, HELLO before 6.2) serves as
+/// well without.
+const IDENTIFY: [&[&[u8]]; 3] = [
+    &[b"CLIENT", b"SETINFO", b"LIB-NAME", b"django-redis-rs"],
+    &[
         b"CLIENT",
         b"SETINFO",
         b"LIB-VER",
         env!("CARGO_PKG_VERSION").as_bytes(),
     ],
+    &[b"HELLO"],
 ];
+
+/// What a server's `HELLO` reply says it is.
+fn server_system(hello: Option<&Value>) -> Option<&'static str> {
+    let fields = match hello? {
+        Value::Array(fields) => fields.chunks(2).collect::<Vec<_>>(),
+        Value::Map(pairs) => return pairs.iter().find_map(|(k, v)| system_field(k, v)),
+        _ => return None,
+    };
+    fields.iter().find_map(|pair| match pair {
+        [k, v] => system_field(k, v),
+        _ => None,
+    })
+}
+
+fn system_field(key: &Value, value: &Value) -> Option<&'static str> {
+    if crate::resp::text(key)? != "server" {
+        return None;
+    }
+    Some(match crate::resp::text(value)?.as_str() {
+        "valkey" => "valkey",
+        _ => "redis",
+    })
+}
 
 /// `AUTH`, `SELECT` (when not database 0) and `IDENTIFY` for a new connection. A password goes with a user
 /// name, `default` when none is given, as redis-py 8 sends it (`HELLO 3 AUTH default …`): a
@@ -433,6 +476,7 @@ mod tests {
                             [auth, pw] if auth == "AUTH" && pw == "pw" => b"+OK\r\n",
                             [auth, _] if auth == "AUTH" => b"-ERR invalid password\r\n",
                             [select, _] if select == "SELECT" => b"+OK\r\n",
+                            [hello] if hello == "HELLO" => b"-ERR unknown command 'HELLO'\r\n",
                             [client, ..] if client == "CLIENT" => {
                                 b"-ERR unknown command 'CLIENT', with args beginning with: \r\n"
                             }
@@ -492,7 +536,7 @@ mod tests {
         drop(runtime);
         let seen = serve.join().unwrap();
         let identify = format!(
-            "CLIENT SETINFO LIB-NAME django-redis-rs | CLIENT SETINFO LIB-VER {}",
+            "CLIENT SETINFO LIB-NAME django-redis-rs | CLIENT SETINFO LIB-VER {} | HELLO",
             env!("CARGO_PKG_VERSION")
         );
         let expected = format!(

@@ -21,6 +21,7 @@ pub mod resp;
 pub mod ring;
 pub mod runtime;
 pub mod sentinel;
+pub mod telemetry;
 pub mod tls;
 pub mod topology;
 pub mod wire;
@@ -38,6 +39,8 @@ mod _native {
         CompressorError, ConfigError, ConnectionInterrupted, SerializerError, UnsafePickleError,
         ValueTooLargeError,
     };
+    #[pymodule_export]
+    use crate::telemetry::set_observer;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -61,6 +61,8 @@ pub struct Pool<C: Connector> {
 /// Connection counts, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
+    /// The most connections it opens (`CONNECTION_POOL_KWARGS["max_connections"]`).
+    pub max: usize,
     pub open: usize,
     pub idle: usize,
     pub opened: u64,
@@ -200,6 +202,7 @@ impl<C: Connector> Pool<C> {
         let slots = self.slots.current();
         let inner = slots.inner.lock();
         PoolStats {
+            max: self.max_size,
             open: inner.open,
             idle: inner.idle.len(),
             opened: self.opened.load(Ordering::Relaxed),

@@ -4,6 +4,7 @@
 
 use crate::errors::{Error, ErrorKind, Result};
 use crate::fork::ForkLocal;
+use crate::telemetry::Trace;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -284,8 +285,12 @@ pub fn awaitable<'py, T: Send + 'static>(
     let mailbox = mailbox_for(&event_loop)?;
     let target = future.clone().unbind();
     let reply_to = Arc::clone(&mailbox);
+    // Begun here, in the caller's context; ended on the loop's thread when the call settles,
+    // before the caller resumes.
+    let trace = Trace::begin(py);
     let job = async move {
         // A panic in the work comes back as an error, so the asyncio future is always settled.
+        let work = crate::telemetry::around(trace.as_ref(), work);
         let outcome = match CatchUnwind(Box::pin(work)).await {
             Ok(outcome) => outcome,
             Err(()) => Err(Error::new(
@@ -295,7 +300,12 @@ pub fn awaitable<'py, T: Send + 'static>(
         };
         reply_to.post(Settlement {
             future: target,
-            outcome: Box::new(move |py| outcome.map_err(PyErr::from).and_then(|v| convert(py, v))),
+            outcome: Box::new(move |py| {
+                if let Some(trace) = trace {
+                    trace.end(py);
+                }
+                outcome.map_err(PyErr::from).and_then(|v| convert(py, v))
+            }),
         });
     };
     mailbox.send_off(&event_loop, Box::pin(job))?;

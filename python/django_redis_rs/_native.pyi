@@ -27,6 +27,7 @@ __all__ = [
     "REPLY_SCORED",
     "REPLY_BOOLS",
     "__version__",
+    "set_observer",
 ]
 
 __version__: str
@@ -57,6 +58,7 @@ KNOWN_OPTIONS: list[str]
 
 _Key: TypeAlias = str | bytes
 
+def set_observer(observer: Any | None, *, with_keys: bool = False) -> None: ...
 def dumps(spec: tuple[Any, ...] | object, value: Any) -> bytes: ...
 def loads(spec: tuple[Any, ...] | object, data: bytes) -> Any: ...
 def compress(spec: tuple[Any, ...], data: bytes) -> bytes: ...

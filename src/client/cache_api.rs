@@ -2,7 +2,7 @@
 
 use super::cache_keys::*;
 use super::commands::*;
-use super::routing::{blocking, Blocking};
+use super::routing::{detached, Blocking};
 use super::Client;
 use crate::codec::Encoded;
 use crate::metrics::GetOutcome;
@@ -90,7 +90,7 @@ impl Client {
         let (asked, epochs) = (&lookup.asked, &lookup.epochs);
         let got = match asked.is_empty() {
             true => Vec::new(),
-            false => py.detach(|| blocking(self.get_many_on(&Blocking, asked, epochs)))?,
+            false => detached(py, self.get_many_on(&Blocking, asked, epochs))?,
         };
         lookup.fill(py, &self.codec, got)
     }
@@ -120,7 +120,10 @@ impl Client {
             .collect::<PyResult<_>>()?;
         // The bytes, readable with the GIL released (the objects stay alive in `encoded`).
         let values: Vec<&[u8]> = encoded.iter().map(Encoded::as_bytes).collect();
-        Ok(py.detach(|| blocking(self.set_many_on(&Blocking, &made, &values, timeout_ms)))?)
+        Ok(detached(
+            py,
+            self.set_many_on(&Blocking, &made, &values, timeout_ms),
+        )?)
     }
 
     /// With `version`, `keys` are the caller's (made here).
@@ -138,7 +141,7 @@ impl Client {
         if made.is_empty() {
             return Ok(0);
         }
-        Ok(py.detach(|| blocking(self.delete_many_on(&Blocking, &made)))?)
+        Ok(detached(py, self.delete_many_on(&Blocking, &made))?)
     }
 
     /// INCRBY, atomically refusing a missing key unless `ignore_key_check`. Returns None for a
@@ -163,7 +166,10 @@ impl Client {
         itersize: Option<i64>,
     ) -> PyResult<u64> {
         let (pattern, count) = (arg(pattern)?, itersize.unwrap_or(1000).max(1));
-        Ok(py.detach(|| blocking(self.delete_pattern_on(&Blocking, &pattern, count)))?)
+        Ok(detached(
+            py,
+            self.delete_pattern_on(&Blocking, &pattern, count),
+        )?)
     }
 
     /// One SCAN page on primary `node`: (next cursor, keys). Cursor 0 starts and ends.
@@ -177,7 +183,10 @@ impl Client {
         node: usize,
     ) -> PyResult<(u64, Vec<String>)> {
         let (pattern, count) = (arg(pattern)?, count.unwrap_or(10).max(1));
-        Ok(py.detach(|| blocking(self.scan_on(&Blocking, cursor, &pattern, count, node)))?)
+        Ok(detached(
+            py,
+            self.scan_on(&Blocking, cursor, &pattern, count, node),
+        )?)
     }
 
     /// How many primaries hold keys (SCAN each of them).
@@ -189,12 +198,12 @@ impl Client {
     /// KEYS on every primary.
     fn keys(&self, py: Python<'_>, pattern: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         let pattern = arg(pattern)?;
-        Ok(py.detach(|| blocking(self.keys_on(&Blocking, &pattern)))?)
+        Ok(detached(py, self.keys_on(&Blocking, &pattern))?)
     }
 
     /// FLUSHDB on every primary.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.detach(|| blocking(self.clear_on(&Blocking)))?)
+        Ok(detached(py, self.clear_on(&Blocking))?)
     }
 
     // ---- everything else: one generic path -------------------------------------------------

@@ -4,7 +4,7 @@
 
 use super::cache_keys::call_keys;
 use super::commands::*;
-use super::routing::{blocking, Awaiting, Blocking};
+use super::routing::{detached, Awaiting, Blocking};
 use super::{Client, Shared};
 use crate::client_side_cache::Lookup;
 use crate::codec::Codec;
@@ -224,7 +224,7 @@ impl Client {
         select: impl Fn() -> Result<Arc<RedisPool>> + Sync,
         packed: &Packed,
     ) -> Result<Vec<Value>> {
-        py.detach(|| blocking(self.route_on(&Blocking, &select, packed)))
+        detached(py, self.route_on(&Blocking, &select, packed))
     }
 
     /// Several pipelined commands about `key`, in one round trip.

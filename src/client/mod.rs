@@ -356,7 +356,7 @@ impl Client {
         self.topology.known().iter().for_each(|pool| pool.clear());
     }
 
-    /// Connections per server (`host:port db=N`): `open`, `in_use` and `idle` now; `opened` and
+    /// Connections per server (`host:port db=N`): `max`, the pool's limit; `open`, `in_use` and `idle` now; `opened` and
     /// `dropped` (closed after a failure) since start; `async_opened`, the async connection's
     /// (re)connects; and the circuit breaker's `breaker` state and `breaker_trips`. A server's
     /// pool is shared by the caches configured alike, and so are these figures.
@@ -366,6 +366,7 @@ impl Client {
             let s = pool.stats();
             let breaker = pool.breaker();
             let entry = PyDict::new(py);
+            entry.set_item("max", s.max)?;
             entry.set_item("open", s.open)?;
             entry.set_item("in_use", s.open - s.idle)?;
             entry.set_item("idle", s.idle)?;

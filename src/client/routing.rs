@@ -11,8 +11,10 @@ use super::Shared;
 use crate::connection::{arun, checked, run, run_fanout, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::resp::{asked_replies, Packed};
+use crate::telemetry::{self, Trace};
 use crate::topology::Retry;
 use futures_util::future::join_all;
+use pyo3::Python;
 use redis::Value;
 use std::future::Future;
 use std::pin::pin;
@@ -86,8 +88,22 @@ impl Transport for Awaiting {
     }
 }
 
+/// Run a description on the `Blocking` transport with the GIL released, traced when
+/// telemetry is on (the spans are made on the caller's thread, once the GIL is back).
+pub(super) fn detached<T: Send>(
+    py: Python<'_>,
+    work: impl Future<Output = Result<T>> + Send,
+) -> Result<T> {
+    let trace = Trace::begin(py);
+    let result = py.detach(|| blocking(telemetry::around(trace.as_ref(), work)));
+    if let Some(trace) = trace {
+        trace.end(py);
+    }
+    result
+}
+
 /// Run a description on the `Blocking` transport to its end.
-pub(super) fn blocking<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+fn blocking<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
     match pin!(work).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(result) => result,
         // Unreachable: nothing the blocking transport awaits is ever pending.
@@ -116,8 +132,14 @@ impl Retries {
     fn after(&self, shared: &Shared, t: &impl Transport, err: &Error) -> Result<Option<Retry>> {
         let retry = t.routing(shared, || shared.topology.retry(err, self.attempt))?;
         Ok(match retry {
-            Retry::After(pause) if Instant::now() + pause < self.until => Some(retry),
-            Retry::Ask(_) if Instant::now() < self.until => Some(retry),
+            Retry::After(pause) if Instant::now() + pause < self.until => {
+                telemetry::retrying("retry", || format!("{}ms", pause.as_millis()));
+                Some(retry)
+            }
+            Retry::Ask(ref node) if Instant::now() < self.until => {
+                telemetry::retrying("redirect", || node.connector().server().address.to_string());
+                Some(retry)
+            }
             _ => None,
         })
     }
@@ -186,8 +208,9 @@ impl Shared {
     ) -> Result<Vec<Value>> {
         let started = Instant::now();
         let result = t.send(pool, packed).await.and_then(checked);
-        self.metrics
-            .record(packed.name(), started.elapsed(), result.is_ok());
+        let took = started.elapsed();
+        self.metrics.record(packed.name(), took, result.is_ok());
+        telemetry::sent(pool, packed, took, &result);
         result
     }
 
@@ -276,8 +299,17 @@ impl Shared {
                 for (mut request, result) in requests.into_iter().zip(results) {
                     let outcomes = request.split(result);
                     let ok = outcomes.iter().all(|(_, outcome)| outcome.is_ok());
-                    self.metrics
-                        .record(request.packed.name(), started.elapsed(), ok);
+                    let took = started.elapsed();
+                    self.metrics.record(request.packed.name(), took, ok);
+                    let failed = outcomes
+                        .iter()
+                        .find_map(|(_, outcome)| outcome.as_ref().err());
+                    telemetry::sent(
+                        &request.pool,
+                        &request.packed,
+                        took,
+                        &failed.map_or(Ok(()), |e| Err(e.clone())),
+                    );
                     for (batch, outcome) in outcomes {
                         let err = match outcome {
                             Ok(replies) => {
