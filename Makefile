@@ -16,7 +16,7 @@ $(VENV)/.deps: pyproject.toml
 		ziglang auditwheel twine sentry-sdk prometheus-client django-prometheus \
 		django-debug-toolbar django-rq djangorestframework django-ratelimit \
 		django-defender django-constance django-health-check django-cachalot \
-		opentelemetry-sdk opentelemetry-instrumentation
+		opentelemetry-sdk opentelemetry-instrumentation opentelemetry-instrumentation-redis
 	touch $@
 
 build: $(VENV)/.deps
@@ -44,6 +44,7 @@ py-test: build
 	$(PY) benches/faults.py --quick
 	$(PY) benches/soak.py --quick
 	$(PY) benches/invalidation.py --quick
+	$(PY) benches/telemetry.py --quick
 	$(PY) -m pytest -q
 
 test: lint typecheck rust-test py-test
@@ -77,6 +78,7 @@ bench: build
 	$(PY) benches/faults.py
 	$(PY) benches/soak.py
 	$(PY) benches/invalidation.py
+	$(PY) benches/telemetry.py $(if $(shell command -v valgrind),--callgrind)
 	cargo bench --bench packing
 
 # The tox matrix (tox.ini), with pyenv's Pythons 3.10-3.13 put on PATH for tox to find:

@@ -156,12 +156,32 @@ def _unless_wrapped(sync_name: str) -> Callable[[_Method], _Method]:
         async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
             if sync_name in self.__dict__ or getattr(type(self), sync_name) is not _OURS[sync_name]:
                 wrapped = getattr(self, sync_name)
+                around = _around_native(self, sync_name, wrapped)
+                if around is not None:
+                    return await around(lambda: native(self, *args, **kwargs), args, kwargs)
                 return await sync_to_async(wrapped, thread_sensitive=True)(*args, **kwargs)
             return await native(self, *args, **kwargs)
 
         return cast(_Method, functools.wraps(native)(method))
 
     return decorate
+
+
+def _around_native(cache: RedisCache, name: str, wrapped: Any) -> Any:
+    """What records `wrapped`'s events around the native coroutine itself, when `wrapped` is a
+    wrapper we know (sentry-sdk's cache spans: ``contrib/sentry.py``); None otherwise. Found
+    once per instance and wrapper."""
+    known = cache.__dict__.setdefault("_arounds", {})
+    if (found := known.get(name)) is not None and found[0] is wrapped:
+        return found[1]
+    around = None
+    code = getattr(wrapped, "__code__", None)
+    if code is not None and "sentry_sdk" in code.co_filename:
+        from django_redis_rs.contrib.sentry import around_native
+
+        around = around_native(cache, name, wrapped, _OURS[name])
+    known[name] = (wrapped, around)
+    return around
 
 
 class _Refused:

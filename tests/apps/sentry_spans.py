@@ -57,8 +57,20 @@ def cache_spans(view: Any) -> list[list[Any]]:
     sentry_sdk.flush()
     events = [e.get_transaction_event() for e in envelopes]
     spans = next(event for event in events if event)["spans"]
+    # All that sentry records of each span but its ids and times; the thread too, which
+    # tells the native async path (the loop's thread, the main one here) from Django's
+    # default (the sync method in a worker thread).
+    recorded = (
+        "cache.hit",
+        "cache.key",
+        "cache.item_size",
+        "network.peer.address",
+        "network.peer.port",
+        "thread.name",
+    )
     return [
-        [span["op"], span["description"], span["data"].get("cache.hit")]
+        [span["op"], span["description"], span["origin"]]
+        + [span["data"].get(field) for field in recorded]
         for span in spans
         if span["op"].startswith("cache")
     ]
