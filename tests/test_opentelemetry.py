@@ -250,7 +250,7 @@ def cluster(server: Server) -> Iterator[list[Server]]:
         srv.cleanup()
 
 
-def test_cluster_fan_out_is_a_span_per_node_and_a_redirect_is_an_event(
+def test_cluster_fan_out_is_a_span_per_node_and_redirects_and_retries_are_events(
     otel: Telemetry, cluster: list[Server]
 ) -> None:
     cache = RedisCache(
@@ -281,6 +281,19 @@ def test_cluster_fan_out_is_a_span_per_node_and_a_redirect_is_an_event(
     ]
     assert (attrs(answered)["server.port"], answered.name) == (target.port, "GET 0")
     assert "error.type" not in attrs(answered)
+    # The slot handed over: the source answers MOVED, and the request is routed again (the
+    # slot map fetched anew).
+    for node in cluster:
+        node.command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+    otel.exporter.clear()
+    assert cache.get("{moving}a") == "before"
+    moved, answered = otel.cache_spans()
+    assert (attrs(moved)["server.port"], attrs(moved)["db.response.status_code"]) == (
+        source.port,
+        "MOVED",
+    )
+    assert [e.name for e in moved.events] == ["retry"]
+    assert attrs(answered)["server.port"] == target.port
 
 
 def test_the_entry_point_names_the_instrumentor() -> None:
