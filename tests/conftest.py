@@ -14,7 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
 from django_redis_rs.cache import RedisCache  # noqa: E402
-from tests.servers import Server, server_binary  # noqa: E402
+from tests.servers import Server, server_binary, start_cluster  # noqa: E402
 
 SERVER_KINDS = ["redis", "valkey"]
 
@@ -60,6 +60,17 @@ def make_cache(server: Server) -> Iterator[Callable[..., RedisCache]]:
 @pytest.fixture
 def cache(make_cache: Callable[..., RedisCache]) -> RedisCache:
     return make_cache()
+
+
+@pytest.fixture
+def cluster(server: Server) -> Iterator[list[Server]]:
+    """A three-primary cluster of the session server's kind, for one test."""
+    binary = server_binary(server.kind)
+    assert binary is not None
+    nodes = start_cluster(server.kind, binary)
+    yield nodes
+    for srv in nodes:
+        srv.cleanup()
 
 
 @pytest.fixture

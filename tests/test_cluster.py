@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +17,10 @@ from tests.servers import (
     Server,
     add_cluster_replica,
     node_id,
-    server_binary,
-    start_cluster,
     wait_for,
 )
 
 CLUSTER_CLIENT = "django_redis_rs.client.ClusterClient"
-
-
-@pytest.fixture
-def cluster(server: Server) -> Iterator[list[Server]]:
-    binary = server_binary(server.kind)
-    assert binary is not None
-    nodes = start_cluster(server.kind, binary)
-    yield nodes
-    for srv in nodes:
-        srv.cleanup()
 
 
 def cluster_cache(nodes: list[Server], **params: Any) -> RedisCache:

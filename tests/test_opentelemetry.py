@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer  # noqa: E402
 from django_redis_rs.cache import RedisCache  # noqa: E402
 from django_redis_rs.contrib.opentelemetry import RedisCacheInstrumentor  # noqa: E402
 from django_redis_rs.exceptions import ResponseError  # noqa: E402
-from tests.servers import Server, node_id, server_binary, start_cluster, wait_for  # noqa: E402
+from tests.servers import Server, node_id, wait_for  # noqa: E402
 
 SECRET = "the-value-never-shows"
 
@@ -238,16 +238,6 @@ def instrument_and_stop() -> Iterator[Telemetry]:
     telemetry = next(generator)
     generator.close()  # uninstruments
     yield telemetry
-
-
-@pytest.fixture
-def cluster(server: Server) -> Iterator[list[Server]]:
-    binary = server_binary(server.kind)
-    assert binary is not None
-    nodes = start_cluster(server.kind, binary)
-    yield nodes
-    for srv in nodes:
-        srv.cleanup()
 
 
 def test_cluster_fan_out_is_a_span_per_node_and_redirects_and_retries_are_events(

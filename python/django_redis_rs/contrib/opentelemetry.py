@@ -166,6 +166,30 @@ def _lookups(options: CallbackOptions) -> Iterator[Observation]:
             yield Observation(count, {"cache": alias, "outcome": outcome})
 
 
+# The instruments read at collection time: the pools' counts (up-down counters, as the
+# conventions name them) and the cache's lookups (a counter).
+_OBSERVED = (
+    (
+        "db.client.connection.count",
+        _connections,
+        "{connection}",
+        "The connections open to each server, by state.",
+    ),
+    (
+        "db.client.connection.max",
+        _connection_limits,
+        "{connection}",
+        "The most connections each server's pool opens.",
+    ),
+    (
+        "django_redis_rs.cache.lookups",
+        _lookups,
+        "{key}",
+        "Keys looked up by get and get_many, by outcome.",
+    ),
+)
+
+
 class RedisCacheInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans and metrics for every django-redis-rs cache in the process."""
 
@@ -179,24 +203,13 @@ class RedisCacheInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         meter = get_meter(
             __name__, _VERSION, meter_provider=kwargs.get("meter_provider"), schema_url=_SCHEMA
         )
-        meter.create_observable_up_down_counter(
-            "db.client.connection.count",
-            callbacks=[_connections],
-            unit="{connection}",
-            description="The connections open to each server, by state.",
-        )
-        meter.create_observable_up_down_counter(
-            "db.client.connection.max",
-            callbacks=[_connection_limits],
-            unit="{connection}",
-            description="The most connections each server's pool opens.",
-        )
-        meter.create_observable_counter(
-            "django_redis_rs.cache.lookups",
-            callbacks=[_lookups],
-            unit="{key}",
-            description="Keys looked up by get and get_many, by outcome.",
-        )
+        for name, callback, unit, description in _OBSERVED:
+            create = (
+                meter.create_observable_counter
+                if name.startswith("django_redis_rs.")
+                else meter.create_observable_up_down_counter
+            )
+            create(name, callbacks=[callback], unit=unit, description=description)
         _native.set_observer(
             _Observer(tracer, meter), with_keys=bool(kwargs.get("capture_keys", False))
         )
