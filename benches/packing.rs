@@ -1,4 +1,4 @@
-//! Packing requests: the hand-written `Packed` (resp.rs) beside redis-rs's `Cmd` and `Pipeline`
+//! Packing requests: the hand-written `Packed` (resp/pack.rs) beside redis-rs's `Cmd` and `Pipeline`
 //! building the same bytes. `Packed` writes each argument once, straight into the request's
 //! buffer; `Cmd` copies the arguments into its own buffer, then packs them into a second one.
 //! The async path converts `Packed` to a `Pipeline` (`to_pipeline`), so its column is the cost
@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench packing` (part of `make bench`): medians of 31 blocks, ns per request.
 
-use _native::resp::Packed;
+use _native::resp::pack::Packed;
 use std::hint::black_box;
 use std::time::Instant;
 

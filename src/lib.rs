@@ -1,30 +1,17 @@
-//! `django_redis_rs._native`: the module registry. Logic lives in the sibling modules.
+//! `django_redis_rs._native`: the module registry. Logic lives in the folders below, one per
+//! layer; `errors.rs` is the one error type and its conversion to Python.
 
-pub mod aio;
-pub mod breaker;
+// The layers, lowest first: a module uses only those listed before it (and `errors`).
 pub mod client;
-pub mod client_config;
 pub mod client_side_cache;
-pub mod cluster;
 pub mod codec;
-pub mod config;
-pub mod connection;
 pub mod errors;
-pub mod fork;
-pub mod metrics;
-pub mod options;
-pub mod parse;
-pub mod pool;
-pub mod reply;
-pub mod resend;
+pub mod process;
 pub mod resp;
-pub mod ring;
-pub mod runtime;
-pub mod sentinel;
+pub mod settings;
 pub mod telemetry;
-pub mod tls;
 pub mod topology;
-pub mod wire;
+pub mod transport;
 
 use pyo3::prelude::*;
 
@@ -40,17 +27,75 @@ mod _native {
         ValueTooLargeError,
     };
     #[pymodule_export]
-    use crate::telemetry::set_observer;
+    use crate::telemetry::spans::set_observer;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-        crate::fork::install_hook();
-        for (name, kind) in crate::reply::Reply::ALL {
+        crate::process::fork::install_hook();
+        for (name, kind) in crate::resp::reply::Reply::ALL {
             m.add(name, kind as u8)?;
         }
-        m.add("KNOWN_OPTIONS", crate::options::KNOWN_OPTIONS.to_vec())?;
+        m.add(
+            "KNOWN_OPTIONS",
+            crate::settings::options::KNOWN_OPTIONS.to_vec(),
+        )?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 
     use pyo3::prelude::*;
+}
+
+#[cfg(test)]
+mod layers {
+    /// The folders in the order of the declarations above.
+    const LAYERS: [&str; 10] = [
+        "errors",
+        "process",
+        "settings",
+        "codec",
+        "resp",
+        "transport",
+        "topology",
+        "telemetry",
+        "client_side_cache",
+        "client",
+    ];
+
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn each_layer_uses_only_the_layers_below_it() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let rank = |name: &str| LAYERS.iter().position(|layer| *layer == name);
+        let mut wrong = Vec::new();
+        for file in files {
+            let relative = file.strip_prefix(&root).unwrap();
+            let top = relative.iter().next().unwrap().to_string_lossy();
+            let Some(own) = rank(top.trim_end_matches(".rs")) else {
+                continue; // lib.rs
+            };
+            let text = std::fs::read_to_string(&file).unwrap();
+            for used in text.split("crate::").skip(1) {
+                let name: String = used
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if rank(&name).is_some_and(|theirs| theirs > own) {
+                    wrong.push(format!("{} uses {name}", relative.display()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:?}");
+    }
 }

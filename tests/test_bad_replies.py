@@ -60,7 +60,8 @@ class FakeServer:
     def serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as stream:
             while (command := read_command(stream)) is not None:
-                key = command[1].decode(errors="replace").rsplit(":", 1)[-1]
+                # The handshake's commands (CLIENT SETINFO, HELLO) are answered +OK below.
+                key = command[-1].decode(errors="replace").rsplit(":", 1)[-1]
                 if command[0].upper() != b"GET":
                     conn.sendall(b"+OK\r\n")
                 elif key == "drip":

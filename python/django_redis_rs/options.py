@@ -2,7 +2,7 @@
 ours, without importing django_redis), and the options Django's settings default.
 
 Everything else in ``LOCATION`` and ``OPTIONS`` is checked by the native module
-(``src/options.rs``), whose refusals name the option.
+(``src/settings/options.rs``), whose refusals name the option.
 """
 
 from __future__ import annotations

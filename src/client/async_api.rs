@@ -2,11 +2,12 @@
 
 use super::cache_keys::*;
 use super::commands::*;
+use super::routing::awaitable;
 use super::routing::Awaiting;
 use super::Client;
-use crate::metrics::GetOutcome;
-use crate::reply::{self, Reply};
-use crate::runtime::{awaitable, settled};
+use crate::process::runtime::settled;
+use crate::resp::reply::{self, Reply};
+use crate::telemetry::metrics::GetOutcome;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::IntoPyObjectExt;

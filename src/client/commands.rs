@@ -2,7 +2,7 @@
 //! read the replies.
 
 use super::cache_keys::*;
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;

@@ -4,16 +4,15 @@
 
 use super::cache_keys::call_keys;
 use super::commands::*;
-use super::routing::{detached, Awaiting, Blocking};
+use super::routing::{awaitable, detached, Awaiting, Blocking};
 use super::{Client, Shared};
 use crate::client_side_cache::Lookup;
 use crate::codec::Codec;
-use crate::connection::RedisPool;
 use crate::errors::Result;
-use crate::metrics::GetOutcome;
-use crate::reply;
-use crate::resp::Packed;
-use crate::runtime::awaitable;
+use crate::resp::pack::Packed;
+use crate::resp::reply;
+use crate::telemetry::metrics::GetOutcome;
+use crate::transport::connector::RedisPool;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;

@@ -6,7 +6,7 @@ use super::commands::{int_of, on_batch, set_many_request};
 use super::routing::Transport;
 use super::Shared;
 use crate::errors::{Error, ErrorKind, Result};
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
 use redis::Value;
 
 impl Shared {

@@ -13,17 +13,17 @@ mod routing;
 
 use cache_keys::*;
 
-use crate::breaker::State as BreakerState;
-use crate::client_config::{Behaviour, ClientConfig, Layout};
 use crate::client_side_cache::{shared_local, LocalCache};
 use crate::codec::serialize::Serializer;
 use crate::codec::signing::Signing;
 use crate::codec::{Codec, Compressor};
-use crate::metrics::Metrics;
-use crate::options::{self, LayoutChoice, Value};
-use crate::reply;
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
+use crate::resp::reply;
+use crate::settings::options::{self, LayoutChoice, SettingValue};
+use crate::settings::resolved::{Behaviour, ClientConfig, Layout};
+use crate::telemetry::metrics::Metrics;
 use crate::topology::Topology;
+use crate::transport::breaker::State as BreakerState;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -34,20 +34,20 @@ use std::sync::Arc;
 
 /// A settings value as `options::read` takes it: containers walked, scalars typed, anything
 /// else kept by its repr for the message that refuses it.
-fn value_of(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+fn value_of(obj: &Bound<'_, PyAny>) -> PyResult<SettingValue> {
     Ok(if obj.is_none() {
-        Value::None
+        SettingValue::None
     } else if let Ok(b) = obj.cast::<PyBool>() {
-        Value::Bool(b.is_true())
+        SettingValue::Bool(b.is_true())
     } else if obj.is_instance_of::<PyInt>() {
         match obj.extract::<i64>() {
-            Ok(n) => Value::Int(n),
-            Err(_) => Value::Other(obj.repr()?.to_string()),
+            Ok(n) => SettingValue::Int(n),
+            Err(_) => SettingValue::Other(obj.repr()?.to_string()),
         }
     } else if let Ok(x) = obj.cast::<PyFloat>() {
-        Value::Float(x.value())
+        SettingValue::Float(x.value())
     } else if let Ok(s) = obj.cast::<PyString>() {
-        Value::Str(s.to_str()?.to_owned())
+        SettingValue::Str(s.to_str()?.to_owned())
     } else if let Ok(map) = obj.cast::<PyMapping>() {
         let mut entries = Vec::new();
         for item in map.items()?.iter() {
@@ -58,9 +58,9 @@ fn value_of(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
             };
             entries.push((key, value_of(&value)?));
         }
-        Value::Map(entries)
+        SettingValue::Map(entries)
     } else if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        Value::List(
+        SettingValue::List(
             obj.try_iter()?
                 .map(|item| value_of(&item?))
                 .collect::<PyResult<_>>()?,
@@ -69,7 +69,7 @@ fn value_of(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         // A pathlib.Path for a certificate file.
         value_of(&obj.call_method0("__fspath__")?)?
     } else {
-        Value::Other(obj.repr()?.to_string())
+        SettingValue::Other(obj.repr()?.to_string())
     })
 }
 
@@ -186,7 +186,7 @@ impl Client {
                 topology,
                 codec,
                 metrics: match &metrics_scope {
-                    Some(scope) => crate::metrics::shared(scope),
+                    Some(scope) => crate::telemetry::metrics::shared(scope),
                     None => Arc::default(),
                 },
                 local,

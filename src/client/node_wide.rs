@@ -5,9 +5,9 @@
 use super::commands::{int_of, on_batch};
 use super::routing::Transport;
 use super::Shared;
-use crate::connection::RedisPool;
 use crate::errors::{Error, ErrorKind, Result};
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
+use crate::transport::connector::RedisPool;
 use redis::Value;
 use std::sync::Arc;
 

@@ -8,13 +8,14 @@
 //! end without an executor: the sync and async paths share every line of it.
 
 use super::Shared;
-use crate::connection::{arun, checked, run, run_fanout, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
-use crate::resp::{asked_replies, Packed};
-use crate::telemetry::{self, Trace};
+use crate::process::runtime;
+use crate::resp::pack::{asked_replies, Packed};
+use crate::telemetry::spans::{self, Trace};
 use crate::topology::Retry;
+use crate::transport::connector::{arun, checked, run, run_fanout, RedisPool};
 use futures_util::future::join_all;
-use pyo3::Python;
+use pyo3::prelude::*;
 use redis::Value;
 use std::future::Future;
 use std::pin::pin;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-type Pool = Arc<RedisPool>;
+type SharedPool = Arc<RedisPool>;
 
 /// How requests travel to the servers.
 pub(super) trait Transport {
@@ -95,11 +96,30 @@ pub(super) fn detached<T: Send>(
     work: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
     let trace = Trace::begin(py);
-    let result = py.detach(|| blocking(telemetry::around(trace.as_ref(), work)));
+    let result = py.detach(|| blocking(spans::around(trace.as_ref(), work)));
     if let Some(trace) = trace {
         trace.end(py);
     }
     result
+}
+
+/// `runtime::awaitable`, traced when telemetry is on: the trace begins here, in the caller's
+/// context, and ends on the event loop's thread as the call settles (failed or not), before
+/// the awaiting coroutine resumes.
+pub(super) fn awaitable<'py, T: Send + 'static>(
+    py: Python<'py>,
+    work: impl Future<Output = Result<T>> + Send + 'static,
+    convert: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(trace) = Trace::begin(py) else {
+        return runtime::awaitable(py, work, convert);
+    };
+    let work = trace.around(work);
+    let settled = async move { Ok(work.await) };
+    runtime::awaitable(py, settled, move |py, outcome: Result<T>| {
+        trace.end(py);
+        convert(py, outcome?)
+    })
 }
 
 /// Run a description on the `Blocking` transport to its end.
@@ -133,11 +153,11 @@ impl Retries {
         let retry = t.routing(shared, || shared.topology.retry(err, self.attempt))?;
         Ok(match retry {
             Retry::After(pause) if Instant::now() + pause < self.until => {
-                telemetry::retrying("retry", || format!("{}ms", pause.as_millis()));
+                spans::retrying("retry", || format!("{}ms", pause.as_millis()));
                 Some(retry)
             }
             Retry::Ask(ref node) if Instant::now() < self.until => {
-                telemetry::retrying("redirect", || node.connector().server().address.to_string());
+                spans::retrying("redirect", || node.connector().server().address.to_string());
                 Some(retry)
             }
             _ => None,
@@ -148,14 +168,20 @@ impl Retries {
 /// One node's request in a fan-out round: its pipeline and, per batch of keys, how many of
 /// the pipeline's commands are the batch's and whether each follows an `ASKING`.
 struct NodeRequest {
-    pool: Pool,
+    pool: SharedPool,
     packed: Packed,
     spans: Vec<(Vec<usize>, usize, bool)>,
 }
 
 impl NodeRequest {
     /// Add `batch`'s request to the request for `pool` among `requests`.
-    fn add(requests: &mut Vec<Self>, pool: Pool, batch: Vec<usize>, packed: Packed, asking: bool) {
+    fn add(
+        requests: &mut Vec<Self>,
+        pool: SharedPool,
+        batch: Vec<usize>,
+        packed: Packed,
+        asking: bool,
+    ) {
         let at = match requests.iter().position(|r| Arc::ptr_eq(&r.pool, &pool)) {
             Some(at) => at,
             None => {
@@ -210,7 +236,7 @@ impl Shared {
         let result = t.send(pool, packed).await.and_then(checked);
         let took = started.elapsed();
         self.metrics.record(packed.name(), took, result.is_ok());
-        telemetry::sent(pool, packed, took, &result);
+        spans::sent(pool, packed, took, &result);
         result
     }
 
@@ -219,7 +245,7 @@ impl Shared {
     pub(super) async fn route_on(
         &self,
         t: &impl Transport,
-        select: impl Fn() -> Result<Pool>,
+        select: impl Fn() -> Result<SharedPool>,
         packed: &Packed,
     ) -> Result<Vec<Value>> {
         let mut retries = Retries::new(self);
@@ -265,7 +291,7 @@ impl Shared {
             let mut done = Vec::new();
             // The keys to route (again), and the batches to send to the node an `ASK` named.
             let mut todo: Vec<usize> = (0..keys.len()).collect();
-            let mut asked: Vec<(Pool, Vec<usize>)> = Vec::new();
+            let mut asked: Vec<(SharedPool, Vec<usize>)> = Vec::new();
             loop {
                 let mut requests = Vec::new();
                 if !todo.is_empty() {
@@ -304,7 +330,7 @@ impl Shared {
                     let failed = outcomes
                         .iter()
                         .find_map(|(_, outcome)| outcome.as_ref().err());
-                    telemetry::sent(
+                    spans::sent(
                         &request.pool,
                         &request.packed,
                         took,

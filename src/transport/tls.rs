@@ -1,11 +1,11 @@
-//! TLS for the blocking connections (`wire.rs`): a rustls client configuration made once per
+//! TLS for the blocking connections (`transport/blocking.rs`): a rustls client configuration made once per
 //! server from `TlsOptions`, verifying as redis-py does by default — the chain against the
 //! system's roots (or `ssl_ca_certs` alone), and the host name — with redis-py's two ways to
 //! relax it: `ssl_cert_reqs="none"` (nothing verified) and `ssl_check_hostname=False` (the
 //! chain, not the name).
 
-use crate::config::TlsOptions;
 use crate::errors::{Error, Result};
+use crate::settings::location::TlsOptions;
 use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;

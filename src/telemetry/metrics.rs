@@ -5,7 +5,7 @@
 //! a log-linear histogram — 8 buckets per power of two of nanoseconds — so a percentile is known
 //! to within 1/8 of its value without keeping samples.
 
-use crate::fork::ForkLocal;
+use crate::process::fork::ForkLocal;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -309,7 +309,7 @@ mod tests {
         metrics.record(b"GET", Duration::from_micros(10), true);
         let parents = metrics.0.current();
         let held = parents.commands.write(); // a parent thread adding a command at the fork
-        assert!(crate::fork::in_forked_child(|| {
+        assert!(crate::process::fork::in_forked_child(|| {
             metrics.record(b"SET", Duration::from_micros(10), true); // would wait forever
             let names: Vec<String> = metrics.commands().into_iter().map(|(n, _)| n).collect();
             metrics.lookups() == (0, 0) && names == ["SET"]

@@ -2,8 +2,8 @@
 //!
 //! Pure Rust: no Python types here, so `cargo test` covers every parsing rule.
 
-use crate::breaker::BreakerConfig;
 use crate::errors::{Error, Result};
+use crate::settings::resolved::BreakerConfig;
 use percent_encoding::percent_decode_str;
 use std::fmt;
 use std::path::PathBuf;

@@ -19,26 +19,18 @@
 //!   parent's listener thread may have held the store's lock at the fork, and would never
 //!   release it in the child.
 
-use crate::config::{ConnectionOptions, ServerConfig};
-use crate::connection::{shared_pool, RedisPool};
 use crate::errors::Result;
-use crate::fork::{generation, ForkLocal};
-use crate::resp::Packed;
+use crate::process::fork::{generation, ForkLocal};
+use crate::resp::pack::Packed;
+use crate::settings::location::{ConnectionOptions, ServerConfig};
+use crate::settings::resolved::LocalConfig;
+use crate::transport::connector::{shared_pool, RedisPool};
 use parking_lot::Mutex;
 use redis::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
-
-/// `OPTIONS["CLIENT_SIDE_CACHE"]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LocalConfig {
-    pub max_entries: usize,
-    pub max_bytes: usize,
-    /// The longest a value is kept (the key's own Redis TTL, when shorter, wins).
-    pub ttl: Duration,
-}
 
 struct Entry {
     value: Arc<[u8]>,
@@ -330,7 +322,7 @@ fn listen(cache: Weak<LocalCache>, generation_plus_one: u64) {
 /// One tracking connection's life: set up, then evict what the server names until the
 /// connection fails (Err) or the cache is dropped (Ok).
 fn track(cache: &Arc<LocalCache>, weak: &Weak<LocalCache>) -> std::result::Result<(), String> {
-    use crate::pool::Connector;
+    use crate::transport::pool::Connector;
     let mut conn = cache.pool.connector().connect().map_err(|e| e.message)?;
     let mut ask = |args: &[&[u8]]| -> std::result::Result<Value, String> {
         let packed = Packed::command(args);
@@ -426,9 +418,11 @@ mod tests {
 
     #[test]
     fn a_child_forked_while_the_store_was_locked_gets_its_own() {
-        let (server, options) =
-            crate::config::parse_url("redis://127.0.0.1:1/0", &ConnectionOptions::default())
-                .unwrap();
+        let (server, options) = crate::settings::location::parse_url(
+            "redis://127.0.0.1:1/0",
+            &ConnectionOptions::default(),
+        )
+        .unwrap();
         let cache = LocalCache::new(
             config(10, 10_000),
             shared_pool(&server, &options).unwrap(),
@@ -441,7 +435,7 @@ mod tests {
         // lets go.
         let store = cache.store.current();
         let held = store.lock();
-        assert!(crate::fork::in_forked_child(|| {
+        assert!(crate::process::fork::in_forked_child(|| {
             let empty = cache.size() == (0, 0); // would block forever on the parent's lock
             cache.flush();
             empty

@@ -1,10 +1,11 @@
 //! A bounded, thread-safe, fork-safe connection pool, generic over how connections are made.
 //!
-//! Pure Rust: tested with a fake connector; `connection.rs` plugs in real Redis connections.
+//! Pure Rust: tested with a fake connector; `transport/connector.rs` plugs in real Redis connections.
 
-use crate::breaker::{Breaker, BreakerConfig, Verdict};
 use crate::errors::{Error, ErrorKind, Result};
-use crate::fork::{ForkLocal, Stamped};
+use crate::process::fork::{ForkLocal, Stamped};
+use crate::settings::resolved::BreakerConfig;
+use crate::transport::breaker::{Breaker, Verdict};
 use parking_lot::{Condvar, Mutex};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,16 +4,10 @@
 //!
 //! Lock-free: the closed state (the hot path) is one relaxed atomic load per call.
 
+use crate::settings::resolved::BreakerConfig;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
-
-/// The breaker's settings; `failures == 0` turns it off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct BreakerConfig {
-    pub failures: u32,
-    pub reset_timeout: Duration,
-}
 
 /// What the breaker says of a call about to be made.
 #[derive(Debug, PartialEq, Eq)]

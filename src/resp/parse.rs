@@ -4,8 +4,8 @@
 //! before memory is taken for it, and the connection that carried it is dropped.
 //!
 //! The reader holds no I/O: it is fed what has arrived and says how much it consumed, so the
-//! blocking connection (`wire.rs`) drives it from its socket. On the async path redis-rs
-//! parses; `ReplyScanner` holds its stream to the same bounds (`aio.rs`). It keeps its place inside an
+//! blocking connection (`transport/blocking.rs`) drives it from its socket. On the async path redis-rs
+//! parses; `ReplyScanner` holds its stream to the same bounds (`transport/streams.rs`). It keeps its place inside an
 //! unfinished reply, so a large reply arriving in many reads is parsed once, not again per read.
 
 use crate::errors::{Error, ErrorKind, Result};

@@ -3,11 +3,11 @@
 //! Asks each sentinel in turn (`SENTINEL GET-MASTER-ADDR-BY-NAME`, `SENTINEL REPLICAS`), skipping
 //! sentinels that do not answer; replicas that sentinel marks down or disconnected are left out.
 
-use crate::config::{ConnectionOptions, ServerConfig};
-use crate::connection::RedisConnector;
 use crate::errors::{Error, ErrorKind, Result};
-use crate::pool::Connector;
-use crate::resp::{text, Packed};
+use crate::resp::pack::{text, Packed};
+use crate::settings::location::{ConnectionOptions, ServerConfig};
+use crate::transport::connector::RedisConnector;
+use crate::transport::pool::Connector;
 use redis::Value;
 
 pub struct Sentinels {

@@ -1,15 +1,15 @@
 //! Opening Redis connections, the process-global pools that hold them, and running packed
-//! commands on a pooled connection. The blocking path's connections are ours (`wire.rs`); the
-//! async path's are redis-rs's multiplexed connections on our streams (`aio.rs`).
+//! commands on a pooled connection. The blocking path's connections are ours (`transport/blocking.rs`); the
+//! async path's are redis-rs's multiplexed connections on our streams (`transport/streams.rs`).
 
-use crate::aio;
-use crate::config::{Address, ConnectionOptions, ServerConfig};
 use crate::errors::{Error, ErrorKind, Refusal, Result};
-use crate::fork::ForkLocal;
-use crate::pool::{Connector, Pool, Pooled};
-use crate::resend::repeatable;
-use crate::resp::Packed;
-use crate::wire::{io_kind, Conn, Endpoint};
+use crate::process::fork::ForkLocal;
+use crate::resp::pack::Packed;
+use crate::settings::location::{Address, ConnectionOptions, ServerConfig};
+use crate::transport::blocking::{io_kind, Conn, Endpoint};
+use crate::transport::pool::{Connector, Pool, Pooled};
+use crate::transport::resend::repeatable;
+use crate::transport::streams;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
@@ -36,7 +36,7 @@ pub struct RedisConnector {
 impl RedisConnector {
     pub fn new(server: ServerConfig, options: ConnectionOptions) -> Result<Self> {
         let tls = match server.address {
-            Address::Tls { .. } => Some(crate::tls::client_config(&options.tls)?),
+            Address::Tls { .. } => Some(crate::transport::tls::client_config(&options.tls)?),
             _ => None,
         };
         Ok(Self {
@@ -50,7 +50,7 @@ impl RedisConnector {
         })
     }
 
-    /// The shared multiplexed connection, opened on first use on our own stream (`aio.rs`:
+    /// The shared multiplexed connection, opened on first use on our own stream (`transport/streams.rs`:
     /// replies held to the size bounds) with our timeouts (redis-rs's own defaults, 1 s to
     /// connect and 500 ms per reply, would override the cache's options).
     /// The flag says whether it was opened by this call.
@@ -61,7 +61,7 @@ impl RedisConnector {
         }
         let describe = self.describe();
         let connect = async {
-            let mut stream = aio::open(&self.server.address, self.tls.as_ref())
+            let mut stream = streams::open(&self.server.address, self.tls.as_ref())
                 .await
                 .map_err(|e| Error::new(io_kind(&e), format!("{describe}: {e}")))?;
             let (request, commands) = (self.setup.bytes(), self.setup.commands());
@@ -184,10 +184,10 @@ fn server_system(hello: Option<&Value>) -> Option<&'static str> {
 }
 
 fn system_field(key: &Value, value: &Value) -> Option<&'static str> {
-    if crate::resp::text(key)? != "server" {
+    if crate::resp::pack::text(key)? != "server" {
         return None;
     }
-    Some(match crate::resp::text(value)?.as_str() {
+    Some(match crate::resp::pack::text(value)?.as_str() {
         "valkey" => "valkey",
         _ => "redis",
     })

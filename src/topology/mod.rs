@@ -4,7 +4,7 @@
 //!
 //! - replicated: a `LOCATION` list as in django-redis — the first server takes writes, reads go
 //!   to a random replica (or the primary when there is none);
-//! - sharded: django-redis's ShardClient placement (`ring.rs`), each shard a single server;
+//! - sharded: django-redis's ShardClient placement (`topology/ring.rs`), each shard a single server;
 //! - sentinel: primary and replicas as Redis Sentinel names them now, found again after a
 //!   failure or a failover;
 //! - cluster: Redis Cluster's slot map, fetched again on `MOVED`; keys group by slot.
@@ -12,25 +12,29 @@
 //! `Topology::retry` is the one retry policy: what a failed request teaches the layout, and
 //! whether it is sent again.
 
-use crate::client_config::{ClientConfig, Layout as ConfigLayout};
-use crate::cluster::{self, SlotMap};
-use crate::config::{ConnectionOptions, ServerConfig};
-use crate::connection::{shared_pool, RedisPool};
+pub mod cluster;
+pub mod ring;
+pub mod sentinel;
+
 use crate::errors::{Error, ErrorKind, NodeAddress, Refusal, Result};
-use crate::fork::ForkLocal;
-use crate::ring::HashRing;
-use crate::sentinel::Sentinels;
+use crate::process::fork::ForkLocal;
+use crate::settings::location::{ConnectionOptions, ServerConfig};
+use crate::settings::resolved::{ClientConfig, Layout as ConfigLayout};
+use crate::topology::ring::HashRing;
+use crate::topology::sentinel::Sentinels;
+use crate::transport::connector::{shared_pool, RedisPool};
 use arc_swap::ArcSwapOption;
+use cluster::SlotMap;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Pool = Arc<RedisPool>;
+type SharedPool = Arc<RedisPool>;
 
 /// The primary (index 0) and replicas.
 struct Nodes {
-    pools: Vec<Pool>,
+    pools: Vec<SharedPool>,
     /// When sentinel named them (None: fixed by LOCATION).
     found: Option<Instant>,
 }
@@ -39,7 +43,7 @@ struct Nodes {
 const REDISCOVER_AFTER: Duration = Duration::from_secs(30);
 
 impl Nodes {
-    fn pick(&self, write: bool) -> &Pool {
+    fn pick(&self, write: bool) -> &SharedPool {
         match self.pools.len() {
             1 => &self.pools[0],
             _ if write => &self.pools[0],
@@ -144,7 +148,7 @@ impl ClusterLayout {
     }
 
     /// The pool of a node named by a redirect (credentials and TLS as the seeds').
-    fn node(&self, node: &NodeAddress) -> Result<Pool> {
+    fn node(&self, node: &NodeAddress) -> Result<SharedPool> {
         let template = self
             .seeds
             .first()
@@ -152,7 +156,7 @@ impl ClusterLayout {
         shared_pool(&template.at(&node.host, node.port), &self.options)
     }
 
-    fn pool_for(&self, key: &[u8]) -> Result<Pool> {
+    fn pool_for(&self, key: &[u8]) -> Result<SharedPool> {
         let map = self.map()?;
         Ok(Arc::clone(
             &map.nodes[usize::from(map.owners[usize::from(cluster::slot(key))])],
@@ -162,7 +166,7 @@ impl ClusterLayout {
 
 enum Layout {
     Replicated(Nodes),
-    Sharded(HashRing, Vec<Pool>),
+    Sharded(HashRing, Vec<SharedPool>),
     Sentinel(Box<SentinelLayout>),
     Cluster(Box<ClusterLayout>),
 }
@@ -173,7 +177,7 @@ pub struct Topology {
 
 /// The servers' pools (`ClientConfig` guarantees at least one server, and a ring name each
 /// when sharded).
-fn pools(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Vec<Pool>> {
+fn pools(servers: &[(ServerConfig, ConnectionOptions)]) -> Result<Vec<SharedPool>> {
     servers
         .iter()
         .map(|(server, options)| shared_pool(server, options))
@@ -266,7 +270,7 @@ impl Topology {
     }
 
     /// The pool holding `key` (or a replica that may serve a read of it).
-    pub fn route(&self, key: &[u8], write: bool) -> Result<Pool> {
+    pub fn route(&self, key: &[u8], write: bool) -> Result<SharedPool> {
         Ok(match &self.layout {
             Layout::Replicated(nodes) => Arc::clone(nodes.pick(write)),
             Layout::Sharded(ring, pools) => Arc::clone(&pools[ring.node_for(key)]),
@@ -285,7 +289,7 @@ impl Topology {
 
     /// The one node that holds all of `keys` (any node when there are none); an error when
     /// they live on different shards.
-    pub fn route_all(&self, keys: &[&[u8]], write: bool) -> Result<Pool> {
+    pub fn route_all(&self, keys: &[&[u8]], write: bool) -> Result<SharedPool> {
         if let Layout::Sharded(ring, pools) = &self.layout {
             let node = keys.first().map_or(0, |key| ring.node_for(key));
             if keys.iter().any(|key| ring.node_for(key) != node) {
@@ -317,10 +321,10 @@ impl Topology {
         keys: &[K],
         which: &[usize],
         write: bool,
-    ) -> Result<Vec<(Pool, Vec<Vec<usize>>)>> {
+    ) -> Result<Vec<(SharedPool, Vec<Vec<usize>>)>> {
         // Per node: (batch id, key indexes) — the batch id is the slot in a cluster, else 0.
         type Batches = Vec<(u16, Vec<usize>)>;
-        let mut nodes: Vec<(Pool, Batches)> = Vec::new();
+        let mut nodes: Vec<(SharedPool, Batches)> = Vec::new();
         let map = match &self.layout {
             Layout::Cluster(c) => Some(c.map()?),
             _ => None,
@@ -365,7 +369,7 @@ impl Topology {
     }
 
     /// The nodes that own keys: the primary, or every shard.
-    pub fn primaries(&self) -> Result<Vec<Pool>> {
+    pub fn primaries(&self) -> Result<Vec<SharedPool>> {
         Ok(match &self.layout {
             Layout::Replicated(nodes) => vec![Arc::clone(&nodes.pools[0])],
             Layout::Sharded(_, pools) => pools.clone(),
@@ -375,7 +379,7 @@ impl Topology {
     }
 
     /// Every node known now (for closing connections and for statistics).
-    pub fn known(&self) -> Vec<Pool> {
+    pub fn known(&self) -> Vec<SharedPool> {
         match &self.layout {
             Layout::Replicated(nodes) => nodes.pools.clone(),
             Layout::Sharded(_, pools) => pools.clone(),
@@ -464,7 +468,7 @@ pub enum Retry {
     /// Route the request again after this pause (zero: at once).
     After(Duration),
     /// Send the request to this node, the one importing its slot, each command after `ASKING`.
-    Ask(Pool),
+    Ask(SharedPool),
 }
 
 /// The retry budget of a call when `SOCKET_TIMEOUT` sets none.
@@ -483,8 +487,8 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Address;
     use crate::errors::NodeAddress;
+    use crate::settings::location::Address;
 
     fn server(port: u16) -> ServerConfig {
         ServerConfig {

@@ -2,9 +2,25 @@
 //! options, how they are laid out, and the client-side cache — checked and typed once, then
 //! immutable. Pure Rust, unit-tested without Python; `Topology::new` builds the layout from it.
 
-use crate::client_side_cache::LocalConfig;
-use crate::config::{parse_url, Address, ConnectionOptions, ServerConfig};
 use crate::errors::{Error, Result};
+use crate::settings::location::{parse_url, Address, ConnectionOptions, ServerConfig};
+use std::time::Duration;
+
+/// The breaker's settings; `failures == 0` turns it off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BreakerConfig {
+    pub failures: u32,
+    pub reset_timeout: Duration,
+}
+
+/// `OPTIONS["CLIENT_SIDE_CACHE"]`: the client-side cache's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalConfig {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    /// The longest a value is kept (the key's own Redis TTL, when shorter, wins).
+    pub ttl: Duration,
+}
 
 /// LOCATION and OPTIONS, typed (`options::read` checks them into this).
 #[derive(Default)]
@@ -44,7 +60,7 @@ pub struct SentinelSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     /// TLS to the sentinels (`SENTINEL_KWARGS`'s `ssl`), with these options.
-    pub tls: Option<crate::config::TlsOptions>,
+    pub tls: Option<crate::settings::location::TlsOptions>,
     pub read_from_replicas: bool,
 }
 

@@ -1,13 +1,13 @@
 //! The async path's sockets: opened here (TCP, unix, or TLS through tokio-rustls with the same
-//! `tls.rs` configuration as the blocking path) and handed to redis-rs's multiplexed
+//! `transport/tls.rs` configuration as the blocking path) and handed to redis-rs's multiplexed
 //! connection, which parses the replies. Every byte it reads first passes a `ReplyScanner`, so
-//! a reply over `parse.rs`'s bounds fails the connection at its header instead of growing the
+//! a reply over `resp/parse.rs`'s bounds fails the connection at its header instead of growing the
 //! process while it arrives.
 
-use crate::config::Address;
 use crate::errors::{Error, Result};
-use crate::parse::{refused_then_closed, ReplyReader, ReplyScanner};
-use crate::wire::io_kind;
+use crate::resp::parse::{refused_then_closed, ReplyReader, ReplyScanner};
+use crate::settings::location::Address;
+use crate::transport::blocking::io_kind;
 use redis::Value;
 use rustls::ClientConfig;
 use std::io;
@@ -33,7 +33,7 @@ pub async fn open(address: &Address, tls: Option<&Arc<ClientConfig>>) -> io::Res
         (Address::Tcp { host, port }, _) => Box::new(tcp(host, *port).await?),
         (Address::Unix { path }, _) => Box::new(UnixStream::connect(path).await?),
         (Address::Tls { host, port }, Some(config)) => {
-            let name = crate::tls::server_name(host)
+            let name = crate::transport::tls::server_name(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message))?;
             let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
             Box::new(connector.connect(name, tcp(host, *port).await?).await?)
@@ -54,7 +54,7 @@ pub async fn open(address: &Address, tls: Option<&Arc<ClientConfig>>) -> io::Res
 impl Bounded {
     /// Send `request` (`replies` packed commands) and read their replies, before the stream is
     /// handed to redis-rs: the connection's handshake (`AUTH`, `SELECT`), which the blocking
-    /// path runs the same way (`connection.rs`). `describe` names the server in errors.
+    /// path runs the same way (`transport/connector.rs`). `describe` names the server in errors.
     pub async fn exchange(
         &mut self,
         request: &[u8],

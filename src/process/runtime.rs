@@ -3,8 +3,7 @@
 //! future into an asyncio future on the caller's event loop.
 
 use crate::errors::{Error, ErrorKind, Result};
-use crate::fork::ForkLocal;
-use crate::telemetry::Trace;
+use crate::process::fork::ForkLocal;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -107,7 +106,7 @@ impl Mailbox {
             queue: Mutex::new(Vec::new()),
             bell,
             watched,
-            generation: crate::fork::generation(),
+            generation: crate::process::fork::generation(),
         });
         let drain = Drain {
             mailbox: Arc::clone(&mailbox),
@@ -246,7 +245,7 @@ thread_local! {
 fn mailbox_for(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Mailbox>> {
     let py = event_loop.py();
     let cached = MAILBOX.with(|cell| cell.borrow().clone());
-    if let Some(mailbox) = cached.filter(|m| m.generation == crate::fork::generation()) {
+    if let Some(mailbox) = cached.filter(|m| m.generation == crate::process::fork::generation()) {
         if mailbox.event_loop.bind(py).call0()?.is(event_loop) {
             return Ok(mailbox);
         }
@@ -285,12 +284,8 @@ pub fn awaitable<'py, T: Send + 'static>(
     let mailbox = mailbox_for(&event_loop)?;
     let target = future.clone().unbind();
     let reply_to = Arc::clone(&mailbox);
-    // Begun here, in the caller's context; ended on the loop's thread when the call settles,
-    // before the caller resumes.
-    let trace = Trace::begin(py);
     let job = async move {
         // A panic in the work comes back as an error, so the asyncio future is always settled.
-        let work = crate::telemetry::around(trace.as_ref(), work);
         let outcome = match CatchUnwind(Box::pin(work)).await {
             Ok(outcome) => outcome,
             Err(()) => Err(Error::new(
@@ -300,12 +295,7 @@ pub fn awaitable<'py, T: Send + 'static>(
         };
         reply_to.post(Settlement {
             future: target,
-            outcome: Box::new(move |py| {
-                if let Some(trace) = trace {
-                    trace.end(py);
-                }
-                outcome.map_err(PyErr::from).and_then(|v| convert(py, v))
-            }),
+            outcome: Box::new(move |py| outcome.map_err(PyErr::from).and_then(|v| convert(py, v))),
         });
     };
     mailbox.send_off(&event_loop, Box::pin(job))?;

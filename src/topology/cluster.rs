@@ -1,13 +1,13 @@
 //! Redis Cluster: which of 16384 slots a key hashes to, and which node serves each slot now.
 //!
 //! The slot map comes from `CLUSTER SLOTS` on any reachable node; `MOVED` replies make it be
-//! fetched again, `ASK` replies send one request to the importing node (see topology.rs).
+//! fetched again, `ASK` replies send one request to the importing node (see topology/mod.rs).
 
-use crate::config::{Address, ConnectionOptions, ServerConfig};
-use crate::connection::{shared_pool, RedisConnector, RedisPool};
 use crate::errors::{Error, ErrorKind, Result};
-use crate::pool::Connector;
-use crate::resp::{text, Packed};
+use crate::resp::pack::{text, Packed};
+use crate::settings::location::{Address, ConnectionOptions, ServerConfig};
+use crate::transport::connector::{shared_pool, RedisConnector, RedisPool};
+use crate::transport::pool::Connector;
 use redis::Value;
 use std::sync::Arc;
 

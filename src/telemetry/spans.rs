@@ -9,10 +9,10 @@
 //! caller had when it made the call: on the caller's thread for a sync call, on the event loop's
 //! thread, before the awaiting coroutine resumes, for an async one.
 
-use crate::config::Address;
-use crate::connection::RedisPool;
 use crate::errors::{Error, ErrorKind, Result};
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
+use crate::settings::location::Address;
+use crate::transport::connector::RedisPool;
 use futures_util::future::Either;
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;

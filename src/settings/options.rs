@@ -2,48 +2,50 @@
 //! `Settings`: every refusal names its option, and the settings that do nothing for the cache
 //! are listed for the system check (W002).
 //!
-//! Pure Rust: the Python dict arrives as a `Value` tree (`client::value_of`), so `cargo test`
+//! Pure Rust: the Python dict arrives as a `SettingValue` tree (`client::value_of`), so `cargo test`
 //! covers every rule. The Python layer keeps what needs Python: importing dotted paths, the
 //! serializer and compressor objects, and the options that read Django's settings.
 
-use crate::breaker::BreakerConfig;
-use crate::client_config::{SentinelSettings, Settings};
-use crate::client_side_cache::LocalConfig;
-use crate::config::{duration_from_secs, ignored_query_params, TlsOptions, MAX_SECONDS};
 use crate::errors::{ConfigKind, Error, Result};
+use crate::settings::location::{
+    duration_from_secs, ignored_query_params, TlsOptions, MAX_SECONDS,
+};
+use crate::settings::resolved::BreakerConfig;
+use crate::settings::resolved::LocalConfig;
+use crate::settings::resolved::{SentinelSettings, Settings};
 use std::fmt;
 use std::time::Duration;
 
 /// A settings value: what Python's settings hold, reduced to what options can be.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub enum SettingValue {
     None,
     Bool(bool),
     Int(i64),
     Float(f64),
     Str(String),
-    List(Vec<Value>),
-    Map(Vec<(String, Value)>),
+    List(Vec<SettingValue>),
+    Map(Vec<(String, SettingValue)>),
     /// Anything else (an int beyond 64 bits, an object), by its Python repr.
     Other(String),
 }
 
 /// As Python writes it, so that messages quote values as settings.py does.
-impl fmt::Display for Value {
+impl fmt::Display for SettingValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::None => f.write_str("None"),
-            Value::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
-            Value::Int(n) => write!(f, "{n}"),
-            Value::Float(x) => write!(f, "{x:?}"),
-            Value::Str(s) => write!(f, "{s:?}"),
-            Value::List(items) => write!(f, "[{}]", joined(items)),
-            Value::Map(entries) => {
+            SettingValue::None => f.write_str("None"),
+            SettingValue::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
+            SettingValue::Int(n) => write!(f, "{n}"),
+            SettingValue::Float(x) => write!(f, "{x:?}"),
+            SettingValue::Str(s) => write!(f, "{s:?}"),
+            SettingValue::List(items) => write!(f, "[{}]", joined(items)),
+            SettingValue::Map(entries) => {
                 let entries: Vec<String> =
                     entries.iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
                 write!(f, "{{{}}}", entries.join(", "))
             }
-            Value::Other(repr) => f.write_str(repr),
+            SettingValue::Other(repr) => f.write_str(repr),
         }
     }
 }
@@ -151,18 +153,18 @@ const CLEAR_SCOPES: &[&str] = &["database", "prefix", "version"];
 /// A dict of settings, named for messages.
 struct Table<'a> {
     label: &'static str,
-    entries: &'a [(String, Value)],
+    entries: &'a [(String, SettingValue)],
 }
 
 impl<'a> Table<'a> {
     /// `value` as a dict; None and an empty dict alike mean "nothing set" (Python's `or {}`).
-    fn of(label: &'static str, value: Option<&'a Value>) -> Result<Self> {
+    fn of(label: &'static str, value: Option<&'a SettingValue>) -> Result<Self> {
         match value {
-            None | Some(Value::None) => Ok(Self {
+            None | Some(SettingValue::None) => Ok(Self {
                 label,
                 entries: &[],
             }),
-            Some(Value::Map(entries)) => Ok(Self { label, entries }),
+            Some(SettingValue::Map(entries)) => Ok(Self { label, entries }),
             Some(other) => Err(Error::config(
                 label,
                 format!("{label} must be a dict, not {other}"),
@@ -171,13 +173,13 @@ impl<'a> Table<'a> {
     }
 
     /// The value set for `name`, None included.
-    fn raw(&self, name: &str) -> Option<&'a Value> {
+    fn raw(&self, name: &str) -> Option<&'a SettingValue> {
         self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The value set for `name`; None counts as unset.
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.raw(name).filter(|v| **v != Value::None)
+    fn get(&self, name: &str) -> Option<&'a SettingValue> {
+        self.raw(name).filter(|v| **v != SettingValue::None)
     }
 
     fn names(&self) -> impl Iterator<Item = &'a str> {
@@ -212,11 +214,11 @@ impl<'a> Table<'a> {
 }
 
 /// A number of seconds (see `duration_from_secs`), or None when unset.
-fn seconds(value: Option<&Value>, label: &'static str) -> Result<Option<Duration>> {
+fn seconds(value: Option<&SettingValue>, label: &'static str) -> Result<Option<Duration>> {
     let secs = match value {
-        None | Some(Value::None) => return Ok(None),
-        Some(Value::Int(n)) => Some(*n as f64),
-        Some(Value::Float(x)) => Some(*x),
+        None | Some(SettingValue::None) => return Ok(None),
+        Some(SettingValue::Int(n)) => Some(*n as f64),
+        Some(SettingValue::Float(x)) => Some(*x),
         Some(_) => None,
     };
     match secs.and_then(duration_from_secs) {
@@ -228,14 +230,18 @@ fn seconds(value: Option<&Value>, label: &'static str) -> Result<Option<Duration
             format!(
                 "{label} must be a number of seconds from 0 to {MAX_SECONDS:e} (and, when \
                  positive, at least 1e-9), not {}",
-                value.unwrap_or(&Value::None)
+                value.unwrap_or(&SettingValue::None)
             ),
         )),
     }
 }
 
 /// A positive number of seconds, `default` when unset.
-fn positive_seconds(value: Option<&Value>, label: &'static str, default: f64) -> Result<Duration> {
+fn positive_seconds(
+    value: Option<&SettingValue>,
+    label: &'static str,
+    default: f64,
+) -> Result<Duration> {
     match seconds(value, label)? {
         None => Ok(Duration::from_secs_f64(default)),
         Some(d) if d.is_zero() => Err(Error::misconfigured(
@@ -249,9 +255,9 @@ fn positive_seconds(value: Option<&Value>, label: &'static str, default: f64) ->
 }
 
 /// An integer (not a bool) from `min` to `max`.
-fn bounded(value: &Value, label: &'static str, min: i64, max: i64) -> Result<i64> {
+fn bounded(value: &SettingValue, label: &'static str, min: i64, max: i64) -> Result<i64> {
     match value {
-        Value::Int(n) if (min..=max).contains(n) => Ok(*n),
+        SettingValue::Int(n) if (min..=max).contains(n) => Ok(*n),
         _ => Err(Error::config(
             label,
             format!("{label} must be an integer from {min} to {max}, not {value}"),
@@ -259,10 +265,10 @@ fn bounded(value: &Value, label: &'static str, min: i64, max: i64) -> Result<i64
     }
 }
 
-fn flag(value: Option<&Value>, label: &'static str, default: bool) -> Result<bool> {
+fn flag(value: Option<&SettingValue>, label: &'static str, default: bool) -> Result<bool> {
     match value {
         None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
+        Some(SettingValue::Bool(b)) => Ok(*b),
         Some(other) => Err(Error::config(
             label,
             format!("{label} must be True or False, not {other}"),
@@ -270,10 +276,10 @@ fn flag(value: Option<&Value>, label: &'static str, default: bool) -> Result<boo
     }
 }
 
-fn text(value: Option<&Value>, label: &'static str) -> Result<Option<String>> {
+fn text(value: Option<&SettingValue>, label: &'static str) -> Result<Option<String>> {
     match value {
-        None | Some(Value::None) => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+        None | Some(SettingValue::None) => Ok(None),
+        Some(SettingValue::Str(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
         Some(other) => Err(Error::config(
             label,
             format!("{label} must be a string, not {other}"),
@@ -283,17 +289,17 @@ fn text(value: Option<&Value>, label: &'static str) -> Result<Option<String>> {
 
 /// LOCATION: a URL string, comma-separated URLs, or a list of them. Returns the URLs and the
 /// entries as written (django-redis names its ring nodes by those).
-fn locations(location: &Value) -> Result<(Vec<String>, Vec<String>)> {
+fn locations(location: &SettingValue) -> Result<(Vec<String>, Vec<String>)> {
     let written: Vec<String> = match location {
-        Value::Str(s) => s
+        SettingValue::Str(s) => s
             .split(',')
             .filter(|p| !p.trim().is_empty())
             .map(str::to_owned)
             .collect(),
-        Value::List(items) => items
+        SettingValue::List(items) => items
             .iter()
             .map(|item| match item {
-                Value::Str(s) => Ok(s.clone()),
+                SettingValue::Str(s) => Ok(s.clone()),
                 _ => Err(()),
             })
             .collect::<std::result::Result<_, ()>>()
@@ -307,7 +313,7 @@ fn locations(location: &Value) -> Result<(Vec<String>, Vec<String>)> {
     Ok((urls, written))
 }
 
-fn not_urls(location: &Value) -> Error {
+fn not_urls(location: &SettingValue) -> Error {
     Error::config(
         "LOCATION",
         format!("LOCATION must be a URL string or a list of them, not {location}"),
@@ -320,7 +326,7 @@ fn tls(table: &Table<'_>) -> Result<TlsOptions> {
     let label = table.label;
     let path = |name: &str| match table.get(name) {
         None => Ok(None),
-        Some(Value::Str(p)) => Ok(Some(p.into())),
+        Some(SettingValue::Str(p)) => Ok(Some(p.into())),
         Some(_) => Err(Error::config(
             label,
             format!("{label}['{name}'] must be a file path"),
@@ -332,7 +338,7 @@ fn tls(table: &Table<'_>) -> Result<TlsOptions> {
         keyfile: path("ssl_keyfile")?,
         ..TlsOptions::default()
     };
-    let refused = |other: &Value| {
+    let refused = |other: &SettingValue| {
         let message = format!(
             "{label}['ssl_cert_reqs'] must be None, 'none', 'optional' or 'required' \
              (or an ssl.CERT_* constant), not {other}"
@@ -341,10 +347,10 @@ fn tls(table: &Table<'_>) -> Result<TlsOptions> {
     };
     match table.raw("ssl_cert_reqs") {
         // ssl.CERT_NONE is 0; CERT_OPTIONAL 1 and CERT_REQUIRED 2.
-        Some(Value::None | Value::Int(0)) => tls.verify_peer = false,
-        None | Some(Value::Int(1 | 2)) => {}
+        Some(SettingValue::None | SettingValue::Int(0)) => tls.verify_peer = false,
+        None | Some(SettingValue::Int(1 | 2)) => {}
         // By name: the rule a URL's ?ssl_cert_reqs= follows.
-        Some(named @ Value::Str(s)) => tls.set_cert_reqs(s).map_err(|_| refused(named))?,
+        Some(named @ SettingValue::Str(s)) => tls.set_cert_reqs(s).map_err(|_| refused(named))?,
         Some(other) => return Err(refused(other)),
     }
     tls.verify_hostname = flag(table.raw("ssl_check_hostname"), "ssl_check_hostname", true)
@@ -358,12 +364,12 @@ fn tls(table: &Table<'_>) -> Result<TlsOptions> {
 }
 
 /// `CLIENT_SIDE_CACHE`: True, or a dict of `max_entries`, `max_bytes` and `ttl`.
-fn client_side_cache(value: Option<&Value>) -> Result<Option<LocalConfig>> {
+fn client_side_cache(value: Option<&SettingValue>) -> Result<Option<LocalConfig>> {
     const LABEL: &str = "CLIENT_SIDE_CACHE";
     let table = match value {
-        None | Some(Value::None | Value::Bool(false)) => return Ok(None),
-        Some(Value::Bool(true)) => Table::of(LABEL, None)?,
-        Some(Value::Map(_)) => Table::of(LABEL, value)?,
+        None | Some(SettingValue::None | SettingValue::Bool(false)) => return Ok(None),
+        Some(SettingValue::Bool(true)) => Table::of(LABEL, None)?,
+        Some(SettingValue::Map(_)) => Table::of(LABEL, value)?,
         Some(_) => {
             return Err(Error::config(
                 LABEL,
@@ -388,7 +394,7 @@ fn client_side_cache(value: Option<&Value>) -> Result<Option<LocalConfig>> {
 
 /// `CIRCUIT_BREAKER = {"failures": N, "reset_timeout": T}`: after N consecutive connection
 /// failures to a server, calls to it fail at once for T seconds, then one call probes it.
-fn circuit_breaker(value: Option<&Value>) -> Result<BreakerConfig> {
+fn circuit_breaker(value: Option<&SettingValue>) -> Result<BreakerConfig> {
     if value.is_none() {
         return Ok(BreakerConfig::default());
     }
@@ -443,11 +449,11 @@ fn sentinels(
         )
     };
     let nodes = match options.get("SENTINELS") {
-        Some(Value::List(nodes)) if !nodes.is_empty() => nodes
+        Some(SettingValue::List(nodes)) if !nodes.is_empty() => nodes
             .iter()
             .map(|node| match node {
-                Value::List(pair) => match pair.as_slice() {
-                    [Value::Str(host), Value::Int(port)] => {
+                SettingValue::List(pair) => match pair.as_slice() {
+                    [SettingValue::Str(host), SettingValue::Int(port)] => {
                         Ok((host.clone(), u16::try_from(*port).map_err(|_| bad())?))
                     }
                     _ => Err(bad()),
@@ -503,7 +509,11 @@ fn sentinels(
 }
 
 /// `LOCATION` and `OPTIONS`, checked into `Settings` for `layout`.
-pub fn read(location: &Value, options: &Value, layout: LayoutChoice) -> Result<Settings> {
+pub fn read(
+    location: &SettingValue,
+    options: &SettingValue,
+    layout: LayoutChoice,
+) -> Result<Settings> {
     let options = Table::of("OPTIONS", Some(options))?;
     options.only(&[KNOWN_OPTIONS, REDIS_PY_OPTIONS], "cache OPTIONS")?;
     let pool = Table::of(
@@ -552,7 +562,7 @@ pub fn read(location: &Value, options: &Value, layout: LayoutChoice) -> Result<S
     behaviour.clear_scope = match options.raw("CLEAR_SCOPE") {
         None => "database",
         Some(value) => match value {
-            Value::Str(s) => CLEAR_SCOPES.iter().copied().find(|scope| scope == s),
+            SettingValue::Str(s) => CLEAR_SCOPES.iter().copied().find(|scope| scope == s),
             _ => None,
         }
         .ok_or_else(|| {
@@ -610,8 +620,8 @@ pub fn read(location: &Value, options: &Value, layout: LayoutChoice) -> Result<S
 mod tests {
     use super::*;
 
-    fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(
+    fn map(entries: &[(&str, SettingValue)]) -> SettingValue {
+        SettingValue::Map(
             entries
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -619,8 +629,8 @@ mod tests {
         )
     }
 
-    fn url(s: &str) -> Value {
-        Value::Str(s.into())
+    fn url(s: &str) -> SettingValue {
+        SettingValue::Str(s.into())
     }
 
     fn fault(read: Result<Settings>) -> crate::errors::Misconfigured {
@@ -630,7 +640,7 @@ mod tests {
         }
     }
 
-    fn refused(options: Value) -> crate::errors::Misconfigured {
+    fn refused(options: SettingValue) -> crate::errors::Misconfigured {
         fault(read(&url("redis://h"), &options, LayoutChoice::Replicated))
     }
 
@@ -644,27 +654,27 @@ mod tests {
                 ConfigKind::Timeout,
             ),
             (
-                map(&[("SOCKET_TIMEOUT", Value::Float(1e-12))]),
+                map(&[("SOCKET_TIMEOUT", SettingValue::Float(1e-12))]),
                 "SOCKET_TIMEOUT",
                 ConfigKind::Timeout,
             ),
             (
-                map(&[("SOCKET_TIMOUT", Value::Int(1))]),
+                map(&[("SOCKET_TIMOUT", SettingValue::Int(1))]),
                 "OPTIONS",
                 ConfigKind::Unknown,
             ),
             (
-                pool(&[("max_connections", Value::Int(0))]),
+                pool(&[("max_connections", SettingValue::Int(0))]),
                 "CONNECTION_POOL_KWARGS['max_connections']",
                 ConfigKind::Value,
             ),
             (
-                pool(&[("max_conections", Value::Int(5))]),
+                pool(&[("max_conections", SettingValue::Int(5))]),
                 "CONNECTION_POOL_KWARGS",
                 ConfigKind::Unknown,
             ),
             (
-                pool(&[("timeout", Value::Float(1e300))]),
+                pool(&[("timeout", SettingValue::Float(1e300))]),
                 "CONNECTION_POOL_KWARGS['timeout']",
                 ConfigKind::Timeout,
             ),
@@ -674,7 +684,7 @@ mod tests {
                 ConfigKind::Value,
             ),
             (
-                map(&[("PASSWORD", Value::Int(1234))]),
+                map(&[("PASSWORD", SettingValue::Int(1234))]),
                 "PASSWORD",
                 ConfigKind::Value,
             ),
@@ -684,50 +694,61 @@ mod tests {
                 ConfigKind::Value,
             ),
             (
-                map(&[("SINGLE_FLIGHT", Value::Int(1))]),
+                map(&[("SINGLE_FLIGHT", SettingValue::Int(1))]),
                 "SINGLE_FLIGHT",
                 ConfigKind::Value,
             ),
             (
-                map(&[("CIRCUIT_BREAKER", map(&[("reset_timeout", Value::Int(0))]))]),
+                map(&[(
+                    "CIRCUIT_BREAKER",
+                    map(&[("reset_timeout", SettingValue::Int(0))]),
+                )]),
                 "CIRCUIT_BREAKER['reset_timeout']",
                 ConfigKind::Timeout,
             ),
             (
                 map(&[(
                     "CLIENT_SIDE_CACHE",
-                    map(&[("max_bytes", Value::Other("18446744073709551616".into()))]),
+                    map(&[(
+                        "max_bytes",
+                        SettingValue::Other("18446744073709551616".into()),
+                    )]),
                 )]),
                 "CLIENT_SIDE_CACHE['max_bytes']",
                 ConfigKind::Value,
             ),
             (
-                map(&[("CLIENT_SIDE_CACHE", map(&[("size", Value::Int(1))]))]),
+                map(&[("CLIENT_SIDE_CACHE", map(&[("size", SettingValue::Int(1))]))]),
                 "CLIENT_SIDE_CACHE",
                 ConfigKind::Unknown,
             ),
-            (Value::List(Vec::new()), "OPTIONS", ConfigKind::Value),
+            (SettingValue::List(Vec::new()), "OPTIONS", ConfigKind::Value),
         ];
         for (options, option, kind) in cases {
             let refusal = refused(options.clone());
             assert_eq!((refusal.option, refusal.kind), (option, kind), "{options}");
         }
         assert_eq!(
-            refused(map(&[("SOCKET_TIMOUT", Value::Int(1))])).names,
+            refused(map(&[("SOCKET_TIMOUT", SettingValue::Int(1))])).names,
             ["SOCKET_TIMOUT"]
         );
     }
 
     #[test]
     fn locations_are_a_string_a_comma_list_or_a_list() {
-        let read_urls = |location: Value| read(&location, &map(&[]), LayoutChoice::Sharded);
+        let read_urls = |location: SettingValue| read(&location, &map(&[]), LayoutChoice::Sharded);
         let settings = read_urls(url("redis://a, redis://b")).unwrap();
         assert_eq!(settings.locations, ["redis://a", "redis://b"]);
         // The ring names are the entries as written, as django-redis names them.
         assert_eq!(settings.shard_names.unwrap(), ["redis://a", " redis://b"]);
-        let listed = read_urls(Value::List(vec![url("redis://a"), url("redis://b")])).unwrap();
+        let listed =
+            read_urls(SettingValue::List(vec![url("redis://a"), url("redis://b")])).unwrap();
         assert_eq!(listed.locations, ["redis://a", "redis://b"]);
-        for bad in [Value::Int(123), url(""), Value::List(vec![Value::Int(1)])] {
+        for bad in [
+            SettingValue::Int(123),
+            url(""),
+            SettingValue::List(vec![SettingValue::Int(1)]),
+        ] {
             let refusal = fault(read_urls(bad));
             assert_eq!(
                 (refusal.option, refusal.kind),
@@ -739,20 +760,20 @@ mod tests {
     #[test]
     fn options_become_connection_settings() {
         let options = map(&[
-            ("SOCKET_TIMEOUT", Value::Float(0.5)),
-            ("SOCKET_CONNECT_TIMEOUT", Value::Int(0)),
+            ("SOCKET_TIMEOUT", SettingValue::Float(0.5)),
+            ("SOCKET_CONNECT_TIMEOUT", SettingValue::Int(0)),
             ("USERNAME", url("")),
             ("PASSWORD", url("secret")),
             (
                 "CONNECTION_POOL_KWARGS",
                 map(&[
-                    ("max_connections", Value::Int(7)),
-                    ("ssl_cert_reqs", Value::None),
-                    ("retry_on_timeout", Value::Bool(true)),
+                    ("max_connections", SettingValue::Int(7)),
+                    ("ssl_cert_reqs", SettingValue::None),
+                    ("retry_on_timeout", SettingValue::Bool(true)),
                 ]),
             ),
-            ("SINGLE_FLIGHT_TIMEOUT", Value::Int(3)),
-            ("REPLICA_READ_ONLY", Value::Bool(true)),
+            ("SINGLE_FLIGHT_TIMEOUT", SettingValue::Int(3)),
+            ("REPLICA_READ_ONLY", SettingValue::Bool(true)),
         ]);
         let settings = read(
             &url("redis://h?decode_responses=1"),
@@ -785,7 +806,10 @@ mod tests {
     fn sentinel_reads_is_master_as_django_redis_does() {
         let options = map(&[(
             "SENTINELS",
-            Value::List(vec![Value::List(vec![url("s1"), Value::Int(26379)])]),
+            SettingValue::List(vec![SettingValue::List(vec![
+                url("s1"),
+                SettingValue::Int(26379),
+            ])]),
         )]);
         let sentinel = |location: &str, read_from_replicas| {
             let layout = LayoutChoice::Sentinel { read_from_replicas };
@@ -810,7 +834,10 @@ mod tests {
         assert!(sentinel("redis://svc", Some(true)).1);
         let bad_port = map(&[(
             "SENTINELS",
-            Value::List(vec![Value::List(vec![url("s"), Value::Int(70000)])]),
+            SettingValue::List(vec![SettingValue::List(vec![
+                url("s"),
+                SettingValue::Int(70000),
+            ])]),
         )]);
         let layout = LayoutChoice::Sentinel {
             read_from_replicas: None,

@@ -1,7 +1,7 @@
 //! Which requests may be sent again after their connection broke mid-exchange, when the first
 //! attempt may or may not have reached the server (see `connection::settle`).
 
-use crate::resp::Packed;
+use crate::resp::pack::Packed;
 
 /// Commands that read, or write the same thing again with the same reply (sorted, for search).
 const REPEATABLE: &[&[u8]] = &[

@@ -1,5 +1,5 @@
 //! The blocking connection the pools hold: our own socket (TCP, unix, or TLS through rustls),
-//! replies read by `parse.rs`, and a deadline per exchange. `SOCKET_TIMEOUT` bounds an
+//! replies read by `resp/parse.rs`, and a deadline per exchange. `SOCKET_TIMEOUT` bounds an
 //! exchange from its request's first byte to its last reply's, however slowly the bytes come
 //! (a socket timeout alone bounds each read, and a server sending a byte at a time resets it).
 //!
@@ -8,7 +8,7 @@
 //! call.
 
 use crate::errors::{Error, ErrorKind, Result};
-use crate::parse::{refused_then_closed, ReplyReader};
+use crate::resp::parse::{refused_then_closed, ReplyReader};
 use redis::Value;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
@@ -133,7 +133,7 @@ impl Conn {
             Endpoint::Tls(host, port, config) => {
                 let stream = tcp(host, port, connect_timeout).map_err(failed)?;
                 stream.set_nodelay(true).map_err(failed)?;
-                let name = crate::tls::server_name(host)?;
+                let name = crate::transport::tls::server_name(host)?;
                 let tls = ClientConnection::new(Arc::clone(config), name)
                     .map_err(|e| Error::new(ErrorKind::Connection, format!("{describe}: {e}")))?;
                 (Socket::Tcp(stream), Some(Box::new(tls)))
@@ -391,7 +391,7 @@ impl Conn {
             (self.start, self.end) = (0, self.end - self.start);
         }
         if self.end == self.buf.len() {
-            // Still full: one reply is larger than the buffer. Grow it (parse.rs bounds it).
+            // Still full: one reply is larger than the buffer. Grow it (resp/parse.rs bounds it).
             self.buf.resize(self.buf.len() * 2, 0);
         }
         loop {
