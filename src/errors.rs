@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-/// What went wrong, in the terms the Python layer cares about.
+/// What went wrong with a request or the settings, in the terms the Python layer cares about.
+/// A value's own faults are not among them: the codec runs with the GIL held and raises
+/// `SerializerError` / `CompressorError` itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The server could not be reached, or the connection broke mid-command.
@@ -19,10 +21,6 @@ pub enum ErrorKind {
     Protocol,
     /// `LOCATION` or `OPTIONS` are invalid.
     Config,
-    /// A stored value could not be (de)serialized.
-    Serializer,
-    /// A stored value could not be (de)compressed.
-    Compressor,
 }
 
 #[derive(Clone, Debug)]
@@ -41,11 +39,30 @@ pub struct Error {
 /// report (their ids follow `kind`), never read back from the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Misconfigured {
-    /// `LOCATION`, `SOCKET_TIMEOUT`, `CONNECTION_POOL_KWARGS['timeout']`, ...
+    /// `LOCATION`, `SOCKET_TIMEOUT`, `CONNECTION_POOL_KWARGS['timeout']`, ...: the label the
+    /// message quotes.
     pub option: &'static str,
     pub kind: ConfigKind,
     /// For `Unknown`: the names not known.
     pub names: Vec<String>,
+    /// For `Unknown`: the message without its list of what is supported (the check's
+    /// headline; the list goes to its hint).
+    pub summary: Option<String>,
+}
+
+impl Misconfigured {
+    /// The top-level setting (`CONNECTION_POOL_KWARGS` for `CONNECTION_POOL_KWARGS['timeout']`).
+    pub fn top_level(&self) -> &'static str {
+        self.option
+            .split_once('[')
+            .map_or(self.option, |(top, _)| top)
+    }
+
+    /// The key inside it that is at fault (`timeout`), if the label names one.
+    pub fn key(&self) -> Option<&'static str> {
+        let (_, rest) = self.option.split_once('[')?;
+        Some(rest.trim_end_matches(']').trim_matches(['\'', '"']))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,9 +293,18 @@ impl Error {
                 option,
                 kind,
                 names,
+                summary: None,
             })),
             ..Self::new(ErrorKind::Config, message)
         }
+    }
+
+    /// This configuration error with `summary`, its message without the details.
+    pub fn summarised(mut self, summary: String) -> Self {
+        if let Some(setting) = self.setting.as_mut() {
+            setting.summary = Some(summary);
+        }
+        self
     }
 
     /// Classify a redis-rs error; `server` names the node (never with credentials). Only a
@@ -365,7 +391,7 @@ pub fn check_bulk_len(len: usize, what: impl FnOnce() -> String) -> pyo3::PyResu
 /// redis-py's, defined in `django_redis_rs.exceptions`, which imports redis-py only when one is
 /// first needed; the others are made here.
 pub mod py {
-    use super::{Error, ErrorKind};
+    use super::{ConfigKind, Error, ErrorKind, Misconfigured};
     use pyo3::exceptions::{PyConnectionError, PyException, PyTimeoutError, PyValueError};
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
@@ -434,21 +460,34 @@ pub mod py {
                     outer.set_cause(py, Some(cause));
                     outer
                 }
-                ErrorKind::Config => {
-                    let refused = ConfigError::new_err(err.message);
-                    // What the checks report; setting attributes on a fresh exception cannot
-                    // fail in practice, and the message says it all anyway.
-                    if let Some(setting) = err.setting {
-                        let value = refused.value(py);
-                        let _ = value.setattr("option", setting.option);
-                        let _ = value.setattr("kind", setting.kind.name());
-                        let _ = value.setattr("names", setting.names);
-                    }
-                    refused
-                }
-                ErrorKind::Serializer => SerializerError::new_err(err.message),
-                ErrorKind::Compressor => CompressorError::new_err(err.message),
+                ErrorKind::Config => setting_error(py, err),
             })
+        }
+    }
+
+    /// `django_redis_rs.exceptions.SettingError` (an `ImproperlyConfigured`) with the fields the
+    /// system checks report; `ConfigError` where the package cannot be imported (Rust's tests).
+    fn setting_error(py: Python<'_>, err: Error) -> PyErr {
+        let setting = err.setting.unwrap_or_else(|| {
+            Box::new(Misconfigured {
+                option: "OPTIONS",
+                kind: ConfigKind::Value,
+                names: Vec::new(),
+                summary: None,
+            })
+        });
+        let class = redis_py_class(py, "SettingError", ConfigError::type_object);
+        let args = (
+            setting.top_level(),
+            err.message.as_str(),
+            setting.kind.name(),
+            setting.names.clone(),
+            setting.key(),
+            setting.summary.as_deref(),
+        );
+        match class.call1(args) {
+            Ok(refused) => PyErr::from_value(refused),
+            Err(_) => ConfigError::new_err(err.message),
         }
     }
 

@@ -160,10 +160,31 @@ def test_a_refused_setting_carries_its_option_and_kind(
     assert (refused.option, refused.kind) == (option, kind), refused
     # Celery and multiprocessing pickle exceptions: every field comes back.
     copy = pickle.loads(pickle.dumps(refused))
-    assert (type(copy), str(copy), copy.option, copy.kind, copy.names) == (
-        SettingError,
-        str(refused),
-        refused.option,
-        refused.kind,
-        refused.names,
-    )
+    fields = ("option", "kind", "names", "key", "summary")
+    assert (type(copy), str(copy)) == (SettingError, str(refused))
+    assert [getattr(copy, f) for f in fields] == [getattr(refused, f) for f in fields]
+
+
+def test_a_refusal_names_the_key_and_summarises_itself_in_fields() -> None:
+    """The native module raises SettingError itself, with the key inside the option at fault
+    and, for unknown names, the headline without the list of supported ones: nothing is read
+    back from the message."""
+    from django_redis_rs.cache import RedisCache
+
+    pool = RedisCache("redis://h", {"OPTIONS": {POOL: {"max_connections": 0}}})
+    refused = pool.configuration_error
+    assert (refused.option, refused.key) == (POOL, "max_connections")
+    unknown = RedisCache("redis://h", {"OPTIONS": {"SOCKET_TIMOUT": 1}}).configuration_error
+    assert unknown.key is None and unknown.names == ("SOCKET_TIMOUT",)
+    assert unknown.summary == 'Unknown cache OPTIONS ["SOCKET_TIMOUT"]'
+    assert str(unknown).startswith(unknown.summary + "; supported: [")
+    level = RedisCache(
+        "redis://h",
+        {
+            "OPTIONS": {
+                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+                "COMPRESSOR_LEVEL": 42,
+            }
+        },
+    ).configuration_error
+    assert (level.option, level.kind) == ("COMPRESSOR_LEVEL", "value"), level

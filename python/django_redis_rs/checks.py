@@ -68,9 +68,8 @@ def _refusal(alias: str, refused: Exception) -> checks.CheckMessage:
             for name in refused.names
             if (match := difflib.get_close_matches(name, KNOWN_OPTIONS, n=1))
         ]
-        summary = message.split(";")[0]
         hint = ("Did you mean: " + ", ".join(guesses)) if guesses else message
-        return checks.Error(f"{where}: {summary}", hint=hint, id=check_id)
+        return checks.Error(f"{where}: {refused.summary}", hint=hint, id=check_id)
     return checks.Error(f"{where}: {message}", id=check_id)
 
 

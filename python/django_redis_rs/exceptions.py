@@ -68,21 +68,35 @@ _REDIS_PY_SUBCLASSES = {
 
 class SettingError(ImproperlyConfigured):
     """A setting this backend refused. ``option`` names it (``"LOCATION"``, ``"SOCKET_TIMEOUT"``,
-    ``"CONNECTION_POOL_KWARGS"``, …: the top-level name, when a key inside it is at fault);
-    ``kind`` says how, for the system checks: ``"location"``, ``"import"``, ``"unknown"`` (the
-    unknown names in ``names``), ``"timeout"`` or ``"value"``."""
+    ``"CONNECTION_POOL_KWARGS"``, …: the top-level name), and ``key`` the key inside it at fault
+    (``"timeout"``), if any; ``kind`` says how, for the system checks: ``"location"``,
+    ``"import"``, ``"unknown"`` (the unknown names in ``names``), ``"timeout"`` or ``"value"``;
+    ``summary`` is the message without its details (for ``"unknown"``, the list of what is
+    supported). The native module raises it with every field; nothing reads them back from
+    the message."""
 
     def __init__(
-        self, option: str, message: str, kind: str = "value", names: Sequence[str] = ()
+        self,
+        option: str,
+        message: str,
+        kind: str = "value",
+        names: Sequence[str] = (),
+        key: str | None = None,
+        summary: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.option = option.split("[", 1)[0]
+        self.option = option
         self.kind = kind
         self.names = tuple(names)
+        self.key = key
+        self.summary = summary if summary is not None else message
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Celery and multiprocessing pickle exceptions: rebuild with every field.
-        return (type(self), (self.option, str(self), self.kind, self.names))
+        return (
+            type(self),
+            (self.option, str(self), self.kind, self.names, self.key, self.summary),
+        )
 
 
 def redis_py_error(failure: ConnectionInterrupted) -> BaseException:

@@ -51,7 +51,10 @@ impl Compressor {
             min_length: tuple.get_item(2)?.extract()?,
             max_decompressed: tuple.get_item(3)?.extract()?,
         };
-        compressor.validate().map_err(PyValueError::new_err)?;
+        // A level the format does not have is the setting's fault: SettingError, naming it.
+        compressor.validate().map_err(|why| {
+            crate::errors::Error::config("COMPRESSOR_LEVEL", format!("COMPRESSOR_LEVEL: {why}"))
+        })?;
         Ok(Compressor::Native(compressor))
     }
 

@@ -199,17 +199,18 @@ impl<'a> Table<'a> {
         unknown.sort();
         let mut supported: Vec<&str> = known.iter().flat_map(|list| list.iter().copied()).collect();
         supported.sort();
-        let message = format!(
-            "Unknown {what} [{}]; supported: [{}]",
+        let summary = format!(
+            "Unknown {what} [{}]",
             joined(unknown.iter().map(|n| format!("{n:?}"))),
+        );
+        let message = format!(
+            "{summary}; supported: [{}]",
             joined(supported.iter().map(|n| format!("{n:?}"))),
         );
-        Err(Error::misconfigured(
-            self.label,
-            ConfigKind::Unknown,
-            unknown,
-            message,
-        ))
+        Err(
+            Error::misconfigured(self.label, ConfigKind::Unknown, unknown, message)
+                .summarised(summary),
+        )
     }
 }
 

@@ -28,7 +28,6 @@ from django_redis_rs.described import (
     add_async_twins,
     described,
 )
-from django_redis_rs.exceptions import ConfigError, SettingError
 from django_redis_rs.lock import AsyncLock, ForgivingAsyncLock, ForgivingLock, Lock
 from django_redis_rs.options import (
     close_connection,
@@ -95,23 +94,20 @@ class DefaultClient(DataStructures, RawClients):
         # under it (to all keys, with a key function of your own).
         self._native_prefix = backend.key_prefix
         default_keys = backend.key_func is default_key_func
-        try:
-            self._native = _native.Client(
-                server,
-                self._options,
-                **self._layout(),
-                serializer=serializer,
-                compressor=compressor,
-                signing=signed_values(self._options),
-                key_prefix=backend.key_prefix,
-                tracking_prefix=f"{backend.key_prefix}:" if default_keys else None,
-                # Django makes a cache object per thread: those built from the same settings
-                # count together (a digest, so that no password is kept in the key).
-                metrics_scope=hashlib.sha256(repr((server, params)).encode()).hexdigest(),
-            )
-        except ConfigError as e:
-            # The native module checks LOCATION and OPTIONS, naming the option it refused.
-            raise SettingError(e.option, str(e), e.kind, e.names) from None
+        # The native module checks LOCATION and OPTIONS, raising SettingError naming the option.
+        self._native = _native.Client(
+            server,
+            self._options,
+            **self._layout(),
+            serializer=serializer,
+            compressor=compressor,
+            signing=signed_values(self._options),
+            key_prefix=backend.key_prefix,
+            tracking_prefix=f"{backend.key_prefix}:" if default_keys else None,
+            # Django makes a cache object per thread: those built from the same settings
+            # count together (a digest, so that no password is kept in the key).
+            metrics_scope=hashlib.sha256(repr((server, params)).encode()).hexdigest(),
+        )
         self._clear_scope = self._native.clear_scope
         self.single_flight_timeout = self._native.single_flight_timeout
         self._init_raw_clients()

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django_redis_rs import _native
-from django_redis_rs.exceptions import SettingError
 from django_redis_rs.options import bounded_int
 
 # Redis refuses strings over 512 MB: no stored value legitimately inflates beyond that.
@@ -53,10 +52,8 @@ class NativeCompressor(BaseCompressor):
             1,
         )
         self.spec: tuple[Any, ...] = (self.name, level, min_length, max_size)
-        try:
-            _native.compress(self.spec, b"")  # validates the level for this format
-        except ValueError as e:
-            raise SettingError("COMPRESSOR_LEVEL", f"COMPRESSOR_LEVEL: {e}") from None
+        # Checks the level for this format: SettingError naming COMPRESSOR_LEVEL if it has none.
+        _native.compress(self.spec, b"")
 
     def compress(self, value: bytes) -> bytes:
         return _native.compress(self.spec, value)
