@@ -1,11 +1,12 @@
 """``django_redis_rs.cache.RedisCache``: the class Django's ``CACHES`` setting names.
 
 It builds the client named by ``CLIENT_CLASS`` and forwards each call to it. One wrapper,
-``_forward``, gives every method the ``IGNORE_EXCEPTIONS`` behaviour: with the option on, a
-connection failure or a server's refusal returns the method's neutral value (and is logged when
-``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, the failure's cause is raised: a
-``ConnectionError``, ``TimeoutError`` or ``ResponseError`` (or a finer class: ``OutOfMemoryError``,
-``AuthenticationError``, …) that subclasses redis-py's, as with django-redis.
+``forgiving`` (through ``_forward``), gives every method the ``IGNORE_EXCEPTIONS`` behaviour:
+with the option on, a connection failure or a server's refusal returns the method's neutral
+value (and is logged when ``DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS`` is set); with it off, the
+failure's cause is raised: a ``ConnectionError``, ``TimeoutError`` or ``ResponseError`` (or a
+finer class: ``OutOfMemoryError``, ``AuthenticationError``, …) that subclasses redis-py's, as
+with django-redis.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar, cast
 
@@ -26,84 +27,25 @@ from django.core.exceptions import ImproperlyConfigured
 from django_redis_rs import flight as flights
 from django_redis_rs.client import DefaultClient
 from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
+from django_redis_rs.forgiving import EMPTY_DICT, EMPTY_LIST, EMPTY_SET, UNSTORED_KEYS, forgiving
 from django_redis_rs.options import DEFAULT_CLIENT, import_option
-
-# Neutral values that must be new for each call (named: the class body rebinds `set`).
-EMPTY_LIST, EMPTY_DICT, EMPTY_SET = list, dict, set
-# set_many's: the keys it did not store, which is all of them (Django's contract).
-UNSTORED_KEYS = object()
-
-
-def _neutral(value: Any) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
-    """What an ignored failure returns; containers are made fresh for each call."""
-    if value in (EMPTY_LIST, EMPTY_DICT, EMPTY_SET):
-        return lambda args, kwargs: value()
-    if value is UNSTORED_KEYS:
-        return lambda args, kwargs: list(args[0] if args else kwargs["data"])
-    return lambda args, kwargs: value
 
 
 def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
-    on_failure = _neutral(neutral)
-
-    def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._cache_client, name)(*args, **kwargs)
-        except ConnectionInterrupted as failure:
-            self._handle_failure(failure)
-            return on_failure(args, kwargs)
-
-    method.__name__ = name
+    """``RedisCache.<name>``: the client's method of that name, under IGNORE_EXCEPTIONS
+    (``forgiving``); an async one takes Django's default path while its sync twin is wrapped
+    (``_unless_wrapped``)."""
+    method = forgiving(
+        name,
+        like=getattr(DefaultClient, name),
+        target=lambda cache: getattr(cache._cache_client, name),
+        caught=lambda: ConnectionInterrupted,
+        handle=lambda cache, failure: cache._handle_failure(failure),
+        neutral=neutral,
+    )
     method.__qualname__ = f"RedisCache.{name}"
-    method.__doc__ = getattr(DefaultClient, name).__doc__
-    method.neutral = neutral  # type: ignore[attr-defined]  # read by _add_async_forwards
-    return method
-
-
-def _forward_iterator(name: str) -> Callable[..., Iterator[Any]]:
-    """Like `_forward`, for generators: failures surface while iterating; ignored, they end it."""
-
-    def method(self: RedisCache, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        try:
-            yield from getattr(self._cache_client, name)(*args, **kwargs)
-        except ConnectionInterrupted as failure:
-            self._handle_failure(failure)
-
-    method.__name__ = name
-    method.__qualname__ = f"RedisCache.{name}"
-    method.__doc__ = getattr(DefaultClient, name).__doc__
-    return method
-
-
-def _aforward(name: str, neutral: Any = None) -> Callable[..., Any]:
-    """`_forward` for the native async methods."""
-    on_failure = _neutral(neutral)
-
-    async def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await getattr(self._cache_client, name)(*args, **kwargs)
-        except ConnectionInterrupted as failure:
-            self._handle_failure(failure)
-            return on_failure(args, kwargs)
-
-    method.__name__ = name
-    method.__qualname__ = f"RedisCache.{name}"
-    method.__doc__ = f"The native async twin of ``{name[1:]}``."
-    return _unless_wrapped(name[1:])(method)
-
-
-def _aforward_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
-    """`_forward_iterator` for async iterators."""
-
-    async def method(self: RedisCache, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        try:
-            async for item in getattr(self._cache_client, name)(*args, **kwargs):
-                yield item
-        except ConnectionInterrupted as failure:
-            self._handle_failure(failure)
-
-    method.__name__ = name
-    method.__qualname__ = f"RedisCache.{name}"
+    if inspect.iscoroutinefunction(method):
+        return _unless_wrapped(name[1:])(method)
     return method
 
 
@@ -471,7 +413,7 @@ class RedisCache(BaseCache):
     add = _forward("add", False)
     touch = _forward("touch", False)
     _delete_many = _forward("delete_many", 0)
-    _adelete_many = _aforward("adelete_many", 0)
+    _adelete_many = _forward("adelete_many", 0)
     has_key = _forward("has_key", False)
     get_many = _forward("get_many", EMPTY_DICT)
     set_many = _forward("set_many", UNSTORED_KEYS)
@@ -491,8 +433,8 @@ class RedisCache(BaseCache):
     lock = _forward("lock")
     alock = _forward("alock")
     keys = _forward("keys", EMPTY_LIST)
-    iter_keys = _forward_iterator("iter_keys")
-    aiter_keys = _aforward_iterator("aiter_keys")
+    iter_keys = _forward("iter_keys")
+    aiter_keys = _forward("aiter_keys")
     sadd = _forward("sadd", 0)
     scard = _forward("scard", 0)
     sdiff = _forward("sdiff", EMPTY_SET)
@@ -507,8 +449,8 @@ class RedisCache(BaseCache):
     srandmember = _forward("srandmember")
     srem = _forward("srem", 0)
     sscan = _forward("sscan", EMPTY_SET)
-    sscan_iter = _forward_iterator("sscan_iter")
-    asscan_iter = _aforward_iterator("asscan_iter")
+    sscan_iter = _forward("sscan_iter")
+    asscan_iter = _forward("asscan_iter")
     sunion = _forward("sunion", EMPTY_SET)
     sunionstore = _forward("sunionstore", 0)
     hset = _forward("hset", 0)
@@ -552,7 +494,7 @@ def _add_async_forwards(cls: type[RedisCache]) -> None:
         twin = "a" + name
         if hasattr(member, "neutral") and twin not in vars(cls):
             if inspect.iscoroutinefunction(getattr(DefaultClient, twin, None)):
-                setattr(cls, twin, _aforward(twin, member.neutral))
+                setattr(cls, twin, _forward(twin, member.neutral))
 
 
 _add_async_forwards(RedisCache)

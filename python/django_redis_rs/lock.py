@@ -6,6 +6,7 @@ run as Lua scripts that first check the token, so a holder never frees a lock it
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from django_redis_rs import exceptions
 from django_redis_rs._native import REPLY_BOOL, REPLY_INT, REPLY_RAW, Client
 from django_redis_rs.described import Command, Described, Pause, arun_steps, run_steps
 from django_redis_rs.exceptions import redis_py_errors
+from django_redis_rs.forgiving import forgiving
 
 T = TypeVar("T")
 
@@ -219,20 +221,16 @@ def _forgiven() -> tuple[type[BaseException], ...]:
     return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ResponseError)
 
 
-def _forgiving(name: str, neutral: Any) -> Any:
-    """Lock.<name>, answering ``neutral`` when Redis cannot serve it."""
-    strict = getattr(Lock, name)
-
-    def method(self: ForgivingLock, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return strict(self, *args, **kwargs)
-        except _forgiven() as error:
-            self._ignored(error)
-            return neutral
-
-    method.__name__ = name
-    method.__doc__ = strict.__doc__
-    return method
+def _forgiving(strict: type[Lock], name: str, neutral: Any) -> Any:
+    """``strict.<name>``, answering ``neutral`` when Redis cannot serve it."""
+    return forgiving(
+        name,
+        like=getattr(strict, name),
+        target=lambda lock: functools.partial(getattr(strict, name), lock),
+        caught=_forgiven,
+        handle=lambda lock, error: lock._ignored(error),
+        neutral=neutral,
+    )
 
 
 class _Forgiving:
@@ -258,12 +256,12 @@ class ForgivingLock(_Forgiving, Lock):
     acquired (acquire returns False, the context manager raises LockError) and releasing or
     extending it does nothing."""
 
-    acquire = _forgiving("acquire", False)
-    locked = _forgiving("locked", False)
-    owned = _forgiving("owned", False)
-    release = _forgiving("release", None)
-    extend = _forgiving("extend", False)
-    reacquire = _forgiving("reacquire", False)
+    acquire = _forgiving(Lock, "acquire", False)
+    locked = _forgiving(Lock, "locked", False)
+    owned = _forgiving(Lock, "owned", False)
+    release = _forgiving(Lock, "release", None)
+    extend = _forgiving(Lock, "extend", False)
+    reacquire = _forgiving(Lock, "reacquire", False)
 
 
 class AsyncLock(Lock):
@@ -309,27 +307,12 @@ class AsyncLock(Lock):
         return await self._arun(self._owned())
 
 
-def _aforgiving(name: str, neutral: Any) -> Any:
-    """AsyncLock.<name>, answering ``neutral`` when Redis cannot serve it."""
-    strict = getattr(AsyncLock, name)
-
-    async def method(self: ForgivingAsyncLock, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await strict(self, *args, **kwargs)
-        except _forgiven() as error:
-            self._ignored(error)
-            return neutral
-
-    method.__name__ = name
-    return method
-
-
 class ForgivingAsyncLock(_Forgiving, AsyncLock):
     """`ForgivingLock` for async code (``cache.alock`` under IGNORE_EXCEPTIONS)."""
 
-    aacquire = _aforgiving("aacquire", False)
-    alocked = _aforgiving("alocked", False)
-    aowned = _aforgiving("aowned", False)
-    arelease = _aforgiving("arelease", None)
-    aextend = _aforgiving("aextend", False)
-    areacquire = _aforgiving("areacquire", False)
+    aacquire = _forgiving(AsyncLock, "aacquire", False)
+    alocked = _forgiving(AsyncLock, "alocked", False)
+    aowned = _forgiving(AsyncLock, "aowned", False)
+    arelease = _forgiving(AsyncLock, "arelease", None)
+    aextend = _forgiving(AsyncLock, "aextend", False)
+    areacquire = _forgiving(AsyncLock, "areacquire", False)
