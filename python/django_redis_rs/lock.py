@@ -256,13 +256,6 @@ class ForgivingLock(_Forgiving, Lock):
     acquired (acquire returns False, the context manager raises LockError) and releasing or
     extending it does nothing."""
 
-    acquire = _forgiving(Lock, "acquire", False)
-    locked = _forgiving(Lock, "locked", False)
-    owned = _forgiving(Lock, "owned", False)
-    release = _forgiving(Lock, "release", None)
-    extend = _forgiving(Lock, "extend", False)
-    reacquire = _forgiving(Lock, "reacquire", False)
-
 
 class AsyncLock(Lock):
     """The lock for async code: ``async with cache.alock("name", timeout=10): ...``, and
@@ -310,9 +303,16 @@ class AsyncLock(Lock):
 class ForgivingAsyncLock(_Forgiving, AsyncLock):
     """`ForgivingLock` for async code (``cache.alock`` under IGNORE_EXCEPTIONS)."""
 
-    aacquire = _forgiving(AsyncLock, "aacquire", False)
-    alocked = _forgiving(AsyncLock, "alocked", False)
-    aowned = _forgiving(AsyncLock, "aowned", False)
-    arelease = _forgiving(AsyncLock, "arelease", None)
-    aextend = _forgiving(AsyncLock, "aextend", False)
-    areacquire = _forgiving(AsyncLock, "areacquire", False)
+
+# What each forgiving lock method answers when Redis cannot serve it, sync and async alike.
+_FORGIVEN = {
+    "acquire": False,
+    "locked": False,
+    "owned": False,
+    "release": None,
+    "extend": False,
+    "reacquire": False,
+}
+for _name, _answer in _FORGIVEN.items():
+    setattr(ForgivingLock, _name, _forgiving(Lock, _name, _answer))
+    setattr(ForgivingAsyncLock, "a" + _name, _forgiving(AsyncLock, "a" + _name, _answer))
