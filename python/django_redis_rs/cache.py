@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_redis_rs import flight as flights
 from django_redis_rs.client import DefaultClient
+from django_redis_rs.client.table import TABLE
 from django_redis_rs.exceptions import ConnectionInterrupted, redis_py_error
 from django_redis_rs.forgiving import EMPTY_DICT, EMPTY_LIST, EMPTY_SET, UNSTORED_KEYS, forgiving
 from django_redis_rs.options import DEFAULT_CLIENT, import_option
@@ -425,7 +426,6 @@ class RedisCache(BaseCache):
     # django-redis's extras
     ttl = _forward("ttl")
     pttl = _forward("pttl")
-    persist = _forward("persist", False)
     expire = _forward("expire", False)
     expire_at = _forward("expire_at", False)
     pexpire = _forward("pexpire", False)
@@ -435,55 +435,29 @@ class RedisCache(BaseCache):
     keys = _forward("keys", EMPTY_LIST)
     iter_keys = _forward("iter_keys")
     aiter_keys = _forward("aiter_keys")
-    sadd = _forward("sadd", 0)
-    scard = _forward("scard", 0)
-    sdiff = _forward("sdiff", EMPTY_SET)
     sdiffstore = _forward("sdiffstore", 0)
-    sinter = _forward("sinter", EMPTY_SET)
-    sinterstore = _forward("sinterstore", 0)
-    sismember = _forward("sismember", False)
-    smismember = _forward("smismember", EMPTY_LIST)
-    smembers = _forward("smembers", EMPTY_SET)
-    smove = _forward("smove", False)
     spop = _forward("spop")
     srandmember = _forward("srandmember")
-    srem = _forward("srem", 0)
     sscan = _forward("sscan", EMPTY_SET)
     sscan_iter = _forward("sscan_iter")
     asscan_iter = _forward("asscan_iter")
-    sunion = _forward("sunion", EMPTY_SET)
-    sunionstore = _forward("sunionstore", 0)
     hset = _forward("hset", 0)
-    hdel = _forward("hdel", 0)
-    hlen = _forward("hlen", 0)
-    hkeys = _forward("hkeys", EMPTY_LIST)
-    hexists = _forward("hexists", False)
-    hget = _forward("hget")
     hgetall = _forward("hgetall", EMPTY_DICT)
     zadd = _forward("zadd", 0)
-    zcard = _forward("zcard", 0)
-    zcount = _forward("zcount", 0)
-    zincrby = _forward("zincrby")
     zpopmax = _forward("zpopmax")
     zpopmin = _forward("zpopmin")
     zrange = _forward("zrange", EMPTY_LIST)
     zrangebyscore = _forward("zrangebyscore", EMPTY_LIST)
     zrank = _forward("zrank")
-    zrem = _forward("zrem", 0)
-    zremrangebyscore = _forward("zremrangebyscore", 0)
     zrevrange = _forward("zrevrange", EMPTY_LIST)
     zrevrangebyscore = _forward("zrevrangebyscore", EMPTY_LIST)
-    zrevrank = _forward("zrevrank")
-    zscore = _forward("zscore")
-    lpush = _forward("lpush", 0)
-    rpush = _forward("rpush", 0)
     lpop = _forward("lpop")
     rpop = _forward("rpop")
-    lrange = _forward("lrange", EMPTY_LIST)
-    llen = _forward("llen", 0)
-    lrem = _forward("lrem", 0)
-    ltrim = _forward("ltrim", False)
-    lindex = _forward("lindex")
+
+
+# The command table's methods (client/table.py), each answering its row's neutral value.
+for _row in TABLE:
+    setattr(RedisCache, _row.name, _forward(_row.name, _row.answer))
 
 
 def _add_async_forwards(cls: type[RedisCache]) -> None:

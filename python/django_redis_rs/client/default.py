@@ -491,10 +491,6 @@ class DefaultClient(DataStructures, RawClients):
         return max(t, 0)
 
     @described
-    def persist(self, key: Any, version: int | None = None, client: Any = None) -> Described[bool]:
-        return bool((yield Command(True, ("PERSIST", self.make_key(key, version)), REPLY_BOOL)))
-
-    @described
     def expire(
         self, key: Any, timeout: Any, version: int | None = None, client: Any = None
     ) -> Described[bool]:

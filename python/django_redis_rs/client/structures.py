@@ -1,5 +1,9 @@
-"""django-redis's data-structure extras — sets, hashes, sorted sets, lists — each described
-once (``described``), for the sync and the async transport alike."""
+"""django-redis's data-structure extras — sets, hashes, sorted sets, lists. Those that are one
+command each are rows of the command table (``table.py``); here are the ones with logic of their
+own, each described once (``described``) for the sync and the async transport alike:
+``sdiffstore`` (two versions), ``spop``/``srandmember``/``lpop``/``rpop`` (a count changes the
+reply's shape), the SSCAN cursor, ``hset`` (a field and/or a mapping), ``hgetall``, ``zadd`` (its
+flags), the ``zrange`` family and the pops (scores, limits, casts), ``zrank`` (``withscore``)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django_redis_rs._native import (
-    REPLY_BOOL,
-    REPLY_BOOLS,
     REPLY_FLOAT,
     REPLY_INT,
     REPLY_SCORED,
-    REPLY_STRINGS,
     REPLY_VALUE,
     REPLY_VALUE_SET,
     REPLY_VALUES,
@@ -21,13 +22,37 @@ from django_redis_rs.described import Command, Described, add_async_twins, descr
 
 if TYPE_CHECKING:
     from django_redis_rs import _native
+    from django_redis_rs.client._table_stub import TableCommands
+else:
+    from django_redis_rs.client.table import TableCommands
+
+# The methods written out here, and why each is not a row of the command table.
+HAND_WRITTEN = {
+    "sdiffstore": "two versions: the destination's and the sources'",
+    "spop": "a count turns one member into a set of them",
+    "srandmember": "a count turns one member into a list of them",
+    "sscan_iter": "the SSCAN cursor, page by page",
+    "sscan": "every SSCAN page",
+    "hset": "a field and value, and/or a mapping",
+    "hgetall": "field names decoded as text, values as the cache stores them",
+    "zadd": "its flags, and INCR's float reply",
+    "zpopmax": "a count turns one (member, score) into a list of them",
+    "zpopmin": "a count turns one (member, score) into a list of them",
+    "zrange": "REV, WITHSCORES and score_cast_func",
+    "zrevrange": "WITHSCORES and score_cast_func",
+    "zrangebyscore": "LIMIT, WITHSCORES and score_cast_func",
+    "zrevrangebyscore": "LIMIT, WITHSCORES and score_cast_func",
+    "zrank": "WITHSCORE's pair",
+    "lpop": "a count turns one value into a list of them",
+    "rpop": "a count turns one value into a list of them",
+}
 
 # Inside the class, `set` names the cache method.
 Set: TypeAlias = set
 
 
 @add_async_twins
-class DataStructures:
+class DataStructures(TableCommands):
     """Mixed into ``DefaultClient``, which provides the native client and the key function."""
 
     _native: _native.Client
@@ -48,31 +73,6 @@ class DataStructures:
     def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
         return [self.make_key(k, version) for k in keys]
 
-    def _values(self, values: Iterable[Any]) -> list[bytes]:
-        encode = self._native.encode
-        return [encode(v) for v in values]
-
-    @described
-    def sadd(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield Command(
-                True, ("SADD", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
-
-    @described
-    def scard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield Command(False, ("SCARD", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def sdiff(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield Command(False, ("SDIFF", *made), REPLY_VALUE_SET, made))
-
     @described
     def sdiffstore(
         self,
@@ -84,68 +84,6 @@ class DataStructures:
     ) -> Described[int]:
         made = [self.make_key(dest, version_dest), *self._keys(keys, version_keys)]
         return (yield Command(True, ("SDIFFSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sinter(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield Command(False, ("SINTER", *made), REPLY_VALUE_SET, made))
-
-    @described
-    def sinterstore(
-        self, dest: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        made = [self.make_key(dest, version), *self._keys(keys, version)]
-        return (yield Command(True, ("SINTERSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sunion(
-        self, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        made = self._keys(keys, version)
-        return (yield Command(False, ("SUNION", *made), REPLY_VALUE_SET, made))
-
-    @described
-    def sunionstore(
-        self, destination: Any, *keys: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        made = [self.make_key(destination, version), *self._keys(keys, version)]
-        return (yield Command(True, ("SUNIONSTORE", *made), REPLY_INT, made))
-
-    @described
-    def sismember(
-        self, key: Any, member: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        args = ("SISMEMBER", self.make_key(key, version), self._native.encode(member))
-        return (yield Command(False, args, REPLY_BOOL))
-
-    @described
-    def smismember(
-        self, key: Any, *members: Any, version: int | None = None, client: Any = None
-    ) -> Described[list[bool]]:
-        args = ("SMISMEMBER", self.make_key(key, version), *self._values(members))
-        return (yield Command(False, args, REPLY_BOOLS))
-
-    @described
-    def smembers(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[Set[Any]]:
-        return (yield Command(False, ("SMEMBERS", self.make_key(key, version)), REPLY_VALUE_SET))
-
-    @described
-    def smove(
-        self,
-        source: Any,
-        destination: Any,
-        member: Any,
-        version: int | None = None,
-        client: Any = None,
-    ) -> Described[bool]:
-        made = [self.make_key(source, version), self.make_key(destination, version)]
-        return (
-            yield Command(True, ("SMOVE", *made, self._native.encode(member)), REPLY_BOOL, made)
-        )
 
     @described
     def spop(
@@ -165,16 +103,6 @@ class DataStructures:
             return (yield Command(False, ("SRANDMEMBER", self.make_key(key, version)), REPLY_VALUE))
         args = ("SRANDMEMBER", self.make_key(key, version), count)
         return (yield Command(False, args, REPLY_VALUES))
-
-    @described
-    def srem(
-        self, key: Any, *members: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield Command(
-                True, ("SREM", self.make_key(key, version), *self._values(members)), REPLY_INT
-            )
-        )
 
     def sscan_iter(
         self,
@@ -271,34 +199,6 @@ class DataStructures:
         return (yield Command(True, ("HSET", self.make_key(key, version), *pairs), REPLY_INT))
 
     @described
-    def hdel(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (yield Command(True, ("HDEL", self.make_key(key, version), field), REPLY_INT))
-
-    @described
-    def hlen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield Command(False, ("HLEN", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def hkeys(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[list[str]]:
-        return (yield Command(False, ("HKEYS", self.make_key(key, version)), REPLY_STRINGS))
-
-    @described
-    def hexists(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        return (yield Command(False, ("HEXISTS", self.make_key(key, version), field), REPLY_BOOL))
-
-    @described
-    def hget(
-        self, key: Any, field: Any, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield Command(False, ("HGET", self.make_key(key, version), field), REPLY_VALUE))
-
-    @described
     def hgetall(
         self, key: Any, version: int | None = None, client: Any = None
     ) -> Described[dict[str, Any]]:
@@ -329,23 +229,6 @@ class DataStructures:
             pairs += [score, self._native.encode_member(member)]
         args = ("ZADD", self.make_key(key, version), *flags, *pairs)
         return (yield Command(True, args, REPLY_FLOAT if incr else REPLY_INT))
-
-    @described
-    def zcard(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield Command(False, ("ZCARD", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def zcount(
-        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (yield Command(False, ("ZCOUNT", self.make_key(key, version), min, max), REPLY_INT))
-
-    @described
-    def zincrby(
-        self, key: Any, amount: float, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[float]:
-        args = ("ZINCRBY", self.make_key(key, version), amount, self._native.encode_member(value))
-        return (yield Command(True, args, REPLY_FLOAT))
 
     def _zpop(
         self, command: str, key: Any, count: int | None, version: int | None
@@ -502,55 +385,7 @@ class DataStructures:
         reply = yield Command(False, (*args, "WITHSCORE"))
         return None if reply is None else [reply[0], float(reply[1])]
 
-    @described
-    def zrevrank(
-        self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[int | None]:
-        args = ("ZREVRANK", self.make_key(key, version), self._native.encode_member(value))
-        return (yield Command(False, args, REPLY_INT))
-
-    @described
-    def zrem(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        members = [self._native.encode_member(v) for v in values]
-        return (yield Command(True, ("ZREM", self.make_key(key, version), *members), REPLY_INT))
-
-    @described
-    def zremrangebyscore(
-        self, key: Any, min: Any, max: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        args = ("ZREMRANGEBYSCORE", self.make_key(key, version), min, max)
-        return (yield Command(True, args, REPLY_INT))
-
-    @described
-    def zscore(
-        self, key: Any, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[float | None]:
-        args = ("ZSCORE", self.make_key(key, version), self._native.encode_member(value))
-        return (yield Command(False, args, REPLY_FLOAT))
-
     # ---- lists -------------------------------------------------------------------------------
-
-    @described
-    def lpush(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield Command(
-                True, ("LPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
-
-    @described
-    def rpush(
-        self, key: Any, *values: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        return (
-            yield Command(
-                True, ("RPUSH", self.make_key(key, version), *self._values(values)), REPLY_INT
-            )
-        )
 
     def _pop(
         self, command: str, key: Any, count: int | None, version: int | None
@@ -571,34 +406,3 @@ class DataStructures:
         self, key: Any, count: int | None = None, version: int | None = None, client: Any = None
     ) -> Described[Any]:
         return (yield from self._pop("RPOP", key, count, version))
-
-    @described
-    def lrange(
-        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> Described[list[Any]]:
-        return (
-            yield Command(False, ("LRANGE", self.make_key(key, version), start, end), REPLY_VALUES)
-        )
-
-    @described
-    def llen(self, key: Any, version: int | None = None, client: Any = None) -> Described[int]:
-        return (yield Command(False, ("LLEN", self.make_key(key, version)), REPLY_INT))
-
-    @described
-    def lrem(
-        self, key: Any, count: int, value: Any, version: int | None = None, client: Any = None
-    ) -> Described[int]:
-        args = ("LREM", self.make_key(key, version), count, self._native.encode(value))
-        return (yield Command(True, args, REPLY_INT))
-
-    @described
-    def ltrim(
-        self, key: Any, start: int, end: int, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        return (yield Command(True, ("LTRIM", self.make_key(key, version), start, end), REPLY_BOOL))
-
-    @described
-    def lindex(
-        self, key: Any, index: int, version: int | None = None, client: Any = None
-    ) -> Described[Any]:
-        return (yield Command(False, ("LINDEX", self.make_key(key, version), index), REPLY_VALUE))
