@@ -426,10 +426,6 @@ class RedisCache(BaseCache):
     # django-redis's extras
     ttl = _forward("ttl")
     pttl = _forward("pttl")
-    expire = _forward("expire", False)
-    expire_at = _forward("expire_at", False)
-    pexpire = _forward("pexpire", False)
-    pexpire_at = _forward("pexpire_at", False)
     lock = _forward("lock")
     alock = _forward("alock")
     keys = _forward("keys", EMPTY_LIST)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -58,12 +57,6 @@ _RENAME_IF_EXISTS = (
 def glob_escape(text: str) -> str:
     """Escape glob characters so a prefix or version matches literally in KEYS/SCAN."""
     return special_re.sub(r"[\1]", text)
-
-
-def _timestamp(when: datetime | float, scale: int) -> int:
-    if isinstance(when, datetime):
-        return int(when.timestamp() * scale)
-    return int(when * scale) if scale != 1 else int(when)
 
 
 @add_async_twins
@@ -489,44 +482,6 @@ class DefaultClient(DataStructures, RawClients):
         if t == -1:
             return None
         return max(t, 0)
-
-    @described
-    def expire(
-        self, key: Any, timeout: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self._backend.default_timeout
-        return bool(
-            (yield Command(True, ("EXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL))
-        )
-
-    @described
-    def pexpire(
-        self, key: Any, timeout: Any, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self._backend.default_timeout
-        return bool(
-            (
-                yield Command(
-                    True, ("PEXPIRE", self.make_key(key, version), int(timeout)), REPLY_BOOL
-                )
-            )
-        )
-
-    @described
-    def expire_at(
-        self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        args = ("EXPIREAT", self.make_key(key, version), _timestamp(when, 1))
-        return bool((yield Command(True, args, REPLY_BOOL)))
-
-    @described
-    def pexpire_at(
-        self, key: Any, when: datetime | float, version: int | None = None, client: Any = None
-    ) -> Described[bool]:
-        args = ("PEXPIREAT", self.make_key(key, version), _timestamp(when, 1000))
-        return bool((yield Command(True, args, REPLY_BOOL)))
 
     def lock(
         self,

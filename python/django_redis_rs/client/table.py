@@ -11,7 +11,10 @@ in ``structures.py``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NamedTuple
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from django_redis_rs._native import (
     REPLY_BOOL,
@@ -28,8 +31,11 @@ from django_redis_rs.forgiving import EMPTY_LIST, EMPTY_SET
 
 # A parameter: "<kind>:<name>", ``*`` before the name for several. Kinds: ``k`` a key (made with
 # ``version``), ``v`` a value (encoded as the cache stores values), ``m`` a sorted-set member
-# (encoded as members are), ``p`` passed as it is.
-KINDS = {"k", "v", "m", "p"}
+# (encoded as members are), ``p`` passed as it is, ``t`` a timeout (the cache's default for
+# ``DEFAULT_TIMEOUT``), ``s`` / ``S`` a moment (a datetime or a Unix time) in seconds /
+# milliseconds. With the type each has in the stub:
+KINDS = {"k": "Any", "v": "Any", "m": "Any", "p": "Any", "t": "Any", "s": "datetime | float"}
+KINDS["S"] = KINDS["s"]
 
 # How each reply is read: the native reply code, the stub's return type, and the neutral
 # answer of a swallowed failure.
@@ -105,6 +111,10 @@ TABLE: tuple[Row, ...] = (
     Row("lindex", "LINDEX", R, ("k:key", "p:index"), REPLY_VALUE),
     # expiry
     Row("persist", "PERSIST", W, ("k:key",), REPLY_BOOL),
+    Row("expire", "EXPIRE", W, ("k:key", "t:timeout"), REPLY_BOOL),
+    Row("pexpire", "PEXPIRE", W, ("k:key", "t:timeout"), REPLY_BOOL),
+    Row("expire_at", "EXPIREAT", W, ("k:key", "s:when"), REPLY_BOOL),
+    Row("pexpire_at", "PEXPIREAT", W, ("k:key", "S:when"), REPLY_BOOL),
 )
 
 # How a parameter of each kind becomes the command's arguments (`{0}`: its name).
@@ -113,6 +123,9 @@ _ARGUMENT = {
     "v": "self._native.encode({0})",
     "m": "self._native.encode_member({0})",
     "p": "{0}",
+    "t": "_whole_timeout(self, {0})",
+    "s": "_moment({0}, 1)",
+    "S": "_moment({0}, 1000)",
 }
 _ARGUMENTS = {
     "k": "*[self.make_key(k, version) for k in {0}]",
@@ -120,6 +133,20 @@ _ARGUMENTS = {
     "m": "*[self._native.encode_member(m) for m in {0}]",
     "p": "*{0}",
 }
+
+
+def _whole_timeout(client: Any, timeout: Any) -> int:
+    """A timeout as EXPIRE takes it: whole units, the cache's default for ``DEFAULT_TIMEOUT``."""
+    if timeout is DEFAULT_TIMEOUT:
+        timeout = client._backend.default_timeout
+    return int(timeout)
+
+
+def _moment(when: datetime | float, scale: int) -> int:
+    """A datetime or a Unix time, in whole seconds (`scale` 1) or milliseconds (1000)."""
+    if isinstance(when, datetime):
+        return int(when.timestamp() * scale)
+    return int(when * scale) if scale != 1 else int(when)
 
 
 def _parts(row: Row) -> list[tuple[str, str, bool]]:
@@ -136,8 +163,10 @@ def _parts(row: Row) -> list[tuple[str, str, bool]]:
 def _signature(row: Row, typed: bool) -> str:
     """The parameters, then django-redis's ``version`` and ``client`` (keyword-only after a
     ``*`` parameter, as in django-redis)."""
-    any_ = ": Any" if typed else ""
-    params = [("*" if several else "") + name + any_ for _, name, several in _parts(row)]
+    params = [
+        ("*" if several else "") + name + (f": {KINDS[kind]}" if typed else "")
+        for kind, name, several in _parts(row)
+    ]
     version = "version: int | None = None" if typed else "version=None"
     client = "client: Any = None" if typed else "client=None"
     return ", ".join(["self", *params, version, client])
@@ -166,7 +195,11 @@ def _source(row: Row) -> str:
 
 
 def _build() -> type:
-    namespace: dict[str, Any] = {"Command": Command}
+    namespace: dict[str, Any] = {
+        "Command": Command,
+        "_whole_timeout": _whole_timeout,
+        "_moment": _moment,
+    }
     methods: dict[str, Any] = {}
     for row in TABLE:
         exec(_source(row), namespace)  # noqa: S102 - the table's own text, no input
@@ -186,6 +219,7 @@ def stub() -> str:
     lines = [
         '"""Generated from the command table (``table.py``) by ``table.stub()``: do not edit."""',
         "",
+        "from datetime import datetime",
         "from typing import Any",
         "",
         "class TableCommands:",
