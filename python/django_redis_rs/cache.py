@@ -424,8 +424,6 @@ class RedisCache(BaseCache):
     decr_version = _forward("decr_version")
     clear = _forward("clear")
     # django-redis's extras
-    ttl = _forward("ttl")
-    pttl = _forward("pttl")
     lock = _forward("lock")
     alock = _forward("alock")
     keys = _forward("keys", EMPTY_LIST)

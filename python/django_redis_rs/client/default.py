@@ -462,26 +462,7 @@ class DefaultClient(DataStructures, RawClients):
         """Any command, awaited: ``execute``'s async twin (see ``_run``)."""
         return await self._native.aexecute(write, args, reply, keys)
 
-    # ---- expiry ------------------------------------------------------------------------------
-
-    @described
-    def ttl(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[int | None]:
-        """Seconds to live; None for a key without expiry, 0 for a missing key."""
-        return (yield from self._remaining("TTL", key, version))
-
-    @described
-    def pttl(
-        self, key: Any, version: int | None = None, client: Any = None
-    ) -> Described[int | None]:
-        return (yield from self._remaining("PTTL", key, version))
-
-    def _remaining(self, command: str, key: Any, version: int | None) -> Described[int | None]:
-        t: int = yield Command(False, (command, self.make_key(key, version)), REPLY_INT)
-        if t == -1:
-            return None
-        return max(t, 0)
+    # ---- locks -------------------------------------------------------------------------------
 
     def lock(
         self,

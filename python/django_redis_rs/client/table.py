@@ -1,7 +1,8 @@
-"""The command table: django-redis's data-structure methods that are one Redis command each, a
-row per method. A row says which command it sends, whether it writes, what each parameter is
-(a key, a value or sorted-set member to encode, or an argument passed as it is), how the reply
-is read, and what the method answers when ``IGNORE_EXCEPTIONS`` swallows a failure.
+"""The command table: django-redis's data-structure and expiry methods that are one Redis
+command each, a row per method. A row says which command it sends, whether it writes, what
+each parameter is (a key, a value or sorted-set member to encode, a timeout, a moment, or an
+argument passed as it is), how the reply is read, and what the method answers when
+``IGNORE_EXCEPTIONS`` swallows a failure.
 
 From the rows come the client's methods (``TableCommands``: each described once, so its async
 twin ``a`` + name comes with it), the cache's forwarding methods (``cache.py``), and the typed
@@ -61,6 +62,8 @@ class Row(NamedTuple):
     # Where the reply's neutral answer is not the method's (a rank: None, not 0).
     neutral: Any = _NO_NEUTRAL
     returns: str = ""
+    # A function of this module that reads the reply further.
+    then: str = ""
 
     @property
     def answer(self) -> Any:
@@ -110,6 +113,8 @@ TABLE: tuple[Row, ...] = (
     Row("ltrim", "LTRIM", W, ("k:key", "p:start", "p:end"), REPLY_BOOL),
     Row("lindex", "LINDEX", R, ("k:key", "p:index"), REPLY_VALUE),
     # expiry
+    Row("ttl", "TTL", R, ("k:key",), REPLY_INT, None, "int | None", "_remaining"),
+    Row("pttl", "PTTL", R, ("k:key",), REPLY_INT, None, "int | None", "_remaining"),
     Row("persist", "PERSIST", W, ("k:key",), REPLY_BOOL),
     Row("expire", "EXPIRE", W, ("k:key", "t:timeout"), REPLY_BOOL),
     Row("pexpire", "PEXPIRE", W, ("k:key", "t:timeout"), REPLY_BOOL),
@@ -147,6 +152,12 @@ def _moment(when: datetime | float, scale: int) -> int:
     if isinstance(when, datetime):
         return int(when.timestamp() * scale)
     return int(when * scale) if scale != 1 else int(when)
+
+
+def _remaining(reply: int) -> int | None:
+    """TTL's reply as django-redis gives it: None for a key without expiry, 0 for a missing
+    key (Redis's -1 and -2)."""
+    return None if reply == -1 else max(reply, 0)
 
 
 def _parts(row: Row) -> list[tuple[str, str, bool]]:
@@ -188,10 +199,8 @@ def _source(row: Row) -> str:
         body = f"    made = [{', '.join(_argument(*key) for key in keys)}]\n"
         parts, routed = [("p", "*made", False), *parts[len(keys) :]], ", made"
     arguments = ", ".join([repr(row.command), *(_argument(*part) for part in parts)])
-    return (
-        f"def {row.name}({_signature(row, typed=False)}):\n{body}"
-        f"    return (yield Command({row.write}, ({arguments},), {row.reply}{routed}))\n"
-    )
+    step = f"(yield Command({row.write}, ({arguments},), {row.reply}{routed}))"
+    return f"def {row.name}({_signature(row, typed=False)}):\n{body}    return {row.then}({step})\n"
 
 
 def _build() -> type:
@@ -199,6 +208,7 @@ def _build() -> type:
         "Command": Command,
         "_whole_timeout": _whole_timeout,
         "_moment": _moment,
+        "_remaining": _remaining,
     }
     methods: dict[str, Any] = {}
     for row in TABLE:
