@@ -1,6 +1,7 @@
-"""The command table (``client/table.py``): its stub is current, and every data-structure
-method — the client's and the cache's, sync and async — comes from a row, except the ones
-``structures.HAND_WRITTEN`` lists."""
+"""The command table (``client/table.py``): its stub is current, and every data-structure and
+expiry method — the client's and the cache's, sync and async — and every command method of the
+native raw client comes from a row, except the ones ``structures.HAND_WRITTEN`` and
+``raw.RAW_HAND_WRITTEN`` list."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from django_redis_rs.cache import RedisCache
 from django_redis_rs.client import DefaultClient, table
 from django_redis_rs.client.structures import HAND_WRITTEN, DataStructures
+from django_redis_rs.raw import RAW_HAND_WRITTEN, Pipeline, RawClient, _Commands
 from tests.servers import Server
 
 STUB = Path(table.__file__).with_name("_table_stub.pyi")
@@ -78,3 +80,29 @@ def test_rows_run_on_a_server_sync_and_async(server: Server) -> None:
     # IGNORE_EXCEPTIONS: a dead server answers the row's neutral value.
     dead = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
     assert (dead.smembers("s"), dead.zrevrank("z", "m"), dead.llen("l")) == (set(), None, 0)
+
+
+def test_every_raw_client_command_is_a_row_or_listed_as_hand_written() -> None:
+    rows = {row.name for row in table.RAW_TABLE}
+    for name in rows:
+        method = getattr(_Commands, name)
+        assert method.__qualname__ == f"RawTableCommands.{name}"
+        assert getattr(RawClient, name) is getattr(Pipeline, name) is method
+    written = {n for n, m in vars(_Commands).items() if not n.startswith("_") and callable(m)}
+    assert written == set(RAW_HAND_WRITTEN)
+    assert not written & rows
+
+
+def test_raw_rows_run_on_a_server_and_queue_in_a_pipeline(server: Server) -> None:
+    cache = RedisCache(server.url, {})
+    raw = cache.client.get_native_client()
+    server.command("FLUSHALL")
+    assert raw.ping() is True
+    assert raw.incr("n") == 1 and raw.incr("n", 5) == 6
+    assert raw.expire("n", 100.7) is True and 0 < raw.ttl("n") <= 100
+    assert raw.sadd("s", b"a", b"b") == 2 and raw.smembers("s") == {b"a", b"b"}
+    assert raw.hgetall("missing") == {}
+    assert sorted(raw.keys()) == [b"n", b"s"]
+    with raw.pipeline() as pipe:
+        pipe.get("n").exists("n", "s", "x").delete("s")
+        assert pipe.execute() == [b"6", 2, 1]

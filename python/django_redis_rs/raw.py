@@ -2,30 +2,37 @@
 ``cache.client.get_native_client()`` returns (``get_redis_connection()`` returns redis-py's).
 
 Each method describes one command — its arguments and how to convert the reply — through
-``_call``; the client runs it at once, a pipeline queues it. Replies are as redis-py gives them
+``_call``; the client runs it at once, a pipeline queues it. The plain ones are rows of the
+command table (``client/table.py``). Replies are as redis-py gives them
 with ``decode_responses=False``: bytes for strings, ints, lists, dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django_redis_rs._native import REPLY_RAW, Client
 from django_redis_rs.exceptions import redis_py_errors
 from django_redis_rs.lock import Lock
 
+if TYPE_CHECKING:
+    from django_redis_rs.client._table_stub import RawTableCommands
+else:
+    from django_redis_rs.client.table import RawTableCommands
+
+# The raw client's methods written out, and why each is not a row of the command table.
+RAW_HAND_WRITTEN = {
+    "execute_command": "any command, as given",
+    "set": "EX, PX, NX, XX and KEEPTTL",
+    "mget": "one key, or an iterable of them, then more",
+    "hset": "a field and value, and/or a mapping",
+    "zadd": "its flags, and INCR's float reply",
+    "zrange": "REV and WITHSCORES' pairs",
+    "info": "an optional section, and the reply parsed",
+}
+
 Convert = Callable[[Any], Any]
-
-
-def _bool(reply: Any) -> bool:
-    return bool(reply)
-
-
-def _pairs_to_dict(reply: Any) -> dict[Any, Any]:
-    if isinstance(reply, dict):
-        return reply
-    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
 
 
 def _parse_info(reply: Any) -> dict[str, Any]:
@@ -58,8 +65,10 @@ def _zrange_reply(withscores: bool) -> Convert | None:
     return lambda r: [(r[i], float(r[i + 1])) for i in range(0, len(r), 2)]
 
 
-class _Commands:
-    """The command descriptions, shared by the client and its pipelines."""
+class _Commands(RawTableCommands):
+    """The command descriptions, shared by the client and its pipelines: the command table's
+    (``client/table.py``, ``RAW_TABLE``), and here the ones with logic of their own
+    (``RAW_HAND_WRITTEN``)."""
 
     def _call(
         self, args: tuple[Any, ...], convert: Convert | None = None, write: bool = True
@@ -68,12 +77,6 @@ class _Commands:
 
     def execute_command(self, *args: Any) -> Any:
         return self._call(args)
-
-    def ping(self) -> Any:
-        return self._call(("PING",), lambda r: r in (True, "PONG", b"PONG"), write=False)
-
-    def get(self, name: Any) -> Any:
-        return self._call(("GET", name), write=False)
 
     def set(
         self,
@@ -98,30 +101,9 @@ class _Commands:
             args += ("KEEPTTL",)
         return self._call(args, lambda r: True if r is True else r)
 
-    def delete(self, *names: Any) -> Any:
-        return self._call(("DEL", *names))
-
-    def exists(self, *names: Any) -> Any:
-        return self._call(("EXISTS", *names), write=False)
-
-    def expire(self, name: Any, time: int) -> Any:
-        return self._call(("EXPIRE", name, int(time)), _bool)
-
-    def ttl(self, name: Any) -> Any:
-        return self._call(("TTL", name), write=False)
-
-    def incr(self, name: Any, amount: int = 1) -> Any:
-        return self._call(("INCRBY", name, amount))
-
     def mget(self, keys: Any, *args: Any) -> Any:
         names = [keys] if isinstance(keys, (str, bytes)) else list(keys)
         return self._call(("MGET", *names, *args), write=False)
-
-    def keys(self, pattern: Any = "*") -> Any:
-        return self._call(("KEYS", pattern), write=False)
-
-    def hget(self, name: Any, key: Any) -> Any:
-        return self._call(("HGET", name, key), write=False)
 
     def hset(
         self,
@@ -136,21 +118,6 @@ class _Commands:
         if not pairs:
             raise ValueError("'hset' with no key value pairs")
         return self._call(("HSET", name, *pairs))
-
-    def hgetall(self, name: Any) -> Any:
-        return self._call(("HGETALL", name), _pairs_to_dict, write=False)
-
-    def lpush(self, name: Any, *values: Any) -> Any:
-        return self._call(("LPUSH", name, *values))
-
-    def lrange(self, name: Any, start: int, end: int) -> Any:
-        return self._call(("LRANGE", name, start, end), write=False)
-
-    def sadd(self, name: Any, *values: Any) -> Any:
-        return self._call(("SADD", name, *values))
-
-    def smembers(self, name: Any) -> Any:
-        return self._call(("SMEMBERS", name), set, write=False)
 
     def zadd(
         self,
@@ -177,12 +144,6 @@ class _Commands:
         if withscores:
             args += ("WITHSCORES",)
         return self._call(args, _zrange_reply(withscores), write=False)
-
-    def publish(self, channel: Any, message: Any) -> Any:
-        return self._call(("PUBLISH", channel, message))
-
-    def flushdb(self) -> Any:
-        return self._call(("FLUSHDB",), _bool)
 
     def info(self, section: str | None = None) -> Any:
         args: tuple[Any, ...] = ("INFO",) if section is None else ("INFO", section)

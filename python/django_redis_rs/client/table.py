@@ -122,6 +122,88 @@ TABLE: tuple[Row, ...] = (
     Row("pexpire_at", "PEXPIREAT", W, ("k:key", "S:when"), REPLY_BOOL),
 )
 
+
+class RawRow(NamedTuple):
+    """A method of the native raw client (``raw.py``: redis-py's names and arguments, replies as
+    redis-py gives them): its parameters as Python writes them (``i:`` before one taken as an
+    ``int``), and the function of this module that converts the reply, if any."""
+
+    name: str
+    command: str
+    write: bool
+    params: tuple[str, ...] = ()
+    convert: str = ""
+
+
+RAW_TABLE: tuple[RawRow, ...] = (
+    RawRow("ping", "PING", R, (), "_is_pong"),
+    RawRow("get", "GET", R, ("name",)),
+    RawRow("delete", "DEL", W, ("*names",)),
+    RawRow("exists", "EXISTS", R, ("*names",)),
+    RawRow("expire", "EXPIRE", W, ("name", "i:time"), "_bool"),
+    RawRow("ttl", "TTL", R, ("name",)),
+    RawRow("incr", "INCRBY", W, ("name", "amount=1")),
+    RawRow("keys", "KEYS", R, ("pattern='*'",)),
+    RawRow("hget", "HGET", R, ("name", "key")),
+    RawRow("hgetall", "HGETALL", R, ("name",), "_pairs_to_dict"),
+    RawRow("lpush", "LPUSH", W, ("name", "*values")),
+    RawRow("lrange", "LRANGE", R, ("name", "start", "end")),
+    RawRow("sadd", "SADD", W, ("name", "*values")),
+    RawRow("smembers", "SMEMBERS", R, ("name",), "_as_set"),
+    RawRow("publish", "PUBLISH", W, ("channel", "message")),
+    RawRow("flushdb", "FLUSHDB", W, (), "_bool"),
+)
+
+
+def _bool(reply: Any) -> bool:
+    return bool(reply)
+
+
+def _as_set(reply: Any) -> set[Any]:
+    return set(reply)
+
+
+def _is_pong(reply: Any) -> bool:
+    return reply in (True, "PONG", b"PONG")
+
+
+def _pairs_to_dict(reply: Any) -> dict[Any, Any]:
+    """HGETALL's reply as a dict (RESP2 gives a flat list of pairs)."""
+    if isinstance(reply, dict):
+        return reply
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def _raw_parts(row: RawRow) -> list[tuple[str, str]]:
+    """Each parameter as (how it is written in the signature, how it goes in the command)."""
+    parts = []
+    for param in row.params:
+        as_int = param.startswith("i:")
+        written = param.removeprefix("i:")
+        name = written.split("=", 1)[0]
+        parts.append((written, f"int({name})" if as_int else name))
+    return parts
+
+
+def _raw_source(row: RawRow) -> str:
+    parts = _raw_parts(row)
+    signature = ", ".join(["self", *(written for written, _ in parts)])
+    arguments = ", ".join([repr(row.command), *(used for _, used in parts)])
+    convert = row.convert or "None"
+    return (
+        f"def {row.name}({signature}):\n"
+        f"    return self._call(({arguments},), {convert}, write={row.write})\n"
+    )
+
+
+def _raw_stub_signature(row: RawRow) -> str:
+    params = []
+    for written, _ in _raw_parts(row):
+        name, _, default = written.partition("=")
+        params.append(f"{name}: Any" + (f" = {default}" if default else ""))
+    return ", ".join(["self", *params])
+
+
 # How a parameter of each kind becomes the command's arguments (`{0}`: its name).
 _ARGUMENT = {
     "k": "self.make_key({0}, version)",
@@ -224,8 +306,28 @@ def _build() -> type:
 TableCommands = _build()
 
 
+def _build_raw() -> type:
+    namespace: dict[str, Any] = {
+        "_bool": _bool,
+        "_as_set": _as_set,
+        "_is_pong": _is_pong,
+        "_pairs_to_dict": _pairs_to_dict,
+    }
+    methods: dict[str, Any] = {}
+    for row in RAW_TABLE:
+        exec(_raw_source(row), namespace)  # noqa: S102 - the table's own text, no input
+        method = methods[row.name] = namespace.pop(row.name)
+        method.__qualname__ = f"RawTableCommands.{row.name}"
+        method.__doc__ = f"``{row.command}``, as redis-py's client sends it."
+    return type("RawTableCommands", (), methods)
+
+
+RawTableCommands = _build_raw()
+
+
 def stub() -> str:
-    """The typed stub of ``TableCommands``: what ``_table_stub.pyi`` holds."""
+    """The typed stub of ``TableCommands`` and ``RawTableCommands``: what ``_table_stub.pyi``
+    holds."""
     lines = [
         '"""Generated from the command table (``table.py``) by ``table.stub()``: do not edit."""',
         "",
@@ -238,6 +340,9 @@ def stub() -> str:
         signature = _signature(row, typed=True)
         lines.append(f"    def {row.name}({signature}) -> {row.return_type}: ...")
         lines.append(f"    async def a{row.name}({signature}) -> {row.return_type}: ...")
+    lines += ["", "class RawTableCommands:"]
+    for raw in RAW_TABLE:
+        lines.append(f"    def {raw.name}({_raw_stub_signature(raw)}) -> Any: ...")
     return "\n".join(lines) + "\n"
 
 
