@@ -4,9 +4,9 @@ histogram), beside django-redis in the same process run; then ``aget`` with sent
 spans, ours and django-redis's. Blocks of each row are interleaved; each row reports the median
 block, in µs per call.
 
-With ``--callgrind``, also the instructions one uninstrumented ``get`` costs, counted by
-valgrind's callgrind (the same figure on a noisy machine): the process runs 200 and then 1,200
-gets under callgrind, and the difference over 1,000 is one call's count, Python's part
+With ``--callgrind``, also the instructions one uninstrumented ``get``, ``set`` and ``sadd`` cost,
+counted by valgrind's callgrind (the same figure on a noisy machine): the process runs 200 and
+then 1,200 calls under callgrind, and the difference over 1,000 is one call's count, Python's part
 included; for three fixed hash seeds, as the seed alone moves the count by up to a tenth.
 ``--package DIR`` counts another build's package instead (an unpacked wheel of an earlier
 commit: the 1% budget is measured against it).
@@ -235,7 +235,7 @@ def sentry_rows(url: str, quick: bool) -> None:
     sentry_sdk.init()  # off again
 
 
-GETS_CHILD = """
+CALLS_CHILD = """
 import os, sys
 sys.path.insert(0, {root!r})
 if {package!r}:
@@ -246,19 +246,29 @@ django.setup()
 from django_redis_rs.cache import RedisCache
 cache = RedisCache({url!r}, {{"KEY_PREFIX": "tel"}})
 cache.set("k", {value!r})
+value = {value!r}
 for _ in range(50):
-    cache.get("k")  # warm: connection open, caches filled
+    {call}  # warm: connection open, caches filled
 for _ in range({n}):
-    cache.get("k")
+    {call}
 """
+# The calls counted: the hot path (get, written out in cache.py), a forwarded method (set,
+# through IGNORE_EXCEPTIONS' wrapper) and a command-table method (sadd).
+COUNTED = {
+    "get": 'cache.get("k")',
+    "set": 'cache.set("k", value)',
+    "sadd": 'cache.sadd("s", 1)',
+}
 
 
-def instructions(url: str, n: int, package: str | None, seed: int) -> int:
+def instructions(url: str, n: int, package: str | None, seed: int, call: str) -> int:
     # The hash seed moves the count by up to a tenth (dict and set layouts): fixed, so two
     # builds are compared on the same ones.
     env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+    script = CALLS_CHILD.format(
+        root=str(ROOT), package=package or "", url=url, value=VALUE, n=n, call=call
+    )
     with tempfile.TemporaryDirectory() as out:
-        script = GETS_CHILD.format(root=str(ROOT), package=package or "", url=url, value=VALUE, n=n)
         subprocess.run(
             [
                 "valgrind",
@@ -280,16 +290,18 @@ def instructions(url: str, n: int, package: str | None, seed: int) -> int:
 SEEDS = (0, 1, 2)
 
 
-def callgrind_row(url: str, package: str | None) -> None:
-    counts = []
-    for seed in SEEDS:
-        few, many = instructions(url, 200, package, seed), instructions(url, 1200, package, seed)
-        counts.append((many - few) / 1000)
-    each = ", ".join(f"{c:,.0f}" for c in counts)
-    print(
-        f"instructions per uninstrumented get ({package or 'this build'}), hash seeds {SEEDS}: "
-        f"{each}; median {statistics.median(counts):,.0f}"
-    )
+def callgrind_rows(url: str, package: str | None) -> None:
+    for name, call in COUNTED.items():
+        counts = []
+        for seed in SEEDS:
+            few = instructions(url, 200, package, seed, call)
+            many = instructions(url, 1200, package, seed, call)
+            counts.append((many - few) / 1000)
+        each = ", ".join(f"{c:,.0f}" for c in counts)
+        print(
+            f"instructions per uninstrumented {name} ({package or 'this build'}), hash seeds "
+            f"{SEEDS}: {each}; median {statistics.median(counts):,.0f}"
+        )
 
 
 def main() -> None:
@@ -310,7 +322,7 @@ def main() -> None:
         if args.callgrind:
             if shutil.which("valgrind") is None:
                 sys.exit("--callgrind needs valgrind")
-            callgrind_row(server.url, args.package)
+            callgrind_rows(server.url, args.package)
     finally:
         server.cleanup()
 

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import operator
 from collections.abc import Callable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar, cast
@@ -39,7 +40,8 @@ def _forward(name: str, neutral: Any = None) -> Callable[..., Any]:
     method = forgiving(
         name,
         like=getattr(DefaultClient, name),
-        target=lambda cache: getattr(cache._cache_client, name),
+        # A C getter: a Python lambda here cost `set` 2.5% more instructions (callgrind).
+        target=operator.attrgetter(f"_cache_client.{name}"),
         caught=lambda: ConnectionInterrupted,
         handle=lambda cache, failure: cache._handle_failure(failure),
         neutral=neutral,
